@@ -1,0 +1,213 @@
+"""`Job`: start a worker process on a job folder, follow its progress, cancel it, collect its result."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, ExitCode
+
+
+class JobFailed(RuntimeError):
+    """The worker ended without success; `message` is meant for the user."""
+
+    def __init__(self, message: str, exit_code: int | None, status: str):
+        super().__init__(message)
+        self.message, self.exit_code, self.status = message, exit_code, status
+
+
+class JobWasCancelled(JobFailed):
+    pass
+
+
+def engine_pythonpath() -> str:
+    """The folder holding the `slicerleap` package, so the worker imports the same engine as its parent."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+class Job:
+    """Handle on one worker process. Non-blocking use: `poll()` from a timer; blocking use: `wait()`."""
+
+    def __init__(self, job_dir: str | Path, keep_files: bool = False, python: str | None = None, env: dict | None = None):
+        self.job_dir = Path(job_dir)
+        self.keep_files = keep_files
+        self.python = python or sys.executable
+        self.extra_env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.progress: float = 0.0
+        self.stage: str = ""
+        self.log: list[str] = []
+        self.records: list[dict] = []
+        self.exit_code: int | None = None
+        self.final: dict = {}
+        self._lines: queue.Queue = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._cancel_requested = False
+        self._started_at = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Job":
+        env = {**os.environ, **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (engine_pythonpath(), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.job_dir / LOG_FILE, "ab")
+        self._started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            [self.python, "-m", "slicerleap.worker", str(self.job_dir / "job.json")],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.job_dir,
+            env=env, start_new_session=(os.name != "nt"),
+        )
+        log.close()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read_stdout(self) -> None:
+        assert self.process and self.process.stdout
+        for raw in self.process.stdout:
+            self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        self._lines.put(None)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.exit_code is None
+
+    @property
+    def status(self) -> str:
+        if self.exit_code is None:
+            return "running" if self.process else "not-started"
+        if self._cancel_requested and self.exit_code != ExitCode.SUCCESS:
+            return "cancelled"
+        try:
+            return ExitCode(self.exit_code).status
+        except ValueError:
+            return "crashed"
+
+    def poll(self) -> list[dict]:
+        """Consume progress lines that arrived since the last call (never blocks)."""
+        new: list[dict] = []
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._finish()
+                break
+            new.append(self._parse(line))
+        if self.exit_code is None and self.process is not None and self.process.poll() is not None and self._reader and not self._reader.is_alive():
+            new.extend(self.poll())
+        return new
+
+    def _parse(self, line: str) -> dict:
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError
+        except ValueError:
+            record = {"message": line}  # stray print from a library: keep it in the log
+        if record.get("progress") is not None:
+            self.progress = float(record["progress"])
+        if record.get("stage"):
+            self.stage = record["stage"]
+        if record.get("message"):
+            self.log.append(record["message"])
+        if "status" in record:
+            self.final = record
+        self.records.append(record)
+        return record
+
+    def _finish(self) -> None:
+        assert self.process
+        self.exit_code = self.process.wait()
+
+    def wait(self, timeout: float | None = None, on_progress=None) -> str:
+        """Block until the worker ends (or `timeout` s pass); returns the status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.exit_code is None:
+            for record in self.poll():
+                if on_progress:
+                    on_progress(record)
+            if self.exit_code is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        return self.status
+
+    def cancel(self, grace_s: float = 2.0) -> None:
+        """Ask the worker to stop; after `grace_s` kill its whole process tree. Never touches the scene."""
+        if self.process is None or self.exit_code is not None:
+            return
+        self._cancel_requested = True
+        try:
+            (self.job_dir / CANCEL_FILE).touch()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill_tree()
+        self.wait(timeout=10)
+
+    def kill_tree(self) -> None:
+        """SIGKILL the worker and every descendant (data loaders, solvers) it started."""
+        if self.process is None:
+            return
+        try:
+            parent = psutil.Process(self.process.pid)
+            victims = parent.children(recursive=True) + [parent]
+        except psutil.NoSuchProcess:
+            victims = []
+        if os.name != "nt":
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(victims, timeout=5)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started_at if self._started_at else 0.0
+
+    # -- results -------------------------------------------------------------------------------
+    def result(self) -> dict:
+        """The worker's result.json; raises JobFailed (or JobWasCancelled) with the user-facing message."""
+        if self.exit_code is None:
+            raise RuntimeError("the job is still running; call wait() first")
+        status = self.status
+        if status == "succeeded":
+            return json.loads((self.job_dir / RESULT_FILE).read_text())
+        if status == "cancelled":
+            raise JobWasCancelled("Cancelled by the user. Nothing was changed.", self.exit_code, status)
+        message = self.final.get("error")
+        if not message and (self.job_dir / RESULT_FILE).exists():
+            message = json.loads((self.job_dir / RESULT_FILE).read_text()).get("error")
+        if not message:
+            message = (
+                f"The worker process stopped unexpectedly (exit code {self.exit_code}), for example out of memory. "
+                f"Fix: try a smaller input or region, close other programs, or see {self.job_dir / LOG_FILE} (run with keep files)."
+            )
+        raise JobFailed(message, self.exit_code, status)
+
+    def output_path(self, relative: str) -> Path:
+        return self.job_dir / relative
+
+    def cleanup(self) -> None:
+        """Remove the job folder unless the user asked to keep it."""
+        if not self.keep_files and self.exit_code is not None:
+            shutil.rmtree(self.job_dir, ignore_errors=True)

@@ -1,0 +1,32 @@
+"""Weights are safetensors only, and only after their sha256 matches the catalog."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..errors import ModelError
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_verified_state_dict(card: dict, device="cpu") -> dict:
+    """Load the card's safetensors weights after checking the file's sha256 against the card."""
+    from safetensors.torch import load_file
+
+    path = Path(card["_path"])
+    if not path.is_file():
+        raise ModelError(f"The weights of model '{card['id']}' are missing ({path}).",
+                         "Reinstall the extension, or re-import the model with `slicerleap models import`.")
+    actual = sha256_of(path)
+    if actual != card["sha256"]:
+        raise ModelError(
+            f"The weights of model '{card['id']}' failed verification: sha256 {actual[:12]}… differs from the catalog's "
+            f"{card['sha256'][:12]}… (the file was modified or is corrupt). It was not loaded.",
+            "Restore the original file (reinstall the extension) or re-import the model with its card.")
+    return load_file(str(path), device=str(device))

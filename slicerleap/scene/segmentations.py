@@ -1,0 +1,117 @@
+"""Label Volume <-> segmentation node, with segment names, colours and terminology from a model card."""
+from __future__ import annotations
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util import numpy_support
+import slicer.util
+
+from ..errors import BadInputError
+from ..volume import Volume
+from .context import SceneContext
+from .volumes import node_to_volume, place_next_to
+
+# Context names used by Slicer's bundled terminology and anatomy lists.
+_CATEGORY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+_ANATOMY_CONTEXT = "Anatomic codes - DICOM master list"
+
+
+def terminology_entry(terminology: dict | None) -> str:
+    """Slicer's serialised terminology entry from {"category": "SCT^code^meaning", "type": ..., "region": ...}."""
+    t = terminology or {}
+    return "~".join([
+        t.get("context", _CATEGORY_CONTEXT),
+        t.get("category", "^^"),
+        t.get("type", "^^"),
+        t.get("type_modifier", "^^"),
+        _ANATOMY_CONTEXT,
+        t.get("region", "^^"),
+        t.get("region_modifier", "^^"),
+    ])
+
+
+def hex_to_rgb(color: str) -> tuple[float, float, float]:
+    c = color.lstrip("#")
+    return tuple(int(c[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+def _oriented_labelmap(volume: Volume):
+    """vtkOrientedImageData holding the label array with the volume's IJK->RAS."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = volume.array.shape
+    image.SetDimensions(i, j, k)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR if volume.array.max(initial=0) < 256 else vtk.VTK_SHORT, 1)
+    flat = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+    flat[:] = np.ascontiguousarray(volume.array).ravel().astype(flat.dtype)
+    image.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
+    return image
+
+
+def labels_to_segmentation_node(ctx: SceneContext, labels: Volume, label_specs: list[dict], name: str,
+                                reference_node=None, attributes: dict | None = None):
+    """Add a segmentation node with one segment per label in `label_specs` that occurs in `labels`
+    (or every spec, empty ones included, when `keep_empty` is set in the spec).
+
+    label_specs: [{"value": 1, "name": "Liver", "color": "#rrggbb", "terminology": {...}}, ...]
+    All segments share one labelmap layer (as a .seg.nrrd does). Reference geometry and parent
+    transform follow `reference_node`, and the node is placed next to it in the subject hierarchy.
+    """
+    array = np.asarray(labels.array)
+    if array.ndim != 3:
+        raise ValueError("labels must be a scalar label volume")
+    known = {int(s["value"]) for s in label_specs}
+    present = set(int(v) for v in np.unique(array)) - {0}
+    unknown = present - known
+    if unknown:
+        raise BadInputError(
+            f"The label volume contains values {sorted(unknown)} that the model card does not name.",
+            "Add these labels to the model card or remove them from the labelmap.",
+        )
+    node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", ctx.scene.GenerateUniqueName(name))
+    node.CreateDefaultDisplayNodes()
+    if reference_node is not None:
+        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
+        node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
+    layer = _oriented_labelmap(labels)
+    segmentation = node.GetSegmentation()
+    for spec in label_specs:
+        value = int(spec["value"])
+        if value not in present and not spec.get("keep_empty", False):
+            continue
+        segment = slicer.vtkSegment()
+        segment.SetName(spec["name"])
+        segment.SetColor(*hex_to_rgb(spec.get("color", "#808080")))
+        segment.SetLabelValue(value)
+        segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), terminology_entry(spec.get("terminology")))
+        segment.AddRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(), layer)
+        segmentation.AddSegment(segment, spec.get("id", spec["name"].replace(" ", "_")))
+    for key, value in (attributes or {}).items():
+        node.SetAttribute(key, str(value))
+    if reference_node is not None:
+        place_next_to(ctx, node, reference_node)
+    return node
+
+
+def segmentation_node_to_labels(segmentation_node, reference_node, segment_values: dict[str, int] | None = None) -> Volume:
+    """Rasterise segments onto the reference volume's grid. By default segment n (0-based) gets label n+1;
+    `segment_values` maps segment names to label values instead. Later segments overwrite earlier ones."""
+    reference = node_to_volume(reference_node)
+    out = np.zeros(reference.array.shape, dtype=np.int16)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    reference_geometry = logic.CreateOrientedImageDataFromVolumeNode(reference_node)
+    segmentation = segmentation_node.GetSegmentation()
+    for n in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(n)
+        segment = segmentation.GetSegment(segment_id)
+        seg_name = segment.GetName()
+        value = segment_values.get(seg_name, n + 1) if segment_values else n + 1
+        mask_image = slicer.vtkOrientedImageData()
+        logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, mask_image)
+        on_grid = slicer.vtkOrientedImageData()
+        slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+            mask_image, reference_geometry, on_grid, False, True)
+        i, j, k = on_grid.GetDimensions()
+        mask = numpy_support.vtk_to_numpy(on_grid.GetPointData().GetScalars()).reshape(k, j, i)
+        out[mask == segment.GetLabelValue()] = value  # segments may share one labelmap layer
+    return reference.with_array(out, name=segmentation_node.GetName())

@@ -1,0 +1,22 @@
+"""Task registry: job.json's "task" -> the function a worker runs. Imported lazily so a worker only
+loads what its task needs."""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import BadInputError
+
+TASKS = {
+    "segment": "slicerleap.tasks.segment:run",
+    "train-segmentation": "slicerleap.tasks.train_segmentation:run",
+    "register": "slicerleap.tasks.register:run",
+    "superres": "slicerleap.tasks.superres:run",
+}
+
+
+def get_task(name: str):
+    try:
+        module_name, function = TASKS[name].split(":")
+    except KeyError:
+        raise BadInputError(f"Unknown task '{name}'.", f"Use one of: {', '.join(sorted(TASKS))}.") from None
+    return getattr(importlib.import_module(module_name), function)

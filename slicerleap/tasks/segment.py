@@ -1,0 +1,31 @@
+"""Task "segment": one volume in, a labelmap (and optional foreground probability) out, with a catalog model."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..io import read_volume, write_volume
+from ..models import get_catalog
+from ..models.networks import load_model
+from ..segmentation.inference import segment_volume
+
+
+def run(ctx) -> dict:
+    catalog = get_catalog()
+    card = catalog.get(ctx.spec.model) if ctx.spec.model else catalog.default_for("segmentation")
+    image = read_volume(ctx.input_path("image"))
+    ctx.report(0.05, "loading model", f"{card['id']} on {ctx.device}")
+    net = load_model(card, ctx.device)
+    ctx.extra_result["model"] = {"id": card["id"], "sha256": card["sha256"]}
+    labels, probability = segment_volume(image, card, net, ctx.device, ctx.report,
+                                         with_probabilities=bool(ctx.params.get("probability", False)))
+    write_volume(labels.with_array(labels.array.astype(np.int16)), ctx.output_path("segmentation.nrrd"))
+    outputs = {"segmentation": {"kind": "labels", "file": "outputs/segmentation.nrrd", "reference": "image",
+                                "labels": card["labels"], "name": ctx.params.get("output_name", labels.metadata["name"]),
+                                "attributes": {"SlicerLeap.model": card["id"], "SlicerLeap.provenance": "model"}}}
+    if probability is not None:
+        write_volume(probability, ctx.output_path("probability.nrrd"))
+        outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image",
+                                  "name": labels.metadata["name"] + " probability"}
+    voxel_ml = float(np.prod(image.spacing)) / 1000.0
+    metrics = {"volume_ml": {l["name"]: round(float((labels.array == l["value"]).sum()) * voxel_ml, 3) for l in card["labels"]}}
+    return {"outputs": outputs, "metrics": metrics}

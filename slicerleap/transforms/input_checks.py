@@ -1,0 +1,46 @@
+"""Checks that turn unusable inputs into clear messages before any model runs."""
+from __future__ import annotations
+
+import numpy as np
+import psutil
+
+from ..errors import BadInputError
+from ..volume import Volume
+
+
+def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: int = 8,
+                        working_spacing=None, bytes_per_voxel: int = 64) -> None:
+    """Refuse vector data, too-thin volumes, NaN/Inf, constant images, and volumes that will not fit in memory.
+
+    bytes_per_voxel: peak memory the task needs per voxel of its working grid (float32 copies,
+    network activations); the estimate is compared with the memory available now.
+    """
+    name = volume.metadata.get("name", role)
+    if volume.components != 1:
+        raise BadInputError(f"The {role} '{name}' has {volume.components} components per voxel.",
+                            "Select a scalar (grey-level) volume.")
+    small = [n for n, axis in zip("IJK", volume.shape_ijk) if axis < min_size]
+    if small:
+        raise BadInputError(
+            f"The {role} '{name}' is too small along {', '.join(small)} (size {volume.shape_ijk}); "
+            f"at least {min_size} voxels per axis are needed (a 2D image or a single slice cannot be processed in 3D).",
+            "Select a 3D volume, or stack the slices into a volume first.")
+    array = volume.array
+    if np.issubdtype(array.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise BadInputError(f"The {role} '{name}' contains {bad} NaN or infinite voxels.",
+                                "Replace them (e.g. Simple Filters > MaskImageFilter or a threshold) and run again.")
+    if array.size and array.min() == array.max():
+        raise BadInputError(f"The {role} '{name}' is constant (every voxel is {array.flat[0]}): there is no image content.",
+                            "Check that the right volume is selected and that it loaded completely.")
+    voxels = array.size
+    if working_spacing is not None:
+        voxels = int(np.prod(np.asarray(volume.shape_ijk) * volume.spacing / np.asarray(working_spacing)))
+    need = voxels * bytes_per_voxel
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise BadInputError(
+            f"The {role} '{name}' needs about {need / 2**30:.1f} GiB of memory at the model's resolution, "
+            f"but only {available / 2**30:.1f} GiB are free.",
+            "Crop it to the region of interest (Crop Volume module) or close other programs.")

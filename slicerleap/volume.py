@@ -1,0 +1,97 @@
+"""The one image currency of the engine: a voxel array in KJI order with its IJK->RAS matrix.
+
+Every path (scene nodes, files, models, CLI) converts to and from `Volume`; geometry helpers live
+here so no other module does matrix arithmetic on image geometry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Volume:
+    """A 3D image.
+
+    array: voxel values indexed [k, j, i] (slice, row, column), like Slicer's arrayFromVolume.
+    ijk_to_ras: 4x4 matrix mapping voxel index (i, j, k, 1) to RAS millimetres.
+    metadata: free-form extras (name, modality, source file) carried along, never geometry.
+    """
+
+    array: np.ndarray
+    ijk_to_ras: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.array = np.asarray(self.array)
+        self.ijk_to_ras = np.asarray(self.ijk_to_ras, dtype=np.float64)
+        if self.ijk_to_ras.shape != (4, 4):
+            raise ValueError(f"ijk_to_ras must be 4x4, got {self.ijk_to_ras.shape}")
+        if self.array.ndim not in (3, 4):
+            raise ValueError(
+                f"a Volume is 3D (k, j, i), or 3D with a trailing component axis (k, j, i, c) for vector "
+                f"data such as displacement fields; got shape {self.array.shape}."
+            )
+
+    @classmethod
+    def from_geometry(cls, array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), directions=None, metadata=None):
+        """Build from spacing (mm, i/j/k order), origin (RAS mm) and a 3x3 RAS direction matrix (columns = axes)."""
+        return cls(array, ijk_to_ras_from_geometry(spacing, origin, directions), dict(metadata or {}))
+
+    @property
+    def shape_ijk(self) -> tuple[int, int, int]:
+        k, j, i = self.array.shape[:3]
+        return i, j, k
+
+    @property
+    def components(self) -> int:
+        """1 for scalar volumes, c for (k, j, i, c) vector volumes."""
+        return 1 if self.array.ndim == 3 else self.array.shape[3]
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel size in mm along i, j, k."""
+        return np.linalg.norm(self.ijk_to_ras[:3, :3], axis=0)
+
+    @property
+    def origin(self) -> np.ndarray:
+        """RAS position (mm) of voxel (0, 0, 0)."""
+        return self.ijk_to_ras[:3, 3].copy()
+
+    @property
+    def directions(self) -> np.ndarray:
+        """3x3 unit RAS direction of the i, j, k axes (as columns)."""
+        return self.ijk_to_ras[:3, :3] / self.spacing
+
+    def with_array(self, array: np.ndarray, **metadata) -> "Volume":
+        """Same geometry, new voxels (e.g. a labelmap or model output on the input grid)."""
+        array = np.asarray(array)
+        if array.shape[:3] != self.array.shape[:3]:
+            raise ValueError(f"array shape {array.shape} differs from the volume's grid {self.array.shape[:3]}")
+        return Volume(array, self.ijk_to_ras.copy(), {**self.metadata, **metadata})
+
+    def same_geometry(self, other: "Volume", atol: float = 1e-6) -> bool:
+        return self.array.shape[:3] == other.array.shape[:3] and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=atol)
+
+
+def ijk_to_ras_from_geometry(spacing, origin, directions=None) -> np.ndarray:
+    """4x4 IJK->RAS from spacing (mm), origin (RAS mm) and RAS direction columns."""
+    m = np.eye(4)
+    d = np.eye(3) if directions is None else np.asarray(directions, dtype=np.float64)
+    m[:3, :3] = d * np.asarray(spacing, dtype=np.float64)[None, :]
+    m[:3, 3] = origin
+    return m
+
+
+# RAS <-> LPS: the single place where the two conventions meet (used by the IO layer only).
+RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def lps_matrix_to_ras(ijk_to_lps: np.ndarray) -> np.ndarray:
+    return RAS_FROM_LPS @ ijk_to_lps
+
+
+def ras_matrix_to_lps(ijk_to_ras: np.ndarray) -> np.ndarray:
+    return RAS_FROM_LPS @ ijk_to_ras

@@ -1,0 +1,128 @@
+"""The only worker entry point: `python -m slicerleap.worker <job.json>`.
+
+Runs one task from the registry, prints progress as JSON lines, writes result.json, and exits with
+an ExitCode that separates success, cancel, bad input, model errors and internal errors.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .errors import BadInputError, JobCancelled, MissingDependencyError, ModelError
+from .jobs.protocol import CANCEL_FILE, RESULT_FILE, ExitCode, JobSpec, progress_line
+
+
+class TaskContext:
+    """What a task sees: its parameters, input paths, device, a progress reporter and a cancel check."""
+
+    def __init__(self, job_dir: Path, spec: JobSpec, out=sys.stdout):
+        self.job_dir = job_dir
+        self.spec = spec
+        self.params = spec.params
+        self._out = out
+        self._device = None
+        self.timings: dict[str, float] = {}
+        self.extra_result: dict = {}
+
+    @property
+    def device(self):
+        if self._device is None:
+            from .device import select_device
+
+            self._device = select_device(self.spec.device)
+        return self._device
+
+    def input_path(self, name: str) -> Path:
+        try:
+            value = self.spec.inputs[name]
+        except KeyError:
+            raise BadInputError(f"The job has no input named '{name}'.", "Select that input before running.") from None
+        return self.job_dir / value
+
+    def input_paths(self, name: str) -> list[Path]:
+        value = self.spec.inputs.get(name, [])
+        return [self.job_dir / v for v in (value if isinstance(value, list) else [value])]
+
+    def output_path(self, filename: str) -> Path:
+        path = self.job_dir / "outputs" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def report(self, progress: float | None = None, stage: str = "", message: str = "", **extra) -> None:
+        """Print one progress line and honour a pending cancel (tasks call this at checkpoints)."""
+        self.check_cancelled()
+        print(progress_line(progress, stage, message, **extra), file=self._out, flush=True)
+
+    def check_cancelled(self) -> None:
+        if (self.job_dir / CANCEL_FILE).exists():
+            raise JobCancelled()
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "monai", "SimpleITK", "numpy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", getattr(module, "Version", lambda: "?")() if name == "SimpleITK" else "?")
+    from . import __version__
+
+    versions["slicerleap"] = __version__
+    return versions
+
+
+def run_job(job_json: Path) -> int:
+    from .tasks import get_task
+
+    job_dir = job_json.parent
+    started = time.time()
+    result: dict = {}
+    try:
+        spec = JobSpec.load(job_dir)
+        ctx = TaskContext(job_dir, spec)
+        ctx.report(0.0, "starting", f"task {spec.task}")
+        task = get_task(spec.task)
+        outputs = task(ctx) or {}
+        result = {"status": "succeeded", "task": spec.task, "outputs": outputs.get("outputs", {}),
+                  "metrics": outputs.get("metrics", {}), **ctx.extra_result}
+        code = ExitCode.SUCCESS
+    except JobCancelled:
+        code, result = ExitCode.CANCELLED, {"status": "cancelled"}
+    except (BadInputError, MissingDependencyError) as exc:
+        code, result = ExitCode.BAD_INPUT, {"status": "bad-input", "error": exc.user_message}
+    except ModelError as exc:
+        code, result = ExitCode.MODEL_ERROR, {"status": "model-error", "error": exc.user_message}
+    except MemoryError:
+        code, result = ExitCode.BAD_INPUT, {"status": "bad-input", "error": (
+            "Not enough memory for this volume. Fix: crop the volume to the region of interest "
+            "(Crop Volume module), resample it coarser, or use a machine with more memory.")}
+    except Exception as exc:  # noqa: BLE001 - any other failure is an internal error, reported with its trace
+        traceback.print_exc(file=sys.stderr)
+        code, result = ExitCode.INTERNAL_ERROR, {"status": "failed", "error": (
+            f"Internal error: {type(exc).__name__}: {exc}. Fix: report this with the worker log "
+            f"({job_dir / 'worker.log'}, kept when 'keep files' is on).")}
+    result.setdefault("timings", {})["total_s"] = round(time.time() - started, 3)
+    result["versions"] = _versions()
+    if code == ExitCode.SUCCESS:
+        result["device"] = str(ctx.device) if ctx._device is not None else None
+    (job_dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str))
+    final = {"progress": 1.0 if code == ExitCode.SUCCESS else None, "status": result["status"]}
+    if "error" in result:
+        final["error"] = result["error"]
+    print(json.dumps(final), flush=True)
+    return int(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m slicerleap.worker <job.json>", file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
+    return run_job(Path(argv[0]).resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
