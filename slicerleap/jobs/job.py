@@ -164,8 +164,7 @@ class Job:
         if self.process is None:
             return
         try:
-            parent = psutil.Process(self.process.pid)
-            victims = parent.children(recursive=True) + [parent]
+            victims = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             victims = []
         if os.name != "nt":
@@ -178,7 +177,13 @@ class Job:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        self.process.kill()
+        # the worker itself is reaped by Popen (psutil would steal its exit status); descendants here
         psutil.wait_procs(victims, timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     @property
     def elapsed_s(self) -> float:

@@ -1,0 +1,23 @@
+"""Synthetic phantoms for unit tests (accuracy claims use real anatomy, in benchmarks/)."""
+import numpy as np
+
+from slicerleap import Volume
+
+
+def sphere_phantom(size: int = 32, spacing=(2.0, 2.0, 2.0), seed: int = 0, directions=None, origin=(-30.0, -20.0, 10.0)) -> Volume:
+    """Two overlapping 'tissues' (a large sphere with a bright core) plus mild noise."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:size, :size, :size].astype(np.float32)
+    c = (size - 1) / 2.0
+    r = np.sqrt((x - c) ** 2 + (y - c * 0.9) ** 2 + (z - c * 1.1) ** 2)
+    image = np.where(r < size * 0.38, 100.0, 10.0) + np.where(r < size * 0.18, 80.0, 0.0)
+    image += rng.normal(0, 3.0, image.shape)
+    return Volume.from_geometry(image.astype(np.float32), spacing, origin, directions, {"name": "phantom"})
+
+
+def phantom_labels(volume: Volume) -> Volume:
+    a = volume.array
+    labels = np.zeros(a.shape, np.uint8)
+    labels[a > 55] = 1
+    labels[a > 140] = 2
+    return volume.with_array(labels, name="phantom labels")

@@ -1,0 +1,180 @@
+"""The four modules' Qt-free logics end to end on a real MRML scene (slicer-core) and real worker
+processes: the same scenarios as each module's ScriptedLoadableModuleTest, which needs Slicer desktop.
+
+Kept small for 2 CPU cores: 32^3 phantoms at 2 mm, few iterations, a tiny U-Net.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import slicer
+
+ROOT = Path(__file__).resolve().parents[1]
+for module in ("SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"):
+    sys.path.insert(0, str(ROOT / module))  # as Slicer does for each scripted module's folder
+
+from FedToolsLib.logic import FedToolsLogic  # noqa: E402
+from RegistrationDLLib.logic import RegistrationDLLogic  # noqa: E402
+from SKSSegmentationLib.logic import SKSSegmentationLogic  # noqa: E402
+from SuperResolutionLib.logic import SuperResolutionLogic  # noqa: E402
+
+from slicerleap import Volume  # noqa: E402
+from slicerleap.errors import BadInputError  # noqa: E402
+from slicerleap.models import ModelCatalog  # noqa: E402
+from slicerleap.scene import labels_to_segmentation_node, new_scene_context, node_to_volume, volume_to_node  # noqa: E402
+
+SPACING = 2.0
+LPS_LIKE = np.diag([-1.0, -1.0, 1.0])  # the usual axis flips of a scanner volume seen in RAS
+ORIGIN = (60.0, 50.0, -20.0)
+PHANTOM_LABELS = [{"value": 1, "name": "Bright sphere", "color": "#e0c060"},
+                  {"value": 2, "name": "Dim sphere", "color": "#4080e0"}]
+
+
+def phantom(shift_vox=(0, 0, 0), size=32, seed=0):
+    """Two spheres (label 1 bright, label 2 dim) on a noisy background; `shift_vox` moves them (i, j, k)."""
+    k, j, i = np.mgrid[:size, :size, :size].astype(np.float32)
+    si, sj, sk = shift_vox
+    labels = np.zeros((size, size, size), np.int16)
+    labels[(i - 11 - si) ** 2 + (j - 12 - sj) ** 2 + (k - 16 - sk) ** 2 < 6.5 ** 2] = 1
+    labels[(i - 22 - si) ** 2 + (j - 20 - sj) ** 2 + (k - 15 - sk) ** 2 < 5 ** 2] = 2
+    rng = np.random.default_rng(seed)
+    image = np.choose(labels, [100.0, 600.0, 350.0]) + rng.normal(0, 15, labels.shape)
+    return image.astype(np.int16), labels
+
+
+def add_volume(ctx, array, name):
+    return volume_to_node(ctx, Volume.from_geometry(array, (SPACING,) * 3, ORIGIN, LPS_LIKE), name)
+
+
+def add_segmentation(ctx, labels, reference_node, name):
+    volume = Volume.from_geometry(labels, (SPACING,) * 3, ORIGIN, LPS_LIKE)
+    return labels_to_segmentation_node(ctx, volume, PHANTOM_LABELS, name, reference_node=reference_node)
+
+
+def ijk_to_ras(node):
+    return node_to_volume(node).ijk_to_ras
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return new_scene_context()
+
+
+@pytest.fixture(scope="module")
+def trained_model(ctx, tmp_path_factory):
+    """FedTools' local training on two phantom cases, in an isolated user catalog ($SLICERLEAP_HOME)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLICERLEAP_HOME", str(tmp_path_factory.mktemp("slicerleap-home")))
+        images, segmentations = [], []
+        for n, shift in enumerate([(0, 0, 0), (2, -1, 1)]):
+            image, labels = phantom(shift, seed=n)
+            images.append(add_volume(ctx, image, f"case {n}"))
+            segmentations.append(add_segmentation(ctx, labels, images[-1], f"case {n} segmentation"))
+        records = []
+        outputs = FedToolsLogic(ctx).process(
+            images, segmentations, model_id="phantom-unet@1.0.0", epochs=1, iterations_per_epoch=2,
+            channels=(4, 8, 16), patch=(16, 16, 16), spacing_mm=(2, 2, 2), on_progress=records.append)
+        yield {"card": outputs["model"], "records": records, "images": images}
+
+
+def test_fedtools_local_training_registers_the_model(trained_model):
+    card = trained_model["card"]
+    assert card["id"] == "phantom-unet@1.0.0"
+    assert [(l["value"], l["name"], l["color"]) for l in card["labels"]] == \
+        [(l["value"], l["name"], l["color"]) for l in PHANTOM_LABELS]
+    assert card["architecture"]["args"]["channels"] == [4, 8, 16]
+    assert card["input"]["patch"] == [16, 16, 16] and card["input"]["spacing_mm"] == [2.0, 2.0, 2.0]
+    assert Path(card["_path"]).is_file()
+    listed = {c["id"]: c for c in ModelCatalog().cards()}
+    assert "phantom-unet@1.0.0" in listed and listed["phantom-unet@1.0.0"]["sha256"] == card["sha256"]
+    assert any(r.get("stage") == "training" for r in trained_model["records"]), "no training progress was reported"
+
+
+def test_fedtools_rejects_inconsistent_cases(ctx):
+    image, labels = phantom()
+    volume = add_volume(ctx, image, "lonely case")
+    segmentation = add_segmentation(ctx, labels, volume, "lonely segmentation")
+    logic = FedToolsLogic(ctx)
+    with pytest.raises(BadInputError, match="2 segmentations"):
+        logic.create_local_training_job([volume], [segmentation, segmentation])
+    with pytest.raises(BadInputError, match="not a valid model id"):
+        logic.create_local_training_job([volume], [segmentation], model_id="My Model")
+    other = add_volume(ctx, image, "other case")
+    renamed = add_segmentation(ctx, labels, other, "renamed segmentation")
+    renamed.GetSegmentation().GetNthSegment(0).SetName("Tumour")
+    with pytest.raises(BadInputError, match="Tumour"):
+        logic.create_local_training_job([volume, other], [segmentation, renamed])
+
+
+def test_sks_segmentation_with_the_trained_model(ctx, trained_model):
+    image, _ = phantom((1, 1, 0), seed=7)
+    volume = add_volume(ctx, image, "patient")
+    logic = SKSSegmentationLogic(ctx)  # the fixture's user catalog stays in effect for this module
+    assert "phantom-unet@1.0.0" in [c["id"] for c in logic.available_models()]
+    outputs = logic.process(volume, model_id="phantom-unet@1.0.0", probability=True)
+    segmentation, probability = outputs["segmentation"], outputs["probability"]
+    assert segmentation.IsA("vtkMRMLSegmentationNode")
+    assert segmentation.GetAttribute("SlicerLeap.model") == "phantom-unet@1.0.0"
+    names = {segmentation.GetSegmentation().GetNthSegment(n).GetName()
+             for n in range(segmentation.GetSegmentation().GetNumberOfSegments())}
+    assert names <= {l["name"] for l in PHANTOM_LABELS}, names  # only the card's labels, by the card's names
+    assert probability.IsA("vtkMRMLScalarVolumeNode")
+    np.testing.assert_allclose(ijk_to_ras(probability), ijk_to_ras(volume), atol=1e-6)
+    p = node_to_volume(probability).array
+    assert p.shape == image.shape and 0.0 <= p.min() and p.max() <= 1.0 + 1e-6
+
+
+def test_sks_segmentation_rejects_bad_inputs(ctx):
+    logic = SKSSegmentationLogic(ctx)
+    with pytest.raises(BadInputError, match="No input volume"):
+        logic.create_job(None)
+    labelmap = ctx.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "a labelmap")
+    with pytest.raises(BadInputError, match="not a scalar volume"):
+        logic.create_job(labelmap)
+
+
+def test_registration_recovers_a_shift(ctx):
+    fixed_image, _ = phantom(seed=1)
+    moving_image, _ = phantom((2, 1, -1), seed=2)
+    fixed, moving = add_volume(ctx, fixed_image, "fixed"), add_volume(ctx, moving_image, "moving")
+    logic = RegistrationDLLogic(ctx)
+    outputs = logic.process(fixed, moving, iterations=10, working_spacing_mm=4.0, affine=False, levels=1, smoothness=0.5)
+    transform, warped, jacobian = outputs["transform"], outputs["warped"], outputs["jacobian"]
+    assert transform.IsA("vtkMRMLGridTransformNode")
+    assert transform.GetNodeReference("fixedVolume") is fixed and transform.GetNodeReference("movingVolume") is moving
+    assert warped.IsA("vtkMRMLScalarVolumeNode") and jacobian.IsA("vtkMRMLScalarVolumeNode")
+    np.testing.assert_allclose(ijk_to_ras(warped), ijk_to_ras(fixed), atol=1e-6)
+    error_before = np.abs(moving_image.astype(np.float32) - fixed_image).mean()
+    error_after = np.abs(node_to_volume(warped).array - fixed_image).mean()
+    assert error_after < 0.8 * error_before, (error_before, error_after)
+    logic.apply_to_moving(transform, moving)
+    assert moving.GetParentTransformNode() is transform
+
+
+def test_registration_rejects_identical_volumes(ctx):
+    image, _ = phantom()
+    volume = add_volume(ctx, image, "same")
+    with pytest.raises(BadInputError, match="same volume"):
+        RegistrationDLLogic(ctx).create_job(volume, volume)
+
+
+def test_superresolution_restores_thin_slices(ctx):
+    image, _ = phantom(seed=3)
+    thick = Volume.from_geometry(image[::4], (SPACING, SPACING, 4 * SPACING), ORIGIN, LPS_LIKE)
+    node = volume_to_node(ctx, thick, "thick slices")
+    outputs = SuperResolutionLogic(ctx).process(node, method="bspline", spacing=SPACING)
+    restored = node_to_volume(outputs["volume"])
+    assert outputs["volume"].IsA("vtkMRMLScalarVolumeNode")
+    np.testing.assert_allclose(restored.spacing, [SPACING] * 3, atol=1e-6)
+    np.testing.assert_allclose(restored.directions, LPS_LIKE, atol=1e-6)
+    centre = lambda v: (v.ijk_to_ras @ np.r_[(np.array(v.shape_ijk) - 1) / 2.0, 1.0])[:3]  # noqa: E731
+    np.testing.assert_allclose(centre(restored), centre(thick), atol=1e-6)
+    assert restored.shape_ijk == (32, 32, 32)
+    assert restored.array.dtype == image.dtype  # the scanner's integer type is kept
+
+
+def test_superresolution_rejects_unknown_method(ctx):
+    image, _ = phantom()
+    with pytest.raises(BadInputError, match="Unknown super-resolution method"):
+        SuperResolutionLogic(ctx).create_job(add_volume(ctx, image, "v"), method="nearest")

@@ -1,0 +1,181 @@
+"""`slicerleap` command line: the same engine and worker as the Slicer modules."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import SlicerLeapError
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__
+    from .device import describe_device, select_device
+    from .models import get_catalog
+
+    print(f"SlicerLeap {__version__} on Python {platform.python_version()} ({platform.platform()})")
+    versions = {"torch": torch.__version__}
+    for name in ("monai", "SimpleITK", "numpy", "vtk"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", None) or module.Version_VersionString()
+        except Exception:  # noqa: BLE001 - optional packages
+            versions[name] = "not installed"
+    try:
+        import slicer  # noqa: F401
+        from importlib.metadata import version
+
+        versions["slicer-core"] = version("slicer-core")
+    except Exception:  # noqa: BLE001
+        versions["slicer-core"] = "not installed (scene features unavailable)"
+    for k, v in versions.items():
+        print(f"  {k:12s} {v}")
+    print(f"device: {describe_device(select_device('auto'))}")
+    print("models:")
+    for card in get_catalog().cards():
+        print(f"  {card['id']:32s} {card['task']:14s} {card['modality']:4s} {card.get('title', '')}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import get_catalog
+
+    catalog = get_catalog()
+    if args.models_command == "import":
+        card = json.loads(Path(args.card).read_text())
+        registered = catalog.register(args.weights, card)
+        print(f"registered {registered['id']} (sha256 {registered['sha256'][:12]}…) in {catalog.user_folder}")
+        return 0
+    for card in catalog.cards():
+        print(json.dumps({k: v for k, v in card.items() if k in ("id", "task", "modality", "title", "training_data")}))
+    return 0
+
+
+def _run(task, inputs, params, model, device, keep, outputs: dict) -> int:
+    from .jobs.files import export_output, print_progress, run_task_on_files
+
+    result, job = run_task_on_files(task, inputs, params, model, device, keep, on_progress=print_progress)
+    try:
+        for name, destination in outputs.items():
+            if destination:
+                print(f"{name}: {export_output(job, result, name, destination)}")
+        if result.get("metrics"):
+            print(json.dumps(result["metrics"], indent=2))
+    finally:
+        job.cleanup()
+    return 0
+
+
+def cmd_segment(args) -> int:
+    source, target = Path(args.input), Path(args.output)
+    from .io import SUPPORTED_SUFFIXES
+
+    if source.is_dir() and not any(source.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in source.iterdir()):
+        target.mkdir(parents=True, exist_ok=True)  # folder in, folder out
+        for path in sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES)):
+            _run("segment", {"image": path}, {}, args.model, args.device, args.keep_files, {"segmentation": target / path.name})
+        return 0
+    return _run("segment", {"image": source}, {"probability": bool(args.probability)}, args.model, args.device, args.keep_files,
+                {"segmentation": target, "probability": args.probability})
+
+
+def cmd_register(args) -> int:
+    params = {"iterations": args.iterations, "smoothness": args.smoothness, "working_spacing_mm": args.working_spacing,
+              "affine": not args.no_affine}
+    return _run("register", {"fixed": args.fixed, "moving": args.moving}, params, None, args.device, args.keep_files,
+                {"transform": args.out_transform, "warped": args.warped, "jacobian": args.jacobian})
+
+
+def cmd_superres(args) -> int:
+    params = {"method": args.method, "spacing": args.spacing}
+    return _run("superres", {"image": args.input}, params, None, args.device, args.keep_files, {"volume": args.output})
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    report = run_demo(Path(args.out), quick=args.quick, device=args.device)
+    print(f"Demo finished. Scene: {report['scene']}\nReport: {report['report']}\nPreviews: {report['previews']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slicerleap", description="Label-efficient deep learning for 3D Slicer, from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:1, mps")
+        p.add_argument("--keep-files", action="store_true", help="keep the job folder (inputs, outputs, worker.log)")
+
+    sub.add_parser("info", help="versions, device and installed models").set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="run every module's pipeline on bundled real anatomy; writes scene.mrb, PNG previews and report.html")
+    p.add_argument("--out", default="slicerleap-demo", help="output folder (default: ./slicerleap-demo)")
+    p.add_argument("--quick", action="store_true", help="fewer iterations (used by the tests)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list or import models")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="list installed models (JSON lines)")
+    imp = msub.add_parser("import", help="register a user model offline: WEIGHTS.safetensors CARD.json")
+    imp.add_argument("weights")
+    imp.add_argument("card")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("segment", help="segment a volume (or a folder of volumes) with a catalog model")
+    p.add_argument("--input", required=True, help="volume file, DICOM folder, or folder of volume files")
+    p.add_argument("--output", required=True, help="labelmap file (geometry identical to the input), or folder")
+    p.add_argument("--model", default=None, help="model id (default: the bundled default segmentation model)")
+    p.add_argument("--probability", default=None, help="also write the foreground probability volume here")
+    common(p)
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
+    p.add_argument("--fixed", required=True)
+    p.add_argument("--moving", required=True)
+    p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
+    p.add_argument("--warped", default=None, help="write the warped moving volume here")
+    p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
+    p.add_argument("--iterations", type=int, default=80, help="optimisation steps per level")
+    p.add_argument("--smoothness", type=float, default=1.0)
+    p.add_argument("--working-spacing", type=float, default=3.0, help="mm")
+    p.add_argument("--no-affine", action="store_true", help="skip affine pre-alignment (inputs already aligned)")
+    common(p)
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("superres", help="resample thick-slice volumes to a finer spacing")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--method", default="bspline", choices=["linear", "bspline", "sinc"])
+    p.add_argument("--spacing", type=float, nargs="+", default=None, help="mm: one value (isotropic) or three")
+    common(p)
+    p.set_defaults(func=cmd_superres)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "spacing", None) and len(args.spacing) == 1:
+        args.spacing = args.spacing * 3
+    try:
+        return args.func(args)
+    except SlicerLeapError as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - JobFailed and friends carry user-facing text
+        from .jobs import JobFailed
+
+        if isinstance(exc, JobFailed):
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 3 if exc.status == "cancelled" else 2 if exc.status in ("bad-input", "model-error") else 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Run a task on files (CLI, scripts): inputs copied into a job folder, outputs written where asked.
+The same worker and tasks as the Slicer modules use."""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..io import read_volume, write_volume
+from .job import Job
+from .protocol import JobSpec, write_job
+
+
+def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
+    relative = f"inputs/{name}{'' if n is None else f'_{n}'}.nrrd"
+    write_volume(read_volume(path), job_dir / relative)  # any readable format (incl. DICOM folders) -> NRRD
+    return relative
+
+
+def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model: str | None = None, device: str = "auto",
+                      keep_files: bool = False, on_progress=None) -> tuple[dict, Job]:
+    """Run `task` to completion. Returns (result, job); the caller copies outputs then calls job.cleanup().
+    Raises JobFailed with the user-facing message on failure."""
+    job_dir = Path(tempfile.mkdtemp(prefix=f"slicerleap-{task}-"))
+    spec = JobSpec(task=task, params=dict(params or {}), model=model, device=device)
+    try:
+        for name, value in inputs.items():
+            if isinstance(value, (list, tuple)):
+                spec.inputs[name] = [_stage_input(job_dir, name, Path(v), n) for n, v in enumerate(value)]
+            else:
+                spec.inputs[name] = _stage_input(job_dir, name, Path(value))
+    except Exception:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise
+    write_job(job_dir, spec)
+    job = Job(job_dir, keep_files=keep_files).start()
+    try:
+        job.wait(on_progress=on_progress)
+    except KeyboardInterrupt:
+        job.cancel()
+        job.cleanup()
+        raise
+    try:
+        return job.result(), job
+    except Exception:
+        job.cleanup()
+        raise
+
+
+def export_output(job: Job, result: dict, name: str, destination: str | Path) -> Path:
+    """Copy one output to `destination`, converting the format by its suffix (geometry unchanged)."""
+    source = job.output_path(result["outputs"][name]["file"])
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.name.endswith(source.suffix) and destination.suffix == source.suffix:
+        shutil.copyfile(source, destination)
+    else:
+        write_volume(read_volume(source, scalar=False), destination)
+    return destination
+
+
+def print_progress(record: dict) -> None:
+    if record.get("message"):
+        pct = "" if record.get("progress") is None else f"{100 * record['progress']:5.1f}% "
+        print(f"{pct}{record.get('stage', '')}: {record['message']}", file=sys.stderr, flush=True)
