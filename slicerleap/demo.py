@@ -103,7 +103,11 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     def run(module: str, task: str, inputs: dict, params: dict, model: str | None = None) -> tuple[dict, SceneJob]:
         started = time.time()
         job = SceneJob(ctx, task, inputs, params, model=model, device=device)
-        nodes = job.run(on_progress=lambda r: print(f"  [{module}] {r['message']}", flush=True) if r.get("stage") == "validation" or r.get("status") else None)
+        def show(record):
+            if record.get("stage") in ("validation", "starting") or record.get("status"):
+                print(f"  [{module}] {record.get('message') or record.get('status')}", flush=True)
+
+        nodes = job.run(on_progress=show)
         rows.append({"module": module, "task": task, "seconds": round(time.time() - started, 1),
                      "metrics": job.result.get("metrics", {}), "device": job.result.get("device"),
                      "model": job.result.get("model", {}).get("id")})

@@ -69,7 +69,8 @@ class ModelCatalog:
         return sorted(cards, key=lambda c: (c.get("default", False), _version_key(c["id"])))[-1]
 
     def register(self, weights: str | Path, card: dict) -> dict:
-        """Copy weights into the user folder and add the card (sha256 filled in or checked)."""
+        """Copy weights into the user folder and add the card. A card without sha256 gets the file's;
+        a card with one must match the file."""
         weights = Path(weights)
         if not weights.is_file():
             raise ModelError(f"Weights file '{weights}' does not exist.", "Check the path.")

@@ -82,7 +82,11 @@ class SceneJob:
 
     def run(self, on_progress=None, timeout: float | None = None) -> dict:
         self.start()
-        status = self.job.wait(timeout=timeout, on_progress=on_progress)
+        try:
+            status = self.job.wait(timeout=timeout, on_progress=on_progress)
+        except BaseException:  # Ctrl+C or a failing callback: never leave a worker behind
+            self.cancel()
+            raise
         if status == "running":
             self.cancel()
         return self.finish()

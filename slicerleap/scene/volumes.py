@@ -80,9 +80,14 @@ def place_next_to(ctx: SceneContext, node, reference_node) -> None:
     if sh is None:
         return
     reference_item = sh.GetItemByDataNode(reference_node)
+    if not reference_item:
+        return
+    parent = sh.GetItemParent(reference_item)
     item = sh.GetItemByDataNode(node)
-    if item and reference_item:
-        sh.SetItemParent(item, sh.GetItemParent(reference_item))
+    if item:
+        sh.SetItemParent(item, parent)
+    else:  # headless, not every node class gets an item automatically
+        sh.CreateItem(parent, node)
 
 
 def save_node(node, path) -> None:

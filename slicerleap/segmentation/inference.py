@@ -12,11 +12,13 @@ from ..volume import Volume
 
 
 def count_windows(shape, roi, overlap: float) -> int:
-    from monai.inferers.utils import _get_scan_interval
-    from monai.data.utils import dense_patch_slices
-
-    roi = [min(r, s) for r, s in zip(roi, shape)]
-    return len(dense_patch_slices(shape, roi, _get_scan_interval(shape, roi, len(shape), overlap)))
+    """Number of windows sliding_window_inference visits (same scan interval rule as MONAI)."""
+    n = 1
+    for s, r in zip(shape, roi):
+        r = min(r, s)
+        interval = max(1, int(r * (1 - overlap))) if r < s else 1
+        n *= 1 if r >= s else -(-(s - r) // interval) + 1
+    return n
 
 
 def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, report: Callable | None = None,

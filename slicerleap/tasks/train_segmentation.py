@@ -50,7 +50,7 @@ def run(ctx) -> dict:
         "labels": label_specs, "licence": p.get("licence", "user-owned"),
         "training_data": p.get("training_data", f"{len(pairs)} user case(s) ({len(train)} train / {len(val)} validation) from the user's own scene or folder"),
         "evaluation": {"history": history, "final_val_dice": history[-1]["val_dice"]},
-        "file": "model.safetensors", "sha256": "0" * 64,  # filled in at registration from the file itself
+        "file": "model.safetensors",  # sha256 is computed from the file at registration
     }
     (ctx.output_path("card.json")).write_text(json.dumps(card, indent=2))
     return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},

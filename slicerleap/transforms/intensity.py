@@ -13,12 +13,12 @@ def normalise(array: np.ndarray, spec: dict) -> np.ndarray:
     a = array.astype(np.float32, copy=False)
     if spec["kind"] == "window":
         low = spec["center"] - spec["width"] / 2.0
-        return np.clip((a - low) / spec["width"], 0.0, 1.0)
+        return np.clip((a - low) / spec["width"], 0.0, 1.0).astype(np.float32)
     if spec["kind"] == "percentile":
         foreground = a[a != 0]
         sample = foreground if foreground.size > 100 else a.ravel()
         low, high = np.percentile(sample, [spec["lower"], spec["upper"]])
         if high <= low:
             high = low + 1.0
-        return np.clip((a - low) / (high - low), 0.0, 1.0)
+        return np.clip((a - low) / (high - low), 0.0, 1.0).astype(np.float32)
     raise ValueError(f"unknown normalisation {spec['kind']!r}")

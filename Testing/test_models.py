@@ -1,0 +1,120 @@
+"""Model catalog: schema validation, sha256-verified safetensors, tampered files refused, offline import."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from slicerleap.cli import main as cli_main
+from slicerleap.errors import ModelError
+from slicerleap.models import ModelCatalog, get_catalog
+from slicerleap.models.networks import build_network, load_model
+from slicerleap.resources import resources_dir
+
+TINY = {"name": "monai.UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "channels": [2, 4],
+                                       "strides": [2], "num_res_units": 0}}
+
+
+def tiny_card(model_id="tiny-unet@1.0.0"):
+    return {"id": model_id, "task": "segmentation", "module": "SKSSegmentation", "modality": "CT", "architecture": TINY,
+            "input": {"spacing_mm": [2, 2, 2], "patch": [16, 16, 16], "normalisation": {"kind": "window", "center": 40, "width": 400}},
+            "labels": [{"value": 1, "name": "Liver", "color": "#dd8844",
+                        "terminology": {"category": "SCT^123037004^Anatomical Structure", "type": "SCT^10200004^Liver"}}],
+            "licence": "test", "training_data": "random initialisation, for tests only", "file": "x.safetensors"}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_file(build_network(TINY).state_dict(), str(path))
+    return path
+
+
+def test_bundled_catalog_is_valid_and_its_weights_verify():
+    cards = ModelCatalog([resources_dir() / "models"]).cards()
+    assert cards, "the extension ships at least one model"
+    for card in cards:
+        net = load_model(card, "cpu")  # sha256 checked before loading
+        assert sum(p.numel() for p in net.parameters()) > 0
+        assert len(card["training_data"]) > 40, "cards say plainly what the model was trained on"
+
+
+def test_register_then_load(home, weights):
+    card = get_catalog().register(weights, tiny_card())
+    assert (home / "models" / "tiny-unet-1.0.0.safetensors").exists()
+    assert get_catalog().get("tiny-unet")["id"] == "tiny-unet@1.0.0"  # bare name -> newest version
+    from safetensors.torch import load_file
+
+    state = load_model(get_catalog().get("tiny-unet@1.0.0"), "cpu").state_dict()
+    original = load_file(str(weights))
+    assert set(state) == set(original) and all(torch.equal(state[k], original[k]) for k in original)
+    assert card["sha256"] != "0" * 64
+
+
+def test_tampered_weights_are_refused_with_a_clear_error(home, weights):
+    get_catalog().register(weights, tiny_card())
+    stored = home / "models" / "tiny-unet-1.0.0.safetensors"
+    data = bytearray(stored.read_bytes())
+    data[-5] ^= 0xFF  # one flipped bit pattern inside the tensor data
+    stored.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="failed verification.*not loaded.*Fix:"):
+        load_model(get_catalog().get("tiny-unet@1.0.0"), "cpu")
+
+
+def test_missing_weights_file(home, weights):
+    get_catalog().register(weights, tiny_card())
+    (home / "models" / "tiny-unet-1.0.0.safetensors").unlink()
+    with pytest.raises(ModelError, match="missing.*Fix:"):
+        load_model(get_catalog().get("tiny-unet"), "cpu")
+
+
+def test_card_sha_mismatch_and_invalid_cards_are_refused(home, weights, tmp_path):
+    card = tiny_card()
+    card["sha256"] = "a" * 64
+    with pytest.raises(ModelError, match="does not match the card"):
+        get_catalog().register(weights, card)
+    bad = tiny_card()
+    bad["id"] = "no-version"
+    with pytest.raises(ModelError, match="invalid at 'id'"):
+        get_catalog().register(weights, bad)
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="pickled checkpoints are not loaded"):
+        get_catalog().register(pickle, tiny_card())
+    with pytest.raises(ModelError, match="Unknown model 'nope'"):
+        get_catalog().get("nope")
+
+
+def test_cli_models_import_registers_offline(home, weights, tmp_path, capsys):
+    card_file = tmp_path / "card.json"
+    card = tiny_card("cli-unet@2.1.0")
+    card_file.write_text(json.dumps({**card, "sha256": "0" * 64}))
+    # a card whose sha256 does not match the file is refused
+    assert cli_main(["models", "import", str(weights), str(card_file)]) == 2
+    assert "does not match" in capsys.readouterr().err
+    card_file.write_text(json.dumps(card))  # no sha256: computed from the file at import
+    assert cli_main(["models", "import", str(weights), str(card_file)]) == 0
+    assert "registered cli-unet@2.1.0" in capsys.readouterr().out
+    assert get_catalog().get("cli-unet")["sha256"]
+
+
+def test_segment_job_with_tampered_model_reports_model_error(home, weights, tmp_path):
+    from phantoms import sphere_phantom
+    from slicerleap.jobs import JobFailed
+    from slicerleap.jobs.files import run_task_on_files
+    from slicerleap.io import write_volume
+
+    get_catalog().register(weights, tiny_card())
+    stored = home / "models" / "tiny-unet-1.0.0.safetensors"
+    stored.write_bytes(stored.read_bytes()[:-8] + b"\x00" * 8)
+    image = write_volume(sphere_phantom(20), tmp_path / "ct.nrrd")
+    with pytest.raises(JobFailed, match="failed verification") as info:
+        run_task_on_files("segment", {"image": image}, model="tiny-unet@1.0.0")
+    assert info.value.status == "model-error" and info.value.exit_code == 4
