@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slicer
+import slicer.util
+import vtk
 
 ROOT = Path(__file__).resolve().parents[1]
 for module in ("SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"):
@@ -23,6 +25,7 @@ from slicerleap import Volume  # noqa: E402
 from slicerleap.errors import BadInputError  # noqa: E402
 from slicerleap.models import ModelCatalog  # noqa: E402
 from slicerleap.scene import labels_to_segmentation_node, new_scene_context, node_to_volume, volume_to_node  # noqa: E402
+from slicerleap.scene.segmentations import hex_to_rgb, segmentation_node_to_labels  # noqa: E402
 
 SPACING = 2.0
 LPS_LIKE = np.diag([-1.0, -1.0, 1.0])  # the usual axis flips of a scanner volume seen in RAS
@@ -47,9 +50,9 @@ def add_volume(ctx, array, name):
     return volume_to_node(ctx, Volume.from_geometry(array, (SPACING,) * 3, ORIGIN, LPS_LIKE), name)
 
 
-def add_segmentation(ctx, labels, reference_node, name):
+def add_segmentation(ctx, labels, reference_node, name, specs=PHANTOM_LABELS):
     volume = Volume.from_geometry(labels, (SPACING,) * 3, ORIGIN, LPS_LIKE)
-    return labels_to_segmentation_node(ctx, volume, PHANTOM_LABELS, name, reference_node=reference_node)
+    return labels_to_segmentation_node(ctx, volume, specs, name, reference_node=reference_node)
 
 
 def ijk_to_ras(node):
@@ -91,6 +94,21 @@ def test_fedtools_local_training_registers_the_model(trained_model):
     assert any(r.get("stage") == "training" for r in trained_model["records"]), "no training progress was reported"
 
 
+def test_fedtools_matches_segments_across_cases_by_name(ctx):
+    """A case whose segments are listed in another order still gets the first case's label values."""
+    volumes, segmentations, truths = [], [], []
+    for n, specs in enumerate([PHANTOM_LABELS, PHANTOM_LABELS[::-1]]):
+        image, labels = phantom((n, 0, 0), seed=n)
+        volumes.append(add_volume(ctx, image, f"ordered case {n}"))
+        segmentations.append(add_segmentation(ctx, labels, volumes[-1], f"ordered segmentation {n}", specs))
+        truths.append(labels)
+    assert segmentations[1].GetSegmentation().GetNthSegment(0).GetName() == "Dim sphere"
+    job = FedToolsLogic(ctx).create_local_training_job(volumes, segmentations)
+    assert job.spec.params["labels"] == PHANTOM_LABELS  # these segments carry no terminology codes
+    for (segmentation, volume, values), truth in zip(job.inputs["labels"], truths):
+        np.testing.assert_array_equal(segmentation_node_to_labels(segmentation, volume, values).array, truth)
+
+
 def test_fedtools_rejects_inconsistent_cases(ctx):
     image, labels = phantom()
     volume = add_volume(ctx, image, "lonely case")
@@ -116,9 +134,17 @@ def test_sks_segmentation_with_the_trained_model(ctx, trained_model):
     segmentation, probability = outputs["segmentation"], outputs["probability"]
     assert segmentation.IsA("vtkMRMLSegmentationNode")
     assert segmentation.GetAttribute("SlicerLeap.model") == "phantom-unet@1.0.0"
-    names = {segmentation.GetSegmentation().GetNthSegment(n).GetName()
-             for n in range(segmentation.GetSegmentation().GetNumberOfSegments())}
-    assert names <= {l["name"] for l in PHANTOM_LABELS}, names  # only the card's labels, by the card's names
+    card_colours = {l["name"]: hex_to_rgb(l["color"]) for l in trained_model["card"]["labels"]}
+    segments = segmentation.GetSegmentation()
+    assert segments.GetNumberOfSegments() > 0
+    for n in range(segments.GetNumberOfSegments()):  # only the card's labels, with the card's names and colours
+        segment = segments.GetNthSegment(n)
+        assert segment.GetName() in card_colours, segment.GetName()
+        np.testing.assert_allclose(segment.GetColor(), card_colours[segment.GetName()], atol=1e-6)
+        labelmap = segmentation.GetBinaryLabelmapInternalRepresentation(segments.GetNthSegmentID(n))
+        image_to_world = vtk.vtkMatrix4x4()
+        labelmap.GetImageToWorldMatrix(image_to_world)
+        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(image_to_world), ijk_to_ras(volume), atol=1e-6)
     assert probability.IsA("vtkMRMLScalarVolumeNode")
     np.testing.assert_allclose(ijk_to_ras(probability), ijk_to_ras(volume), atol=1e-6)
     p = node_to_volume(probability).array

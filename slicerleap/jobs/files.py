@@ -50,10 +50,15 @@ def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model
 
 def export_output(job: Job, result: dict, name: str, destination: str | Path) -> Path:
     """Copy one output to `destination`, converting the format by its suffix (geometry unchanged)."""
-    source = job.output_path(result["outputs"][name]["file"])
+    spec = result["outputs"][name]
+    source = job.output_path(spec["file"])
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    if destination.name.endswith(source.suffix) and destination.suffix == source.suffix:
+    if spec["kind"] == "displacement":  # .h5/.tfm -> ITK transform file, else a vector volume
+        from ..io import read_displacement, write_displacement_transform
+
+        write_displacement_transform(read_displacement(source), destination)
+    elif destination.suffix == source.suffix:
         shutil.copyfile(source, destination)
     else:
         write_volume(read_volume(source, scalar=False), destination)

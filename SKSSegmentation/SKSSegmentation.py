@@ -1,0 +1,331 @@
+import logging
+from typing import Annotated, Optional
+
+import numpy as np
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import *
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+import SKSSegmentationLib  # makes the SlicerLeap engine importable; imports nothing heavy
+
+
+#
+# SKSSegmentation
+#
+
+
+class SKSSegmentation(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("SKS Segmentation")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "SlicerLeap")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerLeap developers"]
+        self.parent.helpText = _("""
+Segment a volume with a deep-learning model from the SlicerLeap model catalog. The result is a
+segmentation next to the input volume, with the model's segment names, colours and terminology,
+ready to correct in Segment Editor. The job runs in a background process: the application stays
+responsive, Cancel stops it and leaves the scene unchanged.
+<br><br>
+Models: the bundled brain-tissue demo U-Net (skull-stripped T1 MRI), and any model you trained in the
+FedTools module or imported with <code>slicerleap models import</code>. Prompt-guided label-efficient
+training (skip-and-skip image-level labels, boxes, text and clicks) is not in this version yet.
+""")
+        self.parent.acknowledgementText = _("""
+Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
+template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab) and Steve Pieper (Isomics).
+""")
+
+
+#
+# SKSSegmentationParameterNode
+#
+
+
+@parameterNodeWrapper
+class SKSSegmentationParameterNode:
+    """
+    inputVolume - The volume to segment.
+    modelId - Catalog id of the model ('name@x.y.z'); empty for the default segmentation model.
+    probability - Also output the foreground probability (0..1) on the input grid.
+    device - Where the model runs: auto picks CUDA, then Apple MPS, then CPU.
+    keepFiles - Keep the job folder (inputs, outputs, worker log) for troubleshooting.
+    outputSegmentation - The latest result.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    modelId: str = ""
+    probability: bool = False
+    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    keepFiles: bool = False
+    outputSegmentation: vtkMRMLSegmentationNode
+
+
+#
+# SKSSegmentationWidget
+#
+
+
+class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None  # the running SceneJob, if any
+        self._jobTimer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SKSSegmentation.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = SKSSegmentationLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(200)
+        self._jobTimer.connect("timeout()", self.onJobTimer)
+
+        self.initializeParameterNode()
+        self.refreshModels()
+
+    def cleanup(self) -> None:
+        self.cancelJob()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.refreshModels()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelJob()  # its outputs would land in a cleared scene
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode: Optional[SKSSegmentationParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
+            # ui element that needs connection.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        if self._job is not None:
+            return  # the button is "Cancel" while a job runs
+        if self._parameterNode and self._parameterNode.inputVolume:
+            self.ui.applyButton.toolTip = _("Segment the input volume with the selected model")
+            self.ui.applyButton.enabled = True
+        else:
+            self.ui.applyButton.toolTip = _("Select an input volume")
+            self.ui.applyButton.enabled = False
+
+    def refreshModels(self) -> None:
+        """Fill the model list from the catalog (bundled + user models); the first entry is the default."""
+        selected = self._parameterNode.modelId if self._parameterNode else ""
+        wasBlocked = self.ui.modelComboBox.blockSignals(True)
+        self.ui.modelComboBox.clear()
+        self.ui.modelComboBox.addItem(_("Default segmentation model"), "")
+        try:
+            for card in self.logic.availableModels():
+                self.ui.modelComboBox.addItem(card.get("title", card["id"]), card["id"])
+        except ImportError:
+            # The engine's packages are installed on the first Apply; the list fills in after that.
+            logging.info("SlicerLeap packages are not installed yet; showing the default model only")
+        index = self.ui.modelComboBox.findData(selected)
+        self.ui.modelComboBox.setCurrentIndex(max(index, 0))
+        self.ui.modelComboBox.blockSignals(wasBlocked)
+
+    def onModelSelected(self, index: int) -> None:
+        if self._parameterNode:
+            self._parameterNode.modelId = self.ui.modelComboBox.itemData(index) or ""
+
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.cancelJob()
+            return
+        p = self._parameterNode
+        try:
+            job = self.logic.start(p.inputVolume, modelId=p.modelId or None, device=p.device,
+                                   probability=p.probability, keepFiles=p.keepFiles)
+        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
+            slicer.util.errorDisplay(str(exc))
+            return
+        self._job = job
+        self.ui.logText.clear()
+        self.ui.progressBar.value = 0
+        self.ui.applyButton.text = _("Cancel")
+        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
+        self._jobTimer.start()
+
+    def cancelJob(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.enabled = False  # until the worker has stopped
+            self._job.cancel()
+
+    def onJobTimer(self) -> None:
+        for record in self._job.poll():
+            if record.get("progress") is not None:
+                self.ui.progressBar.value = int(round(100 * record["progress"]))
+            if record.get("message"):
+                self.ui.logText.appendPlainText(record["message"])
+        if self._job.running:
+            return
+        self._jobTimer.stop()
+        job, self._job = self._job, None
+        self.ui.applyButton.text = _("Apply")
+        self._checkCanApply()
+        try:
+            outputs = job.finish()
+        except Exception as exc:
+            self.ui.logText.appendPlainText(str(exc))
+            if type(exc).__name__ != "JobWasCancelled":
+                slicer.util.errorDisplay(str(exc))
+            return
+        self._parameterNode.outputSegmentation = outputs["segmentation"]
+        self.logic.showResult(self._parameterNode.inputVolume, outputs)
+        self.refreshModels()
+
+
+#
+# SKSSegmentationLogic
+#
+
+
+class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
+    """Thin wrapper over SKSSegmentationLib.logic (Qt-free, tested with pytest on slicer-core).
+    Use `process` from the Python console:
+
+        logic = slicer.util.getModuleLogic("SKSSegmentation")
+        outputs = logic.process(getNode("MRHead"))
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._jobs = None
+
+    def getParameterNode(self):
+        return SKSSegmentationParameterNode(super().getParameterNode())
+
+    @property
+    def jobs(self):
+        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
+        if self._jobs is None:
+            SKSSegmentationLib.ensure_dependencies(requester="SKS Segmentation")
+            from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
+
+            self._jobs = SegmentationJobs()
+        return self._jobs
+
+    def availableModels(self) -> list:
+        """Segmentation model cards. Raises ImportError until the engine's packages are installed."""
+        from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
+
+        return SegmentationJobs.available_models(self._jobs) if self._jobs else SegmentationJobs.available_models(None)
+
+    def start(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False):
+        """Start segmenting in a background process; returns the job (poll(), cancel(), finish())."""
+        return self.jobs.start(inputVolume, model_id=modelId, device=device, probability=probability, keep_files=keepFiles)
+
+    def process(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False, showResult=True) -> dict:
+        """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
+        (vtkMRMLScalarVolumeNode) when asked for."""
+        outputs = self.jobs.process(inputVolume, model_id=modelId, device=device, probability=probability,
+                                    keep_files=keepFiles, on_progress=lambda record: logging.info(record.get("message", "")))
+        if showResult:
+            self.showResult(inputVolume, outputs)
+        return outputs
+
+    @staticmethod
+    def showResult(inputVolume, outputs: dict) -> None:
+        slicer.util.setSliceViewerLayers(background=inputVolume, fit=True)
+        outputs["segmentation"].CreateClosedSurfaceRepresentation()
+
+
+#
+# SKSSegmentationTest
+#
+
+
+class SKSSegmentationTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SKSSegmentation1()
+
+    def test_SKSSegmentation1(self):
+        """Segment a synthetic two-sphere volume (2 mm, LPS-like axes) with the default model: the result
+        is a segmentation with the model card's segment names, and the probability map lies on the input grid."""
+        self.delayDisplay("Starting the test")
+        k, j, i = np.mgrid[:48, :48, :48]
+        array = np.where((i - 24) ** 2 + (j - 24) ** 2 + (k - 24) ** 2 < 18 ** 2, 300, 20).astype(np.int16)
+        array[(i - 24) ** 2 + (j - 24) ** 2 + (k - 24) ** 2 < 9 ** 2] = 600
+        ijkToRAS = np.diag([-2.0, -2.0, 2.0, 1.0])
+        ijkToRAS[:3, 3] = [48.0, 48.0, -48.0]
+        inputVolume = slicer.util.addVolumeFromArray(array, ijkToRAS=ijkToRAS, name="phantom")
+
+        logic = SKSSegmentationLogic()
+        card = logic.jobs.resolve_model(None)
+        outputs = logic.process(inputVolume, probability=True, showResult=False)
+        self.delayDisplay("Processing done")
+
+        segmentationNode = outputs["segmentation"]
+        self.assertTrue(segmentationNode.IsA("vtkMRMLSegmentationNode"))
+        self.assertEqual(segmentationNode.GetAttribute("SlicerLeap.model"), card["id"])
+        segmentation = segmentationNode.GetSegmentation()
+        names = {segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())}
+        self.assertTrue(names.issubset({label["name"] for label in card["labels"]}), names)
+
+        probabilityNode = outputs["probability"]
+        self.assertTrue(probabilityNode.IsA("vtkMRMLScalarVolumeNode"))
+        inputMatrix, outputMatrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        inputVolume.GetIJKToRASMatrix(inputMatrix)
+        probabilityNode.GetIJKToRASMatrix(outputMatrix)
+        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(outputMatrix), slicer.util.arrayFromVTKMatrix(inputMatrix), atol=1e-6)
+        probability = slicer.util.arrayFromVolume(probabilityNode)
+        self.assertEqual(probability.shape, array.shape)
+        self.assertTrue(probability.min() >= 0.0 and probability.max() <= 1.0 + 1e-6)
+
+        with self.assertRaises(Exception):  # a labelmap is not an image to segment
+            labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+            logic.process(labelmap, showResult=False)
+        self.delayDisplay("Test passed")

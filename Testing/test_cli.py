@@ -1,0 +1,81 @@
+"""The `slicerleap` command as a user runs it (real subprocesses, real worker)."""
+import subprocess
+import sys
+
+import numpy as np
+import SimpleITK as sitk
+
+from phantoms import sphere_phantom
+from slicerleap.io import read_volume, write_volume
+
+OBLIQUE = np.array([[0.0, -0.6, 0.8], [1.0, 0.0, 0.0], [0.0, 0.8, 0.6]])
+
+
+def cli(*args, timeout=300):
+    return subprocess.run(["slicerleap", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_and_info():
+    out = cli("--help")
+    assert out.returncode == 0 and "demo" in out.stdout and "segment" in out.stdout
+    info = cli("info")
+    assert info.returncode == 0, info.stderr
+    assert "device: cpu" in info.stdout and "brain-tissue-unet@1.0.0" in info.stdout and "torch" in info.stdout
+
+
+def test_segment_keeps_the_input_geometry_exactly(tmp_path):
+    image = sphere_phantom(36, spacing=(1.6, 1.9, 2.7), directions=OBLIQUE)
+    image.ijk_to_ras[:3, 0] *= -1  # mirrored grid too
+    source = write_volume(image, tmp_path / "scan.nii.gz")
+    out = cli("segment", "--input", str(source), "--output", str(tmp_path / "seg.nrrd"))
+    assert out.returncode == 0, out.stderr
+    seg = read_volume(tmp_path / "seg.nrrd")
+    assert seg.array.shape == image.array.shape
+    np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-6)
+    assert set(np.unique(seg.array)) <= {0, 1, 2}
+    assert "volume_ml" in out.stdout
+
+
+def test_segment_folder_in_folder_out(tmp_path):
+    (tmp_path / "in").mkdir()
+    for n in range(2):
+        write_volume(sphere_phantom(24, seed=n), tmp_path / "in" / f"case{n}.nrrd")
+    out = cli("segment", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["case0.nrrd", "case1.nrrd"]
+
+
+def test_superres_and_register_write_their_files(tmp_path):
+    thick = write_volume(sphere_phantom(20, spacing=(1.0, 1.0, 3.0)), tmp_path / "thick.nrrd")
+    out = cli("superres", "--input", str(thick), "--output", str(tmp_path / "fine.nii.gz"), "--method", "sinc", "--spacing", "1")
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(read_volume(tmp_path / "fine.nii.gz").spacing, [1, 1, 1], atol=1e-5)
+
+    fixed = write_volume(sphere_phantom(24, seed=1), tmp_path / "fixed.nrrd")
+    moving = write_volume(sphere_phantom(24, seed=2, origin=(-28.0, -21.0, 11.0)), tmp_path / "moving.nrrd")
+    out = cli("register", "--fixed", str(fixed), "--moving", str(moving), "--out-transform", str(tmp_path / "t.h5"),
+              "--warped", str(tmp_path / "warped.nrrd"), "--iterations", "5", "--no-affine", "--working-spacing", "4")
+    assert out.returncode == 0, out.stderr
+    transform = sitk.ReadTransform(str(tmp_path / "t.h5"))
+    assert transform.GetDimension() == 3
+    warped = read_volume(tmp_path / "warped.nrrd")
+    np.testing.assert_allclose(warped.ijk_to_ras, read_volume(fixed).ijk_to_ras, atol=1e-6)
+
+
+def test_bad_inputs_get_clear_messages(tmp_path):
+    four_d = sitk.Image([8, 8, 8, 3], sitk.sitkFloat32)
+    sitk.WriteImage(four_d, str(tmp_path / "series.nii.gz"))
+    out = cli("segment", "--input", str(tmp_path / "series.nii.gz"), "--output", str(tmp_path / "x.nrrd"))
+    assert out.returncode == 2 and "4D" in out.stderr and "Fix:" in out.stderr
+    out = cli("segment", "--input", str(tmp_path / "missing.nrrd"), "--output", str(tmp_path / "x.nrrd"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    flat = write_volume(sphere_phantom(12).with_array(np.zeros((12, 12, 12), np.float32)), tmp_path / "flat.nrrd")
+    out = cli("segment", "--input", str(flat), "--output", str(tmp_path / "x.nrrd"))
+    assert out.returncode == 2 and "constant" in out.stderr
+    out = cli("segment", "--input", str(flat), "--output", str(tmp_path / "x.nrrd"), "--model", "nope@1.0.0")
+    assert out.returncode == 2 and "Unknown model" in out.stderr
+
+
+def test_worker_entry_point_usage():
+    out = subprocess.run([sys.executable, "-m", "slicerleap.worker"], capture_output=True, text=True)
+    assert out.returncode == 2 and "usage" in out.stderr

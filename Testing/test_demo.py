@@ -1,0 +1,30 @@
+"""`slicerleap demo` end to end (quick mode): scene.mrb reloads in slicer-core with the expected nodes."""
+import subprocess
+
+import numpy as np
+
+from slicerleap.scene import load_mrb, node_to_volume
+
+
+def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
+    out = subprocess.run(["slicerleap", "demo", "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folder = tmp_path / "demo"
+    assert "scene.mrb" in out.stdout and "report.html" in out.stdout
+    for name in ("segmentation.png", "superresolution.png", "registration.png", "report.html", "results.json"):
+        assert (folder / name).stat().st_size > 1000, name
+    scene = load_mrb(folder / "scene.mrb").scene
+    names = {scene.GetNthNode(i).GetName() for i in range(scene.GetNumberOfNodes())}
+    assert {"MNI152 T1", "MNI152 T1 4x thick", "fixed: MNI152 T1 2mm", "moving: MNI152 T1 deformed"} <= names
+    segs = [scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
+    model_seg = [s for s in segs if s.GetAttribute("SlicerLeap.model") == "brain-tissue-unet@1.0.0"]
+    assert model_seg and model_seg[0].GetSegmentation().GetNumberOfSegments() == 2
+    transform = scene.GetFirstNodeByClass("vtkMRMLGridTransformNode")
+    assert transform.GetNodeReference("fixedVolume").GetName() == "fixed: MNI152 T1 2mm"
+    assert transform.GetNodeReference("movingVolume").GetName() == "moving: MNI152 T1 deformed"
+    restored = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    restored = [n for n in restored if "bspline" in n.GetName()]
+    assert restored and np.allclose(node_to_volume(restored[0]).spacing, 1.0)
+    html = (folder / "report.html").read_text()
+    assert "SKSSegmentation" in html and "FedTools" in html and "psnr_bspline_db" in html
+    assert (folder / "user-models" / "models" / "catalog.json").exists(), "the demo's trained model is registered in its own catalog"
