@@ -7,7 +7,6 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
@@ -26,7 +25,7 @@ class SKSSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("SKS Segmentation")
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "SlicerLeap")]
+        self.parent.categories = ["SlicerLeap"]
         self.parent.dependencies = []
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
@@ -169,6 +168,8 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except ImportError:
             # The engine's packages are installed on the first Apply; the list fills in after that.
             logging.info("SlicerLeap packages are not installed yet; showing the default model only")
+        except Exception as exc:  # e.g. an invalid card in the user's catalog: say which, keep the module usable
+            self.ui.logText.appendPlainText(str(exc))
         index = self.ui.modelComboBox.findData(selected)
         self.ui.modelComboBox.setCurrentIndex(max(index, 0))
         self.ui.modelComboBox.blockSignals(wasBlocked)
@@ -212,11 +213,13 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         job, self._job = self._job, None
         self.ui.applyButton.text = _("Apply")
         self._checkCanApply()
+        from slicerleap.jobs import JobWasCancelled
+
         try:
             outputs = job.finish()
         except Exception as exc:
             self.ui.logText.appendPlainText(str(exc))
-            if type(exc).__name__ != "JobWasCancelled":
+            if not isinstance(exc, JobWasCancelled):
                 slicer.util.errorDisplay(str(exc))
             return
         self._parameterNode.outputSegmentation = outputs["segmentation"]
@@ -254,11 +257,12 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
             self._jobs = SegmentationJobs()
         return self._jobs
 
-    def availableModels(self) -> list:
+    @staticmethod
+    def availableModels() -> list:
         """Segmentation model cards. Raises ImportError until the engine's packages are installed."""
         from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
 
-        return SegmentationJobs.available_models(self._jobs) if self._jobs else SegmentationJobs.available_models(None)
+        return SegmentationJobs.available_models()
 
     def start(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False):
         """Start segmenting in a background process; returns the job (poll(), cancel(), finish())."""
@@ -325,7 +329,9 @@ class SKSSegmentationTest(ScriptedLoadableModuleTest):
         self.assertEqual(probability.shape, array.shape)
         self.assertTrue(probability.min() >= 0.0 and probability.max() <= 1.0 + 1e-6)
 
-        with self.assertRaises(Exception):  # a labelmap is not an image to segment
-            labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        from slicerleap.errors import BadInputError
+
+        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        with self.assertRaises(BadInputError):  # a labelmap is not an image to segment
             logic.process(labelmap, showResult=False)
         self.delayDisplay("Test passed")

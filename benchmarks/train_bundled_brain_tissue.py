@@ -14,7 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from slicerleap.data import mni_t1, mni_tissue_labels

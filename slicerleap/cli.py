@@ -26,12 +26,11 @@ def cmd_info(args) -> int:
             versions[name] = getattr(module, "__version__", None) or module.Version_VersionString()
         except Exception:  # noqa: BLE001 - optional packages
             versions[name] = "not installed"
-    try:
-        import slicer  # noqa: F401
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         versions["slicer-core"] = version("slicer-core")
-    except Exception:  # noqa: BLE001
+    except PackageNotFoundError:
         versions["slicer-core"] = "not installed (scene features unavailable)"
     for k, v in versions.items():
         print(f"  {k:12s} {v}")

@@ -52,6 +52,14 @@ class TaskContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def write_output(self, volume, filename: str) -> str:
+        """Write an output volume into outputs/ (uncompressed: job files are temporary, and gzip costs
+        ~15x the write time, see benchmarks/RESULTS.md); returns its path relative to the job folder."""
+        from .io import write_volume
+
+        write_volume(volume, self.output_path(filename), compress=False)
+        return f"outputs/{filename}"
+
     def report(self, progress: float | None = None, stage: str = "", message: str = "", **extra) -> None:
         """Print one progress line and honour a pending cancel (tasks call this at checkpoints)."""
         self.check_cancelled()

@@ -27,7 +27,8 @@ class SKSSegmentationLogic:
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
 
-    def available_models(self) -> list[dict]:
+    @staticmethod
+    def available_models() -> list[dict]:
         """Cards of the installed segmentation models (bundled and user-registered), newest last."""
         return [card for card in get_catalog().cards() if card["task"] == "segmentation"]
 

@@ -14,7 +14,7 @@ from .protocol import JobSpec, write_job
 
 def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
     relative = f"inputs/{name}{'' if n is None else f'_{n}'}.nrrd"
-    write_volume(read_volume(path), job_dir / relative)  # any readable format (incl. DICOM folders) -> NRRD
+    write_volume(read_volume(path), job_dir / relative, compress=False)  # any readable format (incl. DICOM) -> NRRD
     return relative
 
 
@@ -58,9 +58,7 @@ def export_output(job: Job, result: dict, name: str, destination: str | Path) ->
         from ..io import read_displacement, write_displacement_transform
 
         write_displacement_transform(read_displacement(source), destination)
-    elif destination.suffix == source.suffix:
-        shutil.copyfile(source, destination)
-    else:
+    else:  # rewritten, not copied: job files are uncompressed, exported files compressed
         write_volume(read_volume(source, scalar=False), destination)
     return destination
 

@@ -44,7 +44,7 @@ class SceneJob:
             volume = node_to_volume(value)
         if volume.array.dtype == np.float64:
             volume.array = volume.array.astype(np.float32)
-        write_volume(volume, job_dir / relative)
+        write_volume(volume, job_dir / relative, compress=False)  # temporary: speed over size
         return relative
 
     def start(self) -> "SceneJob":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import read_volume, write_volume
+from ..io import read_volume
 from ..io.transform_io import write_displacement_transform
 from ..registration.affine import affine_register
 from ..registration.instance_optimisation import InstanceOptimisationConfig, jacobian_determinant, optimise_displacement, sample_affine
@@ -35,8 +35,8 @@ def run(ctx) -> dict:
     warped = sample_affine(moving, fixed, np.eye(4), displacement_on_fixed)
     jac = jacobian_determinant(field)
     write_displacement_transform(field, ctx.output_path("displacement.nrrd"))
-    write_volume(fixed.with_array(warped.astype(np.float32)), ctx.output_path("warped.nrrd"))
-    write_volume(field.with_array(jac.astype(np.float32)), ctx.output_path("jacobian.nrrd"))
+    ctx.write_output(fixed.with_array(warped.astype(np.float32)), "warped.nrrd")
+    ctx.write_output(field.with_array(jac.astype(np.float32)), "jacobian.nrrd")
     mask = normalise(fixed.array, {"kind": "percentile", "lower": 1, "upper": 99}) > 0.05
     before = resample_to_reference(moving.with_array(moving.array.astype(np.float32)), fixed, "linear").array
     metrics = {"ncc_before": _ncc(fixed.array.astype(np.float32), before, mask),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import read_volume, write_volume
+from ..io import read_volume
 from ..models import get_catalog
 from ..models.networks import load_model
 from ..segmentation.inference import segment_volume
@@ -18,12 +18,12 @@ def run(ctx) -> dict:
     ctx.extra_result["model"] = {"id": card["id"], "sha256": card["sha256"]}
     labels, probability = segment_volume(image, card, net, ctx.device, ctx.report,
                                          with_probabilities=bool(ctx.params.get("probability", False)))
-    write_volume(labels.with_array(labels.array.astype(np.int16)), ctx.output_path("segmentation.nrrd"))
+    ctx.write_output(labels.with_array(labels.array.astype(np.int16)), "segmentation.nrrd")
     outputs = {"segmentation": {"kind": "labels", "file": "outputs/segmentation.nrrd", "reference": "image",
                                 "labels": card["labels"], "name": ctx.params.get("output_name", labels.metadata["name"]),
                                 "attributes": {"SlicerLeap.model": card["id"], "SlicerLeap.provenance": "model"}}}
     if probability is not None:
-        write_volume(probability, ctx.output_path("probability.nrrd"))
+        ctx.write_output(probability, "probability.nrrd")
         outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image",
                                   "name": labels.metadata["name"] + " probability"}
     voxel_ml = float(np.prod(image.spacing)) / 1000.0

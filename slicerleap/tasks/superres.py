@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BadInputError
-from ..io import read_volume, write_volume
+from ..io import read_volume
 from ..transforms import check_scalar_volume, resample_to_spacing
-from ..transforms.resample import INTERPOLATORS
 
 METHODS = ("linear", "bspline", "sinc")
 
@@ -35,7 +34,7 @@ def run(ctx) -> dict:
     if np.issubdtype(image.array.dtype, np.integer):  # keep the scanner's integer type (B-spline/sinc overshoot is clipped)
         info = np.iinfo(image.array.dtype)
         out = out.with_array(np.clip(np.rint(out.array), info.min, info.max).astype(image.array.dtype))
-    write_volume(out, ctx.output_path("restored.nrrd"))
+    ctx.write_output(out, "restored.nrrd")
     name = ctx.params.get("output_name", f"{image.metadata.get('name', 'volume')} {method} {spacing[2]:g}mm")
     return {"outputs": {"volume": {"kind": "volume", "file": "outputs/restored.nrrd", "next_to": "image", "name": name}},
             "metrics": {"input_spacing_mm": image.spacing.round(4).tolist(), "output_spacing_mm": spacing,

@@ -1,0 +1,335 @@
+import logging
+from typing import Annotated, Optional
+
+import numpy as np
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import *
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode
+
+import RegistrationDLLib  # makes the SlicerLeap engine importable; imports nothing heavy
+
+
+#
+# RegistrationDL
+#
+
+
+class RegistrationDL(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Registration DL")
+        self.parent.categories = ["SlicerLeap"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerLeap developers"]
+        self.parent.helpText = _("""
+Deformably register a moving volume to a fixed one. Optional affine pre-alignment, then instance
+optimisation of a displacement field, coarse to fine, on PyTorch (GPU when available).
+Outputs: a grid transform (apply it to the moving volume, or to segmentations drawn on it), the
+moving volume resampled on the fixed grid, and the Jacobian determinant of the deformation
+(values at or below 0 mark folding). The job runs in a background process; Cancel leaves the scene unchanged.
+<br><br>
+Learned registration networks (deformable cross-attention, neural instance optimisation with a trained
+feature extractor) are not in this version yet.
+""")
+        self.parent.acknowledgementText = _("""
+Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
+template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab) and Steve Pieper (Isomics).
+""")
+
+
+#
+# RegistrationDLParameterNode
+#
+
+
+@parameterNodeWrapper
+class RegistrationDLParameterNode:
+    """
+    fixedVolume - The reference volume; results are on its grid.
+    movingVolume - The volume deformed onto the fixed one.
+    affine - Affine pre-alignment before the deformable step.
+    iterations - Optimisation steps per pyramid level.
+    smoothness - Weight of the displacement field's regulariser.
+    workingSpacing - Isotropic voxel size (mm) the field is optimised at.
+    levels - Coarse-to-fine pyramid levels.
+    outputTransform - The latest transform.
+    applyToMoving - Put the moving volume under the new transform.
+    device - Where the optimisation runs: auto picks CUDA, then Apple MPS, then CPU.
+    keepFiles - Keep the job folder for troubleshooting.
+    """
+
+    fixedVolume: vtkMRMLScalarVolumeNode
+    movingVolume: vtkMRMLScalarVolumeNode
+    affine: bool = True
+    iterations: Annotated[int, WithinRange(1, 1000)] = 80
+    smoothness: Annotated[float, WithinRange(0.0, 10.0)] = 1.0
+    workingSpacing: Annotated[float, WithinRange(0.5, 10.0)] = 3.0
+    levels: Annotated[int, WithinRange(1, 4)] = 2
+    outputTransform: vtkMRMLGridTransformNode
+    applyToMoving: bool = True
+    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    keepFiles: bool = False
+
+
+#
+# RegistrationDLWidget
+#
+
+
+class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None  # the running SceneJob, if any
+        self._jobTimer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RegistrationDL.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = RegistrationDLLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(200)
+        self._jobTimer.connect("timeout()", self.onJobTimer)
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.cancelJob()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelJob()  # its outputs would land in a cleared scene
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode: Optional[RegistrationDLParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
+            # ui element that needs connection.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        if self._job is not None:
+            return  # the button is "Cancel" while a job runs
+        p = self._parameterNode
+        if p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume:
+            self.ui.applyButton.toolTip = _("Register the moving volume to the fixed volume")
+            self.ui.applyButton.enabled = True
+        else:
+            self.ui.applyButton.toolTip = _("Select two different volumes: fixed and moving")
+            self.ui.applyButton.enabled = False
+
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.cancelJob()
+            return
+        p = self._parameterNode
+        try:
+            job = self.logic.start(p.fixedVolume, p.movingVolume, iterations=p.iterations, smoothness=p.smoothness,
+                                   workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
+                                   device=p.device, keepFiles=p.keepFiles)
+        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
+            slicer.util.errorDisplay(str(exc))
+            return
+        self._job = job
+        self.ui.logText.clear()
+        self.ui.progressBar.value = 0
+        self.ui.applyButton.text = _("Cancel")
+        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
+        self._jobTimer.start()
+
+    def cancelJob(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.enabled = False  # until the worker has stopped
+            self._job.cancel()
+
+    def onJobTimer(self) -> None:
+        for record in self._job.poll():
+            if record.get("progress") is not None:
+                self.ui.progressBar.value = int(round(100 * record["progress"]))
+            if record.get("message"):
+                self.ui.logText.appendPlainText(record["message"])
+        if self._job.running:
+            return
+        self._jobTimer.stop()
+        job, self._job = self._job, None
+        self.ui.applyButton.text = _("Apply")
+        self._checkCanApply()
+        from slicerleap.jobs import JobWasCancelled
+
+        try:
+            outputs = job.finish()
+        except Exception as exc:
+            self.ui.logText.appendPlainText(str(exc))
+            if not isinstance(exc, JobWasCancelled):
+                slicer.util.errorDisplay(str(exc))
+            return
+        self._parameterNode.outputTransform = outputs["transform"]
+        if self._parameterNode.applyToMoving:
+            self.logic.applyToMoving(outputs["transform"], self._parameterNode.movingVolume)
+        self.logic.showResult(self._parameterNode.fixedVolume, outputs)
+
+
+#
+# RegistrationDLLogic
+#
+
+
+class RegistrationDLLogic(ScriptedLoadableModuleLogic):
+    """Thin wrapper over RegistrationDLLib.logic (Qt-free, tested with pytest on slicer-core).
+    Use `process` from the Python console:
+
+        logic = slicer.util.getModuleLogic("RegistrationDL")
+        outputs = logic.process(getNode("fixed"), getNode("moving"), iterations=100)
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._jobs = None
+
+    def getParameterNode(self):
+        return RegistrationDLParameterNode(super().getParameterNode())
+
+    @property
+    def jobs(self):
+        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
+        if self._jobs is None:
+            RegistrationDLLib.ensure_dependencies(requester="Registration DL")
+            from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
+
+            self._jobs = RegistrationJobs()
+        return self._jobs
+
+    @staticmethod
+    def _options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles) -> dict:
+        return {"iterations": iterations, "smoothness": smoothness, "working_spacing_mm": workingSpacingMm,
+                "affine": affine, "levels": levels, "device": device, "keep_files": keepFiles}
+
+    def start(self, fixedVolume, movingVolume, iterations=80, smoothness=1.0, workingSpacingMm=3.0, affine=True,
+              levels=2, device="auto", keepFiles=False):
+        """Start registering in a background process; returns the job (poll(), cancel(), finish())."""
+        options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
+        return self.jobs.start(fixedVolume, movingVolume, **options)
+
+    def process(self, fixedVolume, movingVolume, iterations=80, smoothness=1.0, workingSpacingMm=3.0, affine=True,
+                levels=2, device="auto", keepFiles=False, applyToMoving=False, showResult=True) -> dict:
+        """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
+        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode}."""
+        options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
+        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=lambda record: logging.info(record.get("message", "")),
+                                    **options)
+        if applyToMoving:
+            self.applyToMoving(outputs["transform"], movingVolume)
+        if showResult:
+            self.showResult(fixedVolume, outputs)
+        return outputs
+
+    @staticmethod
+    def applyToMoving(transformNode, movingVolume) -> None:
+        """Show the moving volume through the transform (harden it to resample for good)."""
+        from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
+
+        RegistrationJobs.apply_to_moving(transformNode, movingVolume)
+
+    @staticmethod
+    def showResult(fixedVolume, outputs: dict) -> None:
+        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=outputs["warped"], foregroundOpacity=0.5, fit=True)
+
+
+#
+# RegistrationDLTest
+#
+
+
+class RegistrationDLTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_RegistrationDL1()
+
+    def test_RegistrationDL1(self):
+        """Register a shifted copy of a synthetic sphere volume (2 mm, LPS-like axes): the transform references
+        both volumes, the warped volume lies on the fixed grid and is closer to the fixed one than the moving one was."""
+        self.delayDisplay("Starting the test")
+        k, j, i = np.mgrid[:32, :32, :32]
+
+        def spheres(shift):
+            a = np.full((32, 32, 32), 100, np.int16)
+            a[(i - 11 - shift) ** 2 + (j - 12) ** 2 + (k - 16) ** 2 < 6.5 ** 2] = 600
+            a[(i - 22 - shift) ** 2 + (j - 20) ** 2 + (k - 15) ** 2 < 5 ** 2] = 350
+            return a
+
+        ijkToRAS = np.diag([-2.0, -2.0, 2.0, 1.0])
+        ijkToRAS[:3, 3] = [60.0, 50.0, -20.0]
+        fixedArray, movingArray = spheres(0), spheres(2)
+        fixedVolume = slicer.util.addVolumeFromArray(fixedArray, ijkToRAS=ijkToRAS, name="fixed")
+        movingVolume = slicer.util.addVolumeFromArray(movingArray, ijkToRAS=ijkToRAS, name="moving")
+
+        logic = RegistrationDLLogic()
+        outputs = logic.process(fixedVolume, movingVolume, iterations=10, workingSpacingMm=4.0, affine=False, levels=1,
+                                smoothness=0.5, applyToMoving=True, showResult=False)
+        self.delayDisplay("Processing done")
+
+        transformNode, warpedVolume = outputs["transform"], outputs["warped"]
+        self.assertTrue(transformNode.IsA("vtkMRMLGridTransformNode"))
+        self.assertEqual(transformNode.GetNodeReference("fixedVolume"), fixedVolume)
+        self.assertEqual(transformNode.GetNodeReference("movingVolume"), movingVolume)
+        self.assertEqual(movingVolume.GetParentTransformNode(), transformNode)
+        self.assertTrue(outputs["jacobian"].IsA("vtkMRMLScalarVolumeNode"))
+
+        fixedMatrix, warpedMatrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        fixedVolume.GetIJKToRASMatrix(fixedMatrix)
+        warpedVolume.GetIJKToRASMatrix(warpedMatrix)
+        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(warpedMatrix), slicer.util.arrayFromVTKMatrix(fixedMatrix), atol=1e-6)
+        errorBefore = np.abs(movingArray.astype(np.float32) - fixedArray).mean()
+        errorAfter = np.abs(slicer.util.arrayFromVolume(warpedVolume).astype(np.float32) - fixedArray).mean()
+        self.assertLess(errorAfter, 0.8 * errorBefore)
+
+        from slicerleap.errors import BadInputError
+
+        with self.assertRaises(BadInputError):  # fixed and moving must differ
+            logic.process(fixedVolume, fixedVolume, showResult=False)
+        self.delayDisplay("Test passed")

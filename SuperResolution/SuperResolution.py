@@ -1,0 +1,295 @@
+import logging
+from typing import Annotated, Optional
+
+import numpy as np
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import *
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+from slicer import vtkMRMLScalarVolumeNode
+
+import SuperResolutionLib  # makes the SlicerLeap engine importable; imports nothing heavy
+
+
+#
+# SuperResolution
+#
+
+
+class SuperResolution(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Super Resolution")
+        self.parent.categories = ["SlicerLeap"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerLeap developers"]
+        self.parent.helpText = _("""
+Resample a thick-slice CT or MRI volume to thinner slices. The result is a new volume with the same
+field of view and orientation, placed next to the input. The job runs in a background process;
+Cancel leaves the scene unchanged.
+<br><br>
+This version offers the classical interpolators (cubic B-spline, linear, windowed sinc), the baselines
+that learned restoration is measured against. Learned super-resolution (SR4ZCT, dual-modal deep image
+prior), undersampled MRI reconstruction and MRI-to-PET synthesis are not in this version yet.
+""")
+        self.parent.acknowledgementText = _("""
+Built on SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module template by
+Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab) and Steve Pieper (Isomics).
+""")
+
+
+#
+# SuperResolutionParameterNode
+#
+
+
+@parameterNodeWrapper
+class SuperResolutionParameterNode:
+    """
+    inputVolume - The thick-slice volume to restore.
+    method - Interpolator: bspline (cubic B-spline), linear, or sinc (windowed sinc).
+    targetSpacing - Isotropic output voxel size (mm); 0 = the input's finest spacing.
+    outputVolume - The latest result.
+    device - Where the job runs (the classical methods use the CPU).
+    keepFiles - Keep the job folder for troubleshooting.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(["bspline", "linear", "sinc"])] = "bspline"
+    targetSpacing: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
+    outputVolume: vtkMRMLScalarVolumeNode
+    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    keepFiles: bool = False
+
+
+#
+# SuperResolutionWidget
+#
+
+
+class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None  # the running SceneJob, if any
+        self._jobTimer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SuperResolution.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = SuperResolutionLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(200)
+        self._jobTimer.connect("timeout()", self.onJobTimer)
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.cancelJob()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelJob()  # its outputs would land in a cleared scene
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode: Optional[SuperResolutionParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
+            # ui element that needs connection.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        if self._job is not None:
+            return  # the button is "Cancel" while a job runs
+        if self._parameterNode and self._parameterNode.inputVolume:
+            self.ui.applyButton.toolTip = _("Resample the input volume to the target spacing")
+            self.ui.applyButton.enabled = True
+        else:
+            self.ui.applyButton.toolTip = _("Select an input volume")
+            self.ui.applyButton.enabled = False
+
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.cancelJob()
+            return
+        p = self._parameterNode
+        try:
+            job = self.logic.start(p.inputVolume, method=p.method, spacingMm=p.targetSpacing or None,
+                                   device=p.device, keepFiles=p.keepFiles)
+        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
+            slicer.util.errorDisplay(str(exc))
+            return
+        self._job = job
+        self.ui.logText.clear()
+        self.ui.progressBar.value = 0
+        self.ui.applyButton.text = _("Cancel")
+        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
+        self._jobTimer.start()
+
+    def cancelJob(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.enabled = False  # until the worker has stopped
+            self._job.cancel()
+
+    def onJobTimer(self) -> None:
+        for record in self._job.poll():
+            if record.get("progress") is not None:
+                self.ui.progressBar.value = int(round(100 * record["progress"]))
+            if record.get("message"):
+                self.ui.logText.appendPlainText(record["message"])
+        if self._job.running:
+            return
+        self._jobTimer.stop()
+        job, self._job = self._job, None
+        self.ui.applyButton.text = _("Apply")
+        self._checkCanApply()
+        from slicerleap.jobs import JobWasCancelled
+
+        try:
+            outputs = job.finish()
+        except Exception as exc:
+            self.ui.logText.appendPlainText(str(exc))
+            if not isinstance(exc, JobWasCancelled):
+                slicer.util.errorDisplay(str(exc))
+            return
+        self._parameterNode.outputVolume = outputs["volume"]
+        self.logic.showResult(outputs)
+
+
+#
+# SuperResolutionLogic
+#
+
+
+class SuperResolutionLogic(ScriptedLoadableModuleLogic):
+    """Thin wrapper over SuperResolutionLib.logic (Qt-free, tested with pytest on slicer-core).
+    Use `process` from the Python console:
+
+        logic = slicer.util.getModuleLogic("SuperResolution")
+        outputs = logic.process(getNode("CTChest"), method="sinc", spacingMm=1.0)
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._jobs = None
+
+    def getParameterNode(self):
+        return SuperResolutionParameterNode(super().getParameterNode())
+
+    @property
+    def jobs(self):
+        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
+        if self._jobs is None:
+            SuperResolutionLib.ensure_dependencies(requester="Super Resolution")
+            from SuperResolutionLib.logic import SuperResolutionLogic as SuperResolutionJobs
+
+            self._jobs = SuperResolutionJobs()
+        return self._jobs
+
+    def start(self, inputVolume, method="bspline", spacingMm=None, device="auto", keepFiles=False):
+        """Start resampling in a background process; returns the job (poll(), cancel(), finish()).
+        spacingMm: None = isotropic at the input's finest spacing; a number = isotropic; [i, j, k] per axis."""
+        return self.jobs.start(inputVolume, method=method, spacing=spacingMm, device=device, keep_files=keepFiles)
+
+    def process(self, inputVolume, method="bspline", spacingMm=None, device="auto", keepFiles=False, showResult=True) -> dict:
+        """Resample and wait. Returns {"volume": vtkMRMLScalarVolumeNode}."""
+        outputs = self.jobs.process(inputVolume, method=method, spacing=spacingMm, device=device, keep_files=keepFiles,
+                                    on_progress=lambda record: logging.info(record.get("message", "")))
+        if showResult:
+            self.showResult(outputs)
+        return outputs
+
+    @staticmethod
+    def showResult(outputs: dict) -> None:
+        slicer.util.setSliceViewerLayers(background=outputs["volume"], fit=True)
+
+
+#
+# SuperResolutionTest
+#
+
+
+class SuperResolutionTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SuperResolution1()
+
+    def test_SuperResolution1(self):
+        """Restore an 8 mm-slice synthetic volume to 2 mm: same orientation and field-of-view centre,
+        2 mm isotropic voxels, 4x the slices, the input's integer voxel type."""
+        self.delayDisplay("Starting the test")
+        k, j, i = np.mgrid[:8, :32, :32]
+        array = np.where((i - 16) ** 2 + (j - 16) ** 2 + (4 * k - 16) ** 2 < 12 ** 2, 500, 50).astype(np.int16)
+        ijkToRAS = np.diag([-2.0, -2.0, 8.0, 1.0])
+        ijkToRAS[:3, 3] = [60.0, 50.0, -20.0]
+        inputVolume = slicer.util.addVolumeFromArray(array, ijkToRAS=ijkToRAS, name="thick slices")
+
+        logic = SuperResolutionLogic()
+        outputs = logic.process(inputVolume, method="bspline", spacingMm=2.0, showResult=False)
+        self.delayDisplay("Processing done")
+
+        outputVolume = outputs["volume"]
+        self.assertTrue(outputVolume.IsA("vtkMRMLScalarVolumeNode"))
+        self.assertEqual(outputVolume.GetImageData().GetDimensions(), (32, 32, 32))
+        np.testing.assert_allclose(outputVolume.GetSpacing(), (2.0, 2.0, 2.0), atol=1e-6)
+        inputDirections, outputDirections = np.zeros((3, 3)), np.zeros((3, 3))
+        inputVolume.GetIJKToRASDirections(inputDirections)
+        outputVolume.GetIJKToRASDirections(outputDirections)
+        np.testing.assert_allclose(outputDirections, inputDirections, atol=1e-6)
+
+        def centre(volume):
+            matrix = vtk.vtkMatrix4x4()
+            volume.GetIJKToRASMatrix(matrix)
+            dims = np.array(volume.GetImageData().GetDimensions())
+            return (slicer.util.arrayFromVTKMatrix(matrix) @ np.r_[(dims - 1) / 2.0, 1.0])[:3]
+
+        np.testing.assert_allclose(centre(outputVolume), centre(inputVolume), atol=1e-6)
+        self.assertEqual(slicer.util.arrayFromVolume(outputVolume).dtype, array.dtype)
+        self.delayDisplay("Test passed")
