@@ -118,3 +118,20 @@ def test_segment_job_with_tampered_model_reports_model_error(home, weights, tmp_
     with pytest.raises(JobFailed, match="failed verification") as info:
         run_task_on_files("segment", {"image": image}, model="tiny-unet@1.0.0")
     assert info.value.status == "model-error" and info.value.exit_code == 4
+
+
+def test_terminology_loads_in_slicer_and_covers_every_bundled_label():
+    import slicer
+
+    path = resources_dir() / "Terminology" / "SlicerLeap-terminology.json"
+    logic = slicer.vtkSlicerTerminologiesModuleLogic()
+    assert logic.LoadTerminologyFromFile(str(path)) == "SlicerLeap - label-efficient models"
+    codes = set()
+    for category in json.loads(path.read_text())["SegmentationCodes"]["Category"]:
+        for entry in category["Type"]:
+            codes.add((category["CodeValue"], entry["CodeValue"]))
+    for card in ModelCatalog([resources_dir() / "models"]).cards():
+        for label in card["labels"]:
+            t = label["terminology"]
+            pair = (t["category"].split("^")[1], t["type"].split("^")[1])
+            assert pair in codes, f"{card['id']} label {label['name']} uses codes {pair} missing from the terminology file"
