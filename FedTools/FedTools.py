@@ -1,5 +1,7 @@
 import logging
 import os
+import shutil
+import tempfile
 from typing import Annotated, Optional
 
 import numpy as np
@@ -8,7 +10,12 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.ScriptedLoadableModule import *
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
@@ -117,6 +124,7 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.cancelJob()
+        self._jobTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -188,7 +196,7 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         if self._job is not None:
-            self.cancelJob()
+            self.cancelJob(wait=False)
             return
         p = self._parameterNode
         try:
@@ -206,10 +214,11 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = _("Stop training; no model is registered")
         self._jobTimer.start()
 
-    def cancelJob(self) -> None:
+    def cancelJob(self, wait: bool = True) -> None:
+        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
         if self._job is not None:
             self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel()
+            self._job.cancel(wait=wait)
 
     def onJobTimer(self) -> None:
         for record in self._job.poll():
@@ -235,6 +244,12 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.logText.appendPlainText(
             _("Registered model {id} (final validation Dice {dice:.3f}). Select it in the SKS Segmentation module.").format(
                 id=card["id"], dice=card["evaluation"]["final_val_dice"]))
+
+
+def logProgress(record: dict) -> None:
+    """Job progress records go to the application log when a script runs a blocking `process`."""
+    if record.get("message"):
+        logging.info(record["message"])
 
 
 #
@@ -283,7 +298,7 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
                 spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False) -> dict:
         """Train and wait. Returns the registered model's card (id, labels, evaluation, "_path" of the weights)."""
         options = self._options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles)
-        outputs = self.jobs.process(images, segmentations, on_progress=lambda record: logging.info(record.get("message", "")),
+        outputs = self.jobs.process(images, segmentations, on_progress=logProgress,
                                     **options)
         return outputs["model"]
 
@@ -298,13 +313,15 @@ class FedToolsTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
         # Register test models in a throw-away catalog, not the user's.
         self._savedHome = os.environ.get("SLICERLEAP_HOME")
-        os.environ["SLICERLEAP_HOME"] = os.path.join(slicer.app.temporaryPath, "SlicerLeapTestHome")
+        self._testHome = tempfile.mkdtemp(prefix="SlicerLeapTestHome-")
+        os.environ["SLICERLEAP_HOME"] = self._testHome
 
     def tearDown(self):
         if self._savedHome is None:
             os.environ.pop("SLICERLEAP_HOME", None)
         else:
             os.environ["SLICERLEAP_HOME"] = self._savedHome
+        shutil.rmtree(self._testHome, ignore_errors=True)
 
     def runTest(self):
         self.setUp()
@@ -328,7 +345,7 @@ class FedToolsTest(ScriptedLoadableModuleTest):
         labelmap = slicer.util.addVolumeFromArray(labels, ijkToRAS=ijkToRAS, name="case labels",
                                                   nodeClassName="vtkMRMLLabelMapVolumeNode")
         segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "case segmentation")
-        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentationNode)
+        slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentationNode)
         segmentation = segmentationNode.GetSegmentation()
         segmentation.GetNthSegment(0).SetName("Bright sphere")
         segmentation.GetNthSegment(1).SetName("Dim sphere")

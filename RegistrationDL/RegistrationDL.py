@@ -7,7 +7,12 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.ScriptedLoadableModule import *
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
@@ -115,6 +120,7 @@ class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.cancelJob()
+        self._jobTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -162,7 +168,7 @@ class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         if self._job is not None:
-            self.cancelJob()
+            self.cancelJob(wait=False)
             return
         p = self._parameterNode
         try:
@@ -179,10 +185,11 @@ class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
         self._jobTimer.start()
 
-    def cancelJob(self) -> None:
+    def cancelJob(self, wait: bool = True) -> None:
+        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
         if self._job is not None:
             self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel()
+            self._job.cancel(wait=wait)
 
     def onJobTimer(self) -> None:
         for record in self._job.poll():
@@ -209,6 +216,12 @@ class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode.applyToMoving:
             self.logic.applyToMoving(outputs["transform"], self._parameterNode.movingVolume)
         self.logic.showResult(self._parameterNode.fixedVolume, outputs)
+
+
+def logProgress(record: dict) -> None:
+    """Job progress records go to the application log when a script runs a blocking `process`."""
+    if record.get("message"):
+        logging.info(record["message"])
 
 
 #
@@ -257,7 +270,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
         """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
         (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode}."""
         options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
-        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=lambda record: logging.info(record.get("message", "")),
+        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=logProgress,
                                     **options)
         if applyToMoving:
             self.applyToMoving(outputs["transform"], movingVolume)
@@ -291,20 +304,21 @@ class RegistrationDLTest(ScriptedLoadableModuleTest):
         self.test_RegistrationDL1()
 
     def test_RegistrationDL1(self):
-        """Register a shifted copy of a synthetic sphere volume (2 mm, LPS-like axes): the transform references
-        both volumes, the warped volume lies on the fixed grid and is closer to the fixed one than the moving one was."""
+        """Register a shifted copy of a synthetic two-sphere volume (2 mm, LPS-like axes, mild noise): the transform
+        references both volumes, the warped volume lies on the fixed grid and is closer to the fixed one than the moving one was."""
         self.delayDisplay("Starting the test")
         k, j, i = np.mgrid[:32, :32, :32]
+        rng = np.random.default_rng(0)
 
-        def spheres(shift):
-            a = np.full((32, 32, 32), 100, np.int16)
-            a[(i - 11 - shift) ** 2 + (j - 12) ** 2 + (k - 16) ** 2 < 6.5 ** 2] = 600
-            a[(i - 22 - shift) ** 2 + (j - 20) ** 2 + (k - 15) ** 2 < 5 ** 2] = 350
-            return a
+        def spheres(si, sj, sk):
+            a = np.full((32, 32, 32), 100.0)
+            a[(i - 11 - si) ** 2 + (j - 12 - sj) ** 2 + (k - 16 - sk) ** 2 < 6.5 ** 2] = 600
+            a[(i - 22 - si) ** 2 + (j - 20 - sj) ** 2 + (k - 15 - sk) ** 2 < 5 ** 2] = 350
+            return (a + rng.normal(0, 15, a.shape)).astype(np.int16)
 
         ijkToRAS = np.diag([-2.0, -2.0, 2.0, 1.0])
         ijkToRAS[:3, 3] = [60.0, 50.0, -20.0]
-        fixedArray, movingArray = spheres(0), spheres(2)
+        fixedArray, movingArray = spheres(0, 0, 0), spheres(2, 1, -1)
         fixedVolume = slicer.util.addVolumeFromArray(fixedArray, ijkToRAS=ijkToRAS, name="fixed")
         movingVolume = slicer.util.addVolumeFromArray(movingArray, ijkToRAS=ijkToRAS, name="moving")
 

@@ -7,7 +7,12 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.ScriptedLoadableModule import *
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 
@@ -107,6 +112,7 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.cancelJob()
+        self._jobTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -180,7 +186,7 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         if self._job is not None:
-            self.cancelJob()
+            self.cancelJob(wait=False)
             return
         p = self._parameterNode
         try:
@@ -196,10 +202,11 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
         self._jobTimer.start()
 
-    def cancelJob(self) -> None:
+    def cancelJob(self, wait: bool = True) -> None:
+        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
         if self._job is not None:
             self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel()
+            self._job.cancel(wait=wait)
 
     def onJobTimer(self) -> None:
         for record in self._job.poll():
@@ -225,6 +232,12 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode.outputSegmentation = outputs["segmentation"]
         self.logic.showResult(self._parameterNode.inputVolume, outputs)
         self.refreshModels()
+
+
+def logProgress(record: dict) -> None:
+    """Job progress records go to the application log when a script runs a blocking `process`."""
+    if record.get("message"):
+        logging.info(record["message"])
 
 
 #
@@ -272,7 +285,7 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
         (vtkMRMLScalarVolumeNode) when asked for."""
         outputs = self.jobs.process(inputVolume, model_id=modelId, device=device, probability=probability,
-                                    keep_files=keepFiles, on_progress=lambda record: logging.info(record.get("message", "")))
+                                    keep_files=keepFiles, on_progress=logProgress)
         if showResult:
             self.showResult(inputVolume, outputs)
         return outputs

@@ -7,7 +7,12 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.ScriptedLoadableModule import *
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
@@ -104,6 +109,7 @@ class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.cancelJob()
+        self._jobTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -154,7 +160,7 @@ class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         if self._job is not None:
-            self.cancelJob()
+            self.cancelJob(wait=False)
             return
         p = self._parameterNode
         try:
@@ -170,10 +176,11 @@ class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
         self._jobTimer.start()
 
-    def cancelJob(self) -> None:
+    def cancelJob(self, wait: bool = True) -> None:
+        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
         if self._job is not None:
             self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel()
+            self._job.cancel(wait=wait)
 
     def onJobTimer(self) -> None:
         for record in self._job.poll():
@@ -198,6 +205,12 @@ class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._parameterNode.outputVolume = outputs["volume"]
         self.logic.showResult(outputs)
+
+
+def logProgress(record: dict) -> None:
+    """Job progress records go to the application log when a script runs a blocking `process`."""
+    if record.get("message"):
+        logging.info(record["message"])
 
 
 #
@@ -238,7 +251,7 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
     def process(self, inputVolume, method="bspline", spacingMm=None, device="auto", keepFiles=False, showResult=True) -> dict:
         """Resample and wait. Returns {"volume": vtkMRMLScalarVolumeNode}."""
         outputs = self.jobs.process(inputVolume, method=method, spacing=spacingMm, device=device, keep_files=keepFiles,
-                                    on_progress=lambda record: logging.info(record.get("message", "")))
+                                    on_progress=logProgress)
         if showResult:
             self.showResult(outputs)
         return outputs

@@ -27,14 +27,6 @@ _make_engine_importable()
 def ensure_dependencies(requester: str = "SlicerLeap") -> None:
     """Install the engine's missing Python packages (asks the user first in the Slicer desktop).
     Call it before the first job (Apply, `process`), never at import time."""
-    try:
-        from slicerleap.scene.dependencies import ensure_dependencies as ensure
-    except ImportError:
-        # slicerleap.scene itself needs some of the packages being installed (psutil), so load the
-        # installer file on its own: it uses only the standard library and `slicer`.
-        path = Path(importlib.util.find_spec("slicerleap").origin).parent / "scene" / "dependencies.py"
-        spec = importlib.util.spec_from_file_location("slicerleap_dependencies", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        ensure = module.ensure_dependencies
+    from slicerleap.scene.dependencies import ensure_dependencies as ensure  # needs only what Slicer ships
+
     ensure(requester=requester)

@@ -4,21 +4,9 @@ grid transform (fixed -> moving resampling field, references to both volumes), t
 volume on the fixed grid, and the Jacobian determinant of the transform."""
 from __future__ import annotations
 
-import slicer
-
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
-
-
-def require_scalar_volume(node, role: str) -> None:
-    """A scalar (not labelmap) volume node with voxels, or a BadInputError naming `role`."""
-    if node is None:
-        raise BadInputError(f"No {role} is selected.", f"Select the {role} in the module panel.")
-    if not isinstance(node, slicer.vtkMRMLScalarVolumeNode) or isinstance(node, slicer.vtkMRMLLabelMapVolumeNode):
-        raise BadInputError(f"'{node.GetName()}' is not a scalar volume, so it cannot be the {role}.",
-                            f"Select an image volume (not a labelmap or segmentation) as the {role}.")
-    if node.GetImageData() is None:
-        raise BadInputError(f"The {role} '{node.GetName()}' has no voxels.", "Load the image data, or select another volume.")
+from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
 
 class RegistrationDLLogic:

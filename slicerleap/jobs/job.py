@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
 from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, ExitCode
 
 
@@ -52,6 +50,7 @@ class Job:
         self._lines: queue.Queue = queue.Queue()
         self._reader: threading.Thread | None = None
         self._cancel_requested = False
+        self._kill_at: float | None = None
         self._started_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -106,6 +105,9 @@ class Job:
             new.append(self._parse(line))
         if self.exit_code is None and self.process is not None and self.process.poll() is not None and self._reader and not self._reader.is_alive():
             new.extend(self.poll())
+        if self.exit_code is None and self._kill_at is not None and time.monotonic() >= self._kill_at:
+            self._kill_at = None
+            self.kill_tree()  # the worker ignored the cancel request past its grace period
         return new
 
     def _parse(self, line: str) -> dict:
@@ -143,8 +145,9 @@ class Job:
                 time.sleep(0.02)
         return self.status
 
-    def cancel(self, grace_s: float = 2.0) -> None:
-        """Ask the worker to stop; after `grace_s` kill its whole process tree. Never touches the scene."""
+    def request_cancel(self, grace_s: float = 2.0) -> None:
+        """Non-blocking cancel (for GUI timers): the worker stops at its next checkpoint; if it is
+        still running `grace_s` later, the next poll() kills its whole process tree."""
         if self.process is None or self.exit_code is not None:
             return
         self._cancel_requested = True
@@ -152,15 +155,19 @@ class Job:
             (self.job_dir / CANCEL_FILE).touch()
         except OSError:
             pass
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill_tree()
-        self.wait(timeout=10)
+        self._kill_at = time.monotonic() + grace_s
+
+    def cancel(self, grace_s: float = 2.0) -> None:
+        """Blocking cancel: request it, wait up to `grace_s`, then kill the process tree. Never touches the scene."""
+        self.request_cancel(grace_s)
+        if self.process is None or self.exit_code is not None:
+            return
+        self.wait(timeout=grace_s + 10)
 
     def kill_tree(self) -> None:
         """SIGKILL the worker and every descendant (data loaders, solvers) it started."""
+        import psutil  # imported here so the scene layer loads before Slicer has installed psutil
+
         if self.process is None:
             return
         try:

@@ -4,9 +4,9 @@ PyTorch comes from Slicer's PyTorch extension (it picks the CUDA build that fits
 from Resources/requirements.txt through `slicer.packaging.pip_ensure` (Slicer >= 5.10) or, on older
 Slicer, `slicer.util.pip_install`.
 
-This file uses only the standard library, `slicer` and the dependency-free `slicerleap.errors` /
-`slicerleap.resources`, with absolute imports: the module Libs load it by path when `slicerleap.scene`
-cannot be imported yet because its own dependencies (psutil) are missing.
+It runs before the engine's own dependencies exist, so it imports only the standard library,
+`slicer` and the dependency-free `slicerleap.errors` / `slicerleap.resources`; `slicerleap.scene`
+itself needs only what Slicer ships (numpy, SimpleITK, VTK/MRML).
 """
 from __future__ import annotations
 
@@ -28,10 +28,17 @@ REQUIRED = {
 }
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # e.g. a module that failed to import earlier in this session
+        return False
+
+
 def missing_packages() -> list[str]:
     """Distribution names of the required packages that cannot be imported."""
     importlib.invalidate_caches()
-    return [dist for name, dist in REQUIRED.items() if importlib.util.find_spec(name) is None]
+    return [dist for name, dist in REQUIRED.items() if not _importable(name)]
 
 
 def ensure_dependencies(requester: str = "SlicerLeap", ask: bool = True) -> None:

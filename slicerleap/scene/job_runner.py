@@ -21,7 +21,10 @@ from .volumes import node_to_volume, place_next_to, volume_to_node
 
 class SceneJob:
     """One background job fed from and returning to the scene. Non-blocking: start(), poll(), finish();
-    blocking: run()."""
+    blocking: run().
+
+    inputs: name -> a volume node, or a tuple (segmentation node, reference volume node[, {segment
+    name: label value}]) written as a labelmap on the reference grid, or a list of either."""
 
     def __init__(self, ctx: SceneContext, task: str, inputs: dict, params: dict | None = None, model: str | None = None,
                  device: str = "auto", keep_files: bool = False, work_root: str | Path | None = None):
@@ -65,10 +68,16 @@ class SceneJob:
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def cancel(self) -> None:
-        if self.job:
+    def cancel(self, wait: bool = True) -> None:
+        """Stop the worker. wait=False returns at once (GUI): keep polling until `running` is False,
+        then call finish(), which raises JobWasCancelled and removes the job folder."""
+        if not self.job:
+            return
+        if wait:
             self.job.cancel()
             self.job.cleanup()
+        else:
+            self.job.request_cancel()
 
     # -- files -> nodes -------------------------------------------------------------------------
     def finish(self) -> dict:

@@ -74,6 +74,17 @@ def volume_to_node(ctx: SceneContext, volume: Volume, name: str, reference_node=
     return node
 
 
+def require_scalar_volume_node(node, role: str) -> None:
+    """A scalar (not labelmap) volume node with voxels, or a BadInputError naming `role`."""
+    if node is None:
+        raise BadInputError(f"No {role} is selected.", f"Select the {role} in the module panel.")
+    if not isinstance(node, slicer.vtkMRMLScalarVolumeNode) or isinstance(node, slicer.vtkMRMLLabelMapVolumeNode):
+        raise BadInputError(f"'{node.GetName()}' is not a scalar volume, so it cannot be the {role}.",
+                            f"Select an image volume (not a labelmap or segmentation) as the {role}.")
+    if node.GetImageData() is None:
+        raise BadInputError(f"The {role} '{node.GetName()}' has no voxels.", "Load the image data, or select another volume.")
+
+
 def place_next_to(ctx: SceneContext, node, reference_node) -> None:
     """Put `node` in the same subject-hierarchy folder as `reference_node` (the input it came from)."""
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(ctx.scene)

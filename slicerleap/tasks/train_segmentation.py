@@ -25,7 +25,7 @@ def run(ctx) -> dict:
     n_classes = 1 + max([int(l["value"]) for l in label_specs] or [1])
     config = UNetTrainingConfig(
         spacing_mm=tuple(p.get("spacing_mm", (2.0, 2.0, 2.0))), patch=tuple(p.get("patch", (64, 64, 64))),
-        channels=tuple(p.get("channels", (8, 16, 32, 64))), epochs=int(p.get("epochs", 10)),
+        channels=tuple(p.get("channels", (8, 16, 32, 64))), strides=(2,) * (len(p.get("channels", (8, 16, 32, 64))) - 1), epochs=int(p.get("epochs", 10)),
         iterations_per_epoch=int(p.get("iterations_per_epoch", 10)), batch_size=int(p.get("batch_size", 2)),
         learning_rate=float(p.get("learning_rate", 2e-3)), n_classes=n_classes, seed=int(p.get("seed", 0)),
         normalisation=p.get("normalisation", {"kind": "percentile", "lower": 0.5, "upper": 99.5}))

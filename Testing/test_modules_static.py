@@ -1,0 +1,371 @@
+"""Static checks of the four Slicer scripted modules, which only run inside the Slicer desktop:
+.ui <-> parameter node binding, the widgets the code uses, the Slicer-side Logic's calls into the
+Qt-free Lib, module metadata, folder layout, and the files every CMakeLists.txt names.
+
+Each check is a function of a folder that returns a list of problems, and is also run on a deliberately
+broken copy to show that it catches what it claims to.
+"""
+import ast
+import inspect
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ["SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"]
+FORBIDDEN_IN_LIB = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper")
+# Widget class -> the field type it can be bound to (Slicer's parameterNodeWrapper GUI connectors)
+WIDGET_TYPES = {"QCheckBox": "bool", "QSpinBox": "int", "QSlider": "int", "QDoubleSpinBox": "float",
+                "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node"}
+
+
+# -- parsing helpers ---------------------------------------------------------------------------------
+def ui_widgets(ui_file: Path) -> dict:
+    """objectName -> {"class", "parameter" (SlicerParameterName or None), "nodeTypes"} for every widget."""
+    widgets = {}
+    for element in ET.parse(ui_file).getroot().iter("widget"):
+        info = {"class": element.get("class"), "parameter": None, "nodeTypes": []}
+        for prop in element.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                info["parameter"] = prop.findtext("string")
+            if prop.get("name") == "nodeTypes":
+                info["nodeTypes"] = [s.text for s in prop.iter("string")]
+        widgets[element.get("name")] = info
+    return widgets
+
+
+def parameter_fields(module_file: Path) -> dict:
+    """Field name -> annotation source of the @parameterNodeWrapper class in a module file."""
+    for node in ast.walk(ast.parse(module_file.read_text())):
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(d) == "parameterNodeWrapper" for d in node.decorator_list):
+            return {s.target.id: ast.unparse(s.annotation) for s in node.body
+                    if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+    return {}
+
+
+def field_kind(annotation: str) -> str:
+    if "Choice(" in annotation:
+        return "Choice"
+    base = re.sub(r"^Annotated\[([^,\]]+).*$", r"\1", annotation).strip()
+    return "node" if base.startswith("vtkMRML") else base
+
+
+# -- checks (each returns a list of problems) ------------------------------------------------------
+def parameter_binding_problems(module_dir: Path) -> list:
+    """Every SlicerParameterName in the .ui is a parameter-node field, bound to a widget that can show it."""
+    name = module_dir.name
+    ui_file, module_file = module_dir / "Resources" / "UI" / f"{name}.ui", module_dir / f"{name}.py"
+    fields = parameter_fields(module_file)
+    if not fields:
+        return [f"{name}: no @parameterNodeWrapper class with annotated fields in {module_file.name}"]
+    problems = []
+    for widget_name, info in ui_widgets(ui_file).items():
+        parameter = info["parameter"]
+        if parameter is None:
+            continue
+        if parameter not in fields:
+            problems.append(f"{name}: widget '{widget_name}' has SlicerParameterName '{parameter}', "
+                            f"which is not a field of the parameter node ({', '.join(fields)})")
+            continue
+        expected, actual = WIDGET_TYPES.get(info["class"]), field_kind(fields[parameter])
+        if expected != actual:
+            problems.append(f"{name}: widget '{widget_name}' ({info['class']}) cannot show field '{parameter}' "
+                            f"of type {fields[parameter]}")
+        if actual == "node" and info["nodeTypes"] and field_kind(fields[parameter]) == "node":
+            node_class = re.sub(r"^Annotated\[([^,\]]+).*$", r"\1", fields[parameter]).strip()
+            if node_class not in info["nodeTypes"]:
+                problems.append(f"{name}: widget '{widget_name}' lists {info['nodeTypes']} but field '{parameter}' is {node_class}")
+    return problems
+
+
+def ui_usage_problems(module_dir: Path) -> list:
+    """Widgets the module code uses exist in the .ui; the .ui has the job widgets; MRML widgets get the scene."""
+    name = module_dir.name
+    ui_file = module_dir / "Resources" / "UI" / f"{name}.ui"
+    widgets = ui_widgets(ui_file)
+    problems = []
+    for node in ast.walk(ast.parse((module_dir / f"{name}.py").read_text())):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self" and node.attr not in widgets):
+            problems.append(f"{name}: the code uses self.ui.{node.attr}, which is not in {ui_file.name}")
+    for widget_name, cls in (("applyButton", "QPushButton"), ("progressBar", "QProgressBar"), ("logText", "QPlainTextEdit")):
+        if widgets.get(widget_name, {}).get("class") != cls:
+            problems.append(f"{name}: {ui_file.name} has no {cls} named '{widget_name}'")
+    root = ET.parse(ui_file).getroot()
+    top = root.find("widget").get("name")
+    connected = {c.findtext("receiver") for c in root.iter("connection")
+                 if c.findtext("sender") == top and c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+                 and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    declared = {c.findtext("class") for c in root.iter("customwidget")}
+    for widget_name, info in widgets.items():
+        if info["class"].startswith("qMRML") and widget_name != top and widget_name not in connected:
+            problems.append(f"{name}: '{widget_name}' is not connected to mrmlSceneChanged(vtkMRMLScene*)")
+        if info["class"].startswith(("qMRML", "ctk")) and info["class"] not in declared:
+            problems.append(f"{name}: custom widget class {info['class']} is not declared in <customwidgets>")
+    return problems
+
+
+def module_metadata_problems(module_dir: Path) -> list:
+    """The ScriptedLoadableModule subclass sets title, categories ["SlicerLeap"], contributors, help, acknowledgement."""
+    name = module_dir.name
+    tree = ast.parse((module_dir / f"{name}.py").read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    expected_classes = {name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget",
+                        f"{name}Logic": "ScriptedLoadableModuleLogic", f"{name}Test": "ScriptedLoadableModuleTest"}
+    problems = [f"{name}: class {cls}({base}) is missing" for cls, base in expected_classes.items()
+                if cls not in classes or base not in [ast.unparse(b) for b in classes[cls].bases]]
+    if name not in classes:
+        return problems
+    assigned = {}
+    for node in ast.walk(classes[name]):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute) and ast.unparse(node.targets[0]).startswith("self.parent."):
+            assigned[node.targets[0].attr] = node.value
+    for attribute in ("title", "contributors", "helpText", "acknowledgementText"):
+        if attribute not in assigned:
+            problems.append(f"{name}: self.parent.{attribute} is not set")
+    if ast.unparse(assigned.get("categories", ast.List(elts=[]))) != "['SlicerLeap']":
+        problems.append(f"{name}: self.parent.categories is not ['SlicerLeap']")
+    return problems
+
+
+def _options_keys(tree: ast.Module) -> set:
+    """Keys of the dict literal returned by a `_options` helper, if the module has one."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "_options":
+            for ret in ast.walk(node):
+                if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Dict):
+                    return {k.value for k in ret.value.keys}
+    return set()
+
+
+def lib_call_problems(module_dir: Path, lib_class) -> list:
+    """Every `self.jobs.<method>(...)` call in the Slicer-side Logic uses methods and keyword arguments
+    the Qt-free Lib class has (the Slicer side never runs in pytest, so drift would go unnoticed)."""
+    name = module_dir.name
+    tree = ast.parse((module_dir / f"{name}.py").read_text())
+    options = _options_keys(tree)
+    creators = [getattr(lib_class, m) for m in dir(lib_class) if m.startswith("create_")]
+    problems = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and ast.unparse(node.func.value) == "self.jobs"):
+            continue
+        method = getattr(lib_class, node.func.attr, None)
+        if method is None:
+            problems.append(f"{name}: {lib_class.__name__} has no method {node.func.attr}()")
+            continue
+        accepted = set(inspect.signature(method).parameters)
+        if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(method).parameters.values()):
+            accepted |= {p for creator in creators for p in inspect.signature(creator).parameters}
+        keywords = {k.arg for k in node.keywords if k.arg} | (options if any(k.arg is None for k in node.keywords) else set())
+        for keyword in sorted(keywords - accepted):
+            problems.append(f"{name}: self.jobs.{node.func.attr}(...) passes '{keyword}', which "
+                            f"{lib_class.__name__}.{node.func.attr} does not accept")
+    return problems
+
+
+def module_layout_problems(module_dir: Path) -> list:
+    """Folders and files a module needs; its Python parses; its Lib imports no Qt/CTK/Slicer-app modules."""
+    name = module_dir.name
+    problems = [f"{name}: {relative} is missing" for relative in
+                (f"{name}.py", f"Resources/Icons/{name}.png", f"Resources/UI/{name}.ui", "Testing", f"{name}Lib",
+                 f"{name}Lib/__init__.py", f"{name}Lib/logic.py", "CMakeLists.txt")
+                if not (module_dir / relative).exists()]
+    for path in [module_dir / f"{name}.py", *sorted((module_dir / f"{name}Lib").glob("*.py"))]:
+        if not path.exists():
+            continue
+        try:
+            tree = ast.parse(path.read_text(), filename=str(path))
+        except SyntaxError as exc:
+            problems.append(f"{name}: {path.relative_to(module_dir)} does not parse: {exc}")
+            continue
+        if path.parent.name != f"{name}Lib":
+            continue
+        for node in ast.walk(tree):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            for module in imported:
+                if module in FORBIDDEN_IN_LIB or module.split(".")[0] in ("qt", "ctk"):
+                    problems.append(f"{name}: {path.relative_to(module_dir)} imports {module}, which the Qt-free Lib must not")
+    return problems
+
+
+def _cmake_commands(text: str):
+    text = re.sub(r"#[^\n]*", "", text)
+    for match in re.finditer(r"(\w+)\s*\(([^()]*)\)", text):
+        yield match.group(1).lower(), match.group(2).split()
+
+
+def cmake_missing_files(cmake_file: Path) -> list:
+    """Files and folders a CMakeLists.txt names (module scripts/resources, SCRIPT, add_subdirectory,
+    install/file(COPY) sources) that do not exist next to it. Paths with unresolved variables are skipped."""
+    variables, named = {"CMAKE_CURRENT_SOURCE_DIR": str(cmake_file.parent)}, []
+    for command, args in _cmake_commands(cmake_file.read_text()):
+        if command == "set" and args and args[0] == "MODULE_NAME":
+            variables["MODULE_NAME"] = args[1]
+        elif command == "set" and args and args[0] in ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"):
+            named += args[1:]
+        elif command == "add_subdirectory":
+            named.append(args[0])
+        elif command in ("slicer_add_python_unittest", "install", "file"):
+            keywords = {"SCRIPT"} if command == "slicer_add_python_unittest" else {"DIRECTORY", "FILES", "COPY"}
+            taking = False
+            for arg in args:
+                if arg.isupper() and not arg.endswith((".py", ".txt")):
+                    taking = arg in keywords
+                elif taking:
+                    named.append(arg)
+    problems = []
+    for entry in named:
+        path = re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m.group(1), m.group(0)), entry)
+        if "${" in path:
+            continue
+        if not (cmake_file.parent / path).exists():
+            problems.append(f"{cmake_file.relative_to(cmake_file.parents[1]) if cmake_file.parent != ROOT else cmake_file.name}: "
+                            f"'{entry}' does not exist")
+    return problems
+
+
+def all_cmake_files(root: Path) -> list:
+    return sorted(p for p in root.rglob("CMakeLists.txt") if not any(part.startswith((".", "build")) for part in p.relative_to(root).parts))
+
+
+# -- tests on the real modules ---------------------------------------------------------------------
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_parameter_names_are_parameter_node_fields(module):
+    assert parameter_binding_problems(ROOT / module) == []
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_has_the_widgets_the_code_uses(module):
+    assert ui_usage_problems(ROOT / module) == []
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_metadata_and_classes(module):
+    assert module_metadata_problems(ROOT / module) == []
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_layout_and_qt_free_lib(module):
+    assert module_layout_problems(ROOT / module) == []
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_slicer_logic_calls_match_the_lib(module):
+    sys.path.insert(0, str(ROOT / module))
+    try:
+        lib = __import__(f"{module}Lib.logic", fromlist=["logic"])
+    finally:
+        sys.path.remove(str(ROOT / module))
+    assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic")) == []
+
+
+def test_every_cmake_file_names_existing_files():
+    files = all_cmake_files(ROOT)
+    expected = {ROOT / "CMakeLists.txt"} | {ROOT / m / sub / "CMakeLists.txt" for m in MODULES for sub in ("", "Testing", "Testing/Python")}
+    assert expected <= set(files), sorted(str(p) for p in expected - set(files))
+    assert [problem for f in files for problem in cmake_missing_files(f)] == []
+    top = (ROOT / "CMakeLists.txt").read_text()
+    for module in MODULES:
+        assert f"add_subdirectory({module})" in top
+
+
+def test_extension_icon_and_requirements():
+    from PIL import Image
+
+    for icon in [ROOT / "Resources" / "Icons" / "SlicerLeap.png", *(ROOT / m / "Resources" / "Icons" / f"{m}.png" for m in MODULES)]:
+        assert Image.open(icon).size == (128, 128), icon
+    requirements = (ROOT / "Resources" / "requirements.txt").read_text()
+    names = {re.split(r"[<>=!~ ;\[]", line.strip())[0].lower() for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    assert {"monai", "safetensors", "jsonschema", "psutil", "scikit-image", "nibabel"} <= names
+    assert not names & {"torch", "simpleitk"}, "torch comes from the PyTorch extension; SimpleITK ships with Slicer"
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_lib_makes_the_engine_importable(tmp_path, installed):
+    """From a source checkout the Lib adds the repository root to sys.path; in an installed extension, the
+    folder holding the modules (where CMake installs slicerleap/). Run in a bare interpreter (-S -E) with
+    no site-packages, so the editable install of slicerleap cannot hide a wrong path."""
+    if installed:
+        modules_dir = tmp_path / "qt-scripted-modules"
+        shutil.copytree(ROOT / "SKSSegmentation" / "SKSSegmentationLib", modules_dir / "SKSSegmentationLib")
+        shutil.copytree(ROOT / "slicerleap", modules_dir / "slicerleap", ignore=shutil.ignore_patterns("__pycache__"))
+        module_parent, expected = modules_dir, modules_dir
+    else:
+        module_parent, expected = ROOT / "SKSSegmentation", ROOT
+    code = ("import sys, importlib.util; sys.path.insert(0, sys.argv[1]); import SKSSegmentationLib; "
+            "print(importlib.util.find_spec('slicerleap').origin)")
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, str(module_parent)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == expected / "slicerleap" / "__init__.py"
+
+
+# -- the checks catch what they claim to -----------------------------------------------------------
+@pytest.fixture
+def broken_copy(tmp_path):
+    """A copy of the SKSSegmentation module folder to break on purpose."""
+    copy = tmp_path / "SKSSegmentation"
+    shutil.copytree(ROOT / "SKSSegmentation", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_checks_catch_a_wrong_parameter_name(broken_copy):
+    ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
+    ui.write_text(ui.read_text().replace("<string>inputVolume</string>", "<string>inputVolumeTypo</string>"))
+    problems = parameter_binding_problems(broken_copy)
+    assert any("SKSSegmentation" in p and "inputVolumeTypo" in p for p in problems), problems
+
+
+def test_checks_catch_a_widget_that_cannot_show_its_field(broken_copy):
+    ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
+    ui.write_text(ui.read_text().replace("<string>probability</string>", "<string>device</string>"))
+    problems = parameter_binding_problems(broken_copy)
+    assert any("probabilityCheckBox" in p and "device" in p for p in problems), problems
+
+
+def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
+    module = broken_copy / "SKSSegmentation.py"
+    module.write_text(module.read_text().replace("self.ui.logText.clear()", "self.ui.logTextTypo.clear()"))
+    ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
+    ui.write_text(ui.read_text().replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"))
+    problems = ui_usage_problems(broken_copy)
+    assert any("self.ui.logTextTypo" in p for p in problems), problems
+    assert any("inputVolumeSelector" in p and "mrmlSceneChanged" in p for p in problems), problems
+
+
+def test_checks_catch_qt_in_the_lib_and_a_syntax_error(broken_copy):
+    logic = broken_copy / "SKSSegmentationLib" / "logic.py"
+    logic.write_text("import qt\nfrom ctk import ctkCollapsibleButton\n" + logic.read_text())
+    (broken_copy / "SKSSegmentationLib" / "extra.py").write_text("def broken(:\n")
+    problems = module_layout_problems(broken_copy)
+    assert any("imports qt" in p for p in problems) and any("imports ctk" in p for p in problems), problems
+    assert any("extra.py does not parse" in p for p in problems), problems
+
+
+def test_checks_catch_wrong_metadata_and_lib_calls(broken_copy):
+    module = broken_copy / "SKSSegmentation.py"
+    text = module.read_text().replace('self.parent.categories = ["SlicerLeap"]', 'self.parent.categories = ["Examples"]')
+    module.write_text(text.replace("probability=probability, keep_files=keepFiles)", "probability=probability, keepFiles=keepFiles)"))
+    assert any("categories" in p for p in module_metadata_problems(broken_copy))
+    sys.path.insert(0, str(ROOT / "SKSSegmentation"))
+    try:
+        from SKSSegmentationLib.logic import SKSSegmentationLogic
+    finally:
+        sys.path.remove(str(ROOT / "SKSSegmentation"))
+    problems = lib_call_problems(broken_copy, SKSSegmentationLogic)
+    assert any("'keepFiles'" in p for p in problems), problems
+
+
+def test_checks_catch_a_missing_cmake_file(broken_copy):
+    (broken_copy / "SKSSegmentationLib" / "logic.py").unlink()
+    shutil.rmtree(broken_copy / "Testing")
+    problems = cmake_missing_files(broken_copy / "CMakeLists.txt")
+    assert any("${MODULE_NAME}Lib/logic.py" in p for p in problems), problems
+    assert any("'Testing'" in p for p in problems), problems
+    assert any("SKSSegmentationLib/logic.py is missing" in p for p in module_layout_problems(broken_copy))
