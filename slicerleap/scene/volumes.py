@@ -66,8 +66,16 @@ def volume_to_node(ctx: SceneContext, volume: Volume, name: str, reference_node=
         cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
         node = ctx.scene.AddNewNodeByClass(cls, ctx.scene.GenerateUniqueName(name))
     node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
-    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
     node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    if not labelmap and display is not None and volume.array.size:
+        # Window/level from a subsample, set before the voxels arrive: Slicer's automatic window/level
+        # histograms the whole volume (0.7 s of 0.8 s for a 512x512x300 CT, benchmarks/RESULTS.md).
+        sample = volume.array[:: max(1, volume.array.shape[0] // 64), ::4, ::4]
+        low, high = np.percentile(sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample, [0.5, 99.5])
+        display.AutoWindowLevelOff()
+        display.SetWindowLevelMinMax(float(low), float(high) if high > low else float(low) + 1.0)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
     if reference_node is not None:
         node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
         place_next_to(ctx, node, reference_node)
