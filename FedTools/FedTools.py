@@ -1,12 +1,9 @@
-import logging
 import os
 import shutil
 import tempfile
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
-import qt
-import vtk
 
 import slicer
 from slicer.i18n import tr as _
@@ -21,7 +18,8 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-import FedToolsLib  # makes the SlicerLeap engine importable; imports nothing heavy
+import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
+from SlicerLeapCommonLib.job_panel import JobPanelMixin
 
 
 #
@@ -34,7 +32,7 @@ class FedTools(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Fed Tools")
         self.parent.categories = ["SlicerLeap"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["SlicerLeapCommon"]  # loaded first: SlicerLeapCommonLib
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
 Train a segmentation model on this site's cases: pairs of a volume and a segmentation drawn on it
@@ -90,76 +88,14 @@ class FedToolsParameterNode:
 #
 
 
-class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None  # the running SceneJob, if any
-        self._jobTimer = None
-
+class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/FedTools.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = FedToolsLogic()
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.setupPanel(FedToolsLogic())
         self.ui.addCaseButton.connect("clicked(bool)", self.onAddCase)
         self.ui.removeCaseButton.connect("clicked(bool)", self.onRemoveCase)
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(200)
-        self._jobTimer.connect("timeout()", self.onJobTimer)
 
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.cancelJob()
-        self._jobTimer.stop()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.cancelJob()  # it reads nodes of the scene being closed
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode: Optional[FedToolsParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
-            # ui element that needs connection.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
+    def onParameterNodeModified(self) -> None:
         p = self._parameterNode
         self.ui.casesListWidget.clear()
         cases = zip(p.caseImages, p.caseSegmentations) if p else []
@@ -168,14 +104,14 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             segmentationName = segmentation.GetName() if segmentation else _("(deleted segmentation)")
             self.ui.casesListWidget.addItem(f"{imageName}  /  {segmentationName}")
         self.ui.addCaseButton.enabled = bool(p and p.trainingImage and p.trainingSegmentation)
-        if self._job is not None:
-            return  # the button is "Cancel" while a job runs
-        if p and len(p.caseImages) > 0:
-            self.ui.applyButton.toolTip = _("Train a segmentation model on the listed cases")
-            self.ui.applyButton.enabled = True
-        else:
-            self.ui.applyButton.toolTip = _("Add at least one training case (volume and segmentation)")
-            self.ui.applyButton.enabled = False
+
+    def canApply(self) -> tuple:
+        if len(self._parameterNode.caseImages) > 0:
+            return True, _("Train a segmentation model on the listed cases")
+        return False, _("Add at least one training case (volume and segmentation)")
+
+    def cancelToolTip(self) -> str:
+        return _("Stop training; no model is registered")
 
     def onAddCase(self) -> None:
         p = self._parameterNode
@@ -194,62 +130,18 @@ class FedToolsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             del self._parameterNode.caseImages[row]
             del self._parameterNode.caseSegmentations[row]
 
-    def onApplyButton(self) -> None:
-        if self._job is not None:
-            self.cancelJob(wait=False)
-            return
+    def startJob(self):
         p = self._parameterNode
-        try:
-            job = self.logic.startLocalTraining(
-                list(p.caseImages), list(p.caseSegmentations), modelId=f"{p.modelName.strip()}@{p.modelVersion.strip()}",
-                epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch, spacingMm=p.spacing, patchSize=p.patchSize,
-                channels=[int(c) for c in p.channels.split(",")], device=p.device, keepFiles=p.keepFiles)
-        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
-            slicer.util.errorDisplay(str(exc))
-            return
-        self._job = job
-        self.ui.logText.clear()
-        self.ui.progressBar.value = 0
-        self.ui.applyButton.text = _("Cancel")
-        self.ui.applyButton.toolTip = _("Stop training; no model is registered")
-        self._jobTimer.start()
+        return self.logic.startLocalTraining(
+            list(p.caseImages), list(p.caseSegmentations), modelId=f"{p.modelName.strip()}@{p.modelVersion.strip()}",
+            epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch, spacingMm=p.spacing, patchSize=p.patchSize,
+            channels=[int(c) for c in p.channels.split(",")], device=p.device, keepFiles=p.keepFiles)
 
-    def cancelJob(self, wait: bool = True) -> None:
-        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
-        if self._job is not None:
-            self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel(wait=wait)
-
-    def onJobTimer(self) -> None:
-        for record in self._job.poll():
-            if record.get("progress") is not None:
-                self.ui.progressBar.value = int(round(100 * record["progress"]))
-            if record.get("message"):
-                self.ui.logText.appendPlainText(record["message"])
-        if self._job.running:
-            return
-        self._jobTimer.stop()
-        job, self._job = self._job, None
-        self.ui.applyButton.text = _("Apply")
-        self._checkCanApply()
-        from slicerleap.jobs import JobWasCancelled
-
-        try:
-            card = job.finish()["model"]
-        except Exception as exc:
-            self.ui.logText.appendPlainText(str(exc))
-            if not isinstance(exc, JobWasCancelled):
-                slicer.util.errorDisplay(str(exc))
-            return
+    def onJobSucceeded(self, outputs: dict) -> None:
+        card = outputs["model"]
         self.ui.logText.appendPlainText(
             _("Registered model {id} (final validation Dice {dice:.3f}). Select it in the SKS Segmentation module.").format(
                 id=card["id"], dice=card["evaluation"]["final_val_dice"]))
-
-
-def logProgress(record: dict) -> None:
-    """Job progress records go to the application log when a script runs a blocking `process`."""
-    if record.get("message"):
-        logging.info(record["message"])
 
 
 #
@@ -276,7 +168,7 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
     def jobs(self):
         """The Qt-free logic, created on first use after the engine's Python packages are installed."""
         if self._jobs is None:
-            FedToolsLib.ensure_dependencies(requester="Fed Tools")
+            SlicerLeapCommonLib.ensure_dependencies(requester="Fed Tools")
             from FedToolsLib.logic import FedToolsLogic as TrainingJobs
 
             self._jobs = TrainingJobs()
@@ -298,7 +190,7 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
                 spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False) -> dict:
         """Train and wait. Returns the registered model's card (id, labels, evaluation, "_path" of the weights)."""
         options = self._options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles)
-        outputs = self.jobs.process(images, segmentations, on_progress=logProgress,
+        outputs = self.jobs.process(images, segmentations, on_progress=SlicerLeapCommonLib.logProgress,
                                     **options)
         return outputs["model"]
 

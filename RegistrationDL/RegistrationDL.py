@@ -1,8 +1,6 @@
-import logging
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
-import qt
 import vtk
 
 import slicer
@@ -18,7 +16,8 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 
 from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode
 
-import RegistrationDLLib  # makes the SlicerLeap engine importable; imports nothing heavy
+import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
+from SlicerLeapCommonLib.job_panel import JobPanelMixin
 
 
 #
@@ -31,7 +30,7 @@ class RegistrationDL(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Registration DL")
         self.parent.categories = ["SlicerLeap"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["SlicerLeapCommon"]  # loaded first: SlicerLeapCommonLib
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
 Deformably register a moving volume to a fixed one. Optional affine pre-alignment, then instance
@@ -88,140 +87,28 @@ class RegistrationDLParameterNode:
 #
 
 
-class RegistrationDLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None  # the running SceneJob, if any
-        self._jobTimer = None
-
+class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        self.setupPanel(RegistrationDLLogic())
 
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RegistrationDL.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = RegistrationDLLogic()
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(200)
-        self._jobTimer.connect("timeout()", self.onJobTimer)
-
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.cancelJob()
-        self._jobTimer.stop()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.cancelJob()  # its outputs would land in a cleared scene
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode: Optional[RegistrationDLParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
-            # ui element that needs connection.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._job is not None:
-            return  # the button is "Cancel" while a job runs
+    def canApply(self) -> tuple:
         p = self._parameterNode
-        if p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume:
-            self.ui.applyButton.toolTip = _("Register the moving volume to the fixed volume")
-            self.ui.applyButton.enabled = True
-        else:
-            self.ui.applyButton.toolTip = _("Select two different volumes: fixed and moving")
-            self.ui.applyButton.enabled = False
+        if p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume:
+            return True, _("Register the moving volume to the fixed volume")
+        return False, _("Select two different volumes: fixed and moving")
 
-    def onApplyButton(self) -> None:
-        if self._job is not None:
-            self.cancelJob(wait=False)
-            return
+    def startJob(self):
         p = self._parameterNode
-        try:
-            job = self.logic.start(p.fixedVolume, p.movingVolume, iterations=p.iterations, smoothness=p.smoothness,
-                                   workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
-                                   device=p.device, keepFiles=p.keepFiles)
-        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
-            slicer.util.errorDisplay(str(exc))
-            return
-        self._job = job
-        self.ui.logText.clear()
-        self.ui.progressBar.value = 0
-        self.ui.applyButton.text = _("Cancel")
-        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
-        self._jobTimer.start()
+        return self.logic.start(p.fixedVolume, p.movingVolume, iterations=p.iterations, smoothness=p.smoothness,
+                                workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
+                                device=p.device, keepFiles=p.keepFiles)
 
-    def cancelJob(self, wait: bool = True) -> None:
-        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
-        if self._job is not None:
-            self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel(wait=wait)
-
-    def onJobTimer(self) -> None:
-        for record in self._job.poll():
-            if record.get("progress") is not None:
-                self.ui.progressBar.value = int(round(100 * record["progress"]))
-            if record.get("message"):
-                self.ui.logText.appendPlainText(record["message"])
-        if self._job.running:
-            return
-        self._jobTimer.stop()
-        job, self._job = self._job, None
-        self.ui.applyButton.text = _("Apply")
-        self._checkCanApply()
-        from slicerleap.jobs import JobWasCancelled
-
-        try:
-            outputs = job.finish()
-        except Exception as exc:
-            self.ui.logText.appendPlainText(str(exc))
-            if not isinstance(exc, JobWasCancelled):
-                slicer.util.errorDisplay(str(exc))
-            return
+    def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputTransform = outputs["transform"]
         if self._parameterNode.applyToMoving:
             self.logic.applyToMoving(outputs["transform"], self._parameterNode.movingVolume)
         self.logic.showResult(self._parameterNode.fixedVolume, outputs)
-
-
-def logProgress(record: dict) -> None:
-    """Job progress records go to the application log when a script runs a blocking `process`."""
-    if record.get("message"):
-        logging.info(record["message"])
 
 
 #
@@ -248,7 +135,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
     def jobs(self):
         """The Qt-free logic, created on first use after the engine's Python packages are installed."""
         if self._jobs is None:
-            RegistrationDLLib.ensure_dependencies(requester="Registration DL")
+            SlicerLeapCommonLib.ensure_dependencies(requester="Registration DL")
             from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
 
             self._jobs = RegistrationJobs()
@@ -270,7 +157,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
         """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
         (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode}."""
         options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
-        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=logProgress,
+        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=SlicerLeapCommonLib.logProgress,
                                     **options)
         if applyToMoving:
             self.applyToMoving(outputs["transform"], movingVolume)

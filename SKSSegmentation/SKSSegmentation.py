@@ -1,8 +1,7 @@
 import logging
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
-import qt
 import vtk
 
 import slicer
@@ -18,7 +17,8 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-import SKSSegmentationLib  # makes the SlicerLeap engine importable; imports nothing heavy
+import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
+from SlicerLeapCommonLib.job_panel import JobPanelMixin
 
 
 #
@@ -31,7 +31,7 @@ class SKSSegmentation(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("SKS Segmentation")
         self.parent.categories = ["SlicerLeap"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["SlicerLeapCommon"]  # loaded first: SlicerLeapCommonLib
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
 Segment a volume with a deep-learning model from the SlicerLeap model catalog. The result is a
@@ -78,89 +78,23 @@ class SKSSegmentationParameterNode:
 #
 
 
-class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None  # the running SceneJob, if any
-        self._jobTimer = None
+class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    defaultVolumeParameters = ("inputVolume",)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SKSSegmentation.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = SKSSegmentationLogic()
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.setupPanel(SKSSegmentationLogic())
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(200)
-        self._jobTimer.connect("timeout()", self.onJobTimer)
-
-        self.initializeParameterNode()
         self.refreshModels()
-
-    def cleanup(self) -> None:
-        self.cancelJob()
-        self._jobTimer.stop()
-        self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        JobPanelMixin.enter(self)
         self.refreshModels()
 
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.cancelJob()  # its outputs would land in a cleared scene
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
-                self._parameterNode.inputVolume = firstVolumeNode
-
-    def setParameterNode(self, inputParameterNode: Optional[SKSSegmentationParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
-            # ui element that needs connection.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._job is not None:
-            return  # the button is "Cancel" while a job runs
-        if self._parameterNode and self._parameterNode.inputVolume:
-            self.ui.applyButton.toolTip = _("Segment the input volume with the selected model")
-            self.ui.applyButton.enabled = True
-        else:
-            self.ui.applyButton.toolTip = _("Select an input volume")
-            self.ui.applyButton.enabled = False
+    def canApply(self) -> tuple:
+        if self._parameterNode.inputVolume:
+            return True, _("Segment the input volume with the selected model")
+        return False, _("Select an input volume")
 
     def refreshModels(self) -> None:
         """Fill the model list from the catalog (bundled + user models); the first entry is the default."""
@@ -184,60 +118,15 @@ class SKSSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.modelId = self.ui.modelComboBox.itemData(index) or ""
 
-    def onApplyButton(self) -> None:
-        if self._job is not None:
-            self.cancelJob(wait=False)
-            return
+    def startJob(self):
         p = self._parameterNode
-        try:
-            job = self.logic.start(p.inputVolume, modelId=p.modelId or None, device=p.device,
-                                   probability=p.probability, keepFiles=p.keepFiles)
-        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
-            slicer.util.errorDisplay(str(exc))
-            return
-        self._job = job
-        self.ui.logText.clear()
-        self.ui.progressBar.value = 0
-        self.ui.applyButton.text = _("Cancel")
-        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
-        self._jobTimer.start()
+        return self.logic.start(p.inputVolume, modelId=p.modelId or None, device=p.device,
+                                probability=p.probability, keepFiles=p.keepFiles)
 
-    def cancelJob(self, wait: bool = True) -> None:
-        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
-        if self._job is not None:
-            self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel(wait=wait)
-
-    def onJobTimer(self) -> None:
-        for record in self._job.poll():
-            if record.get("progress") is not None:
-                self.ui.progressBar.value = int(round(100 * record["progress"]))
-            if record.get("message"):
-                self.ui.logText.appendPlainText(record["message"])
-        if self._job.running:
-            return
-        self._jobTimer.stop()
-        job, self._job = self._job, None
-        self.ui.applyButton.text = _("Apply")
-        self._checkCanApply()
-        from slicerleap.jobs import JobWasCancelled
-
-        try:
-            outputs = job.finish()
-        except Exception as exc:
-            self.ui.logText.appendPlainText(str(exc))
-            if not isinstance(exc, JobWasCancelled):
-                slicer.util.errorDisplay(str(exc))
-            return
+    def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputSegmentation = outputs["segmentation"]
         self.logic.showResult(self._parameterNode.inputVolume, outputs)
         self.refreshModels()
-
-
-def logProgress(record: dict) -> None:
-    """Job progress records go to the application log when a script runs a blocking `process`."""
-    if record.get("message"):
-        logging.info(record["message"])
 
 
 #
@@ -264,7 +153,7 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
     def jobs(self):
         """The Qt-free logic, created on first use after the engine's Python packages are installed."""
         if self._jobs is None:
-            SKSSegmentationLib.ensure_dependencies(requester="SKS Segmentation")
+            SlicerLeapCommonLib.ensure_dependencies(requester="SKS Segmentation")
             from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
 
             self._jobs = SegmentationJobs()
@@ -285,7 +174,7 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
         (vtkMRMLScalarVolumeNode) when asked for."""
         outputs = self.jobs.process(inputVolume, model_id=modelId, device=device, probability=probability,
-                                    keep_files=keepFiles, on_progress=logProgress)
+                                    keep_files=keepFiles, on_progress=SlicerLeapCommonLib.logProgress)
         if showResult:
             self.showResult(inputVolume, outputs)
         return outputs

@@ -1,8 +1,6 @@
-import logging
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
-import qt
 import vtk
 
 import slicer
@@ -18,7 +16,8 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 
 from slicer import vtkMRMLScalarVolumeNode
 
-import SuperResolutionLib  # makes the SlicerLeap engine importable; imports nothing heavy
+import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
+from SlicerLeapCommonLib.job_panel import JobPanelMixin
 
 
 #
@@ -31,7 +30,7 @@ class SuperResolution(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Super Resolution")
         self.parent.categories = ["SlicerLeap"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["SlicerLeapCommon"]  # loaded first: SlicerLeapCommonLib
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
 Resample a thick-slice CT or MRI volume to thinner slices. The result is a new volume with the same
@@ -77,140 +76,26 @@ class SuperResolutionParameterNode:
 #
 
 
-class SuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None  # the running SceneJob, if any
-        self._jobTimer = None
+class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    defaultVolumeParameters = ("inputVolume",)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        self.setupPanel(SuperResolutionLogic())
 
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SuperResolution.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+    def canApply(self) -> tuple:
+        if self._parameterNode.inputVolume:
+            return True, _("Resample the input volume to the target spacing")
+        return False, _("Select an input volume")
 
-        self.logic = SuperResolutionLogic()
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(200)
-        self._jobTimer.connect("timeout()", self.onJobTimer)
-
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.cancelJob()
-        self._jobTimer.stop()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.cancelJob()  # its outputs would land in a cleared scene
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
-                self._parameterNode.inputVolume = firstVolumeNode
-
-    def setParameterNode(self, inputParameterNode: Optional[SuperResolutionParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
-            # ui element that needs connection.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._job is not None:
-            return  # the button is "Cancel" while a job runs
-        if self._parameterNode and self._parameterNode.inputVolume:
-            self.ui.applyButton.toolTip = _("Resample the input volume to the target spacing")
-            self.ui.applyButton.enabled = True
-        else:
-            self.ui.applyButton.toolTip = _("Select an input volume")
-            self.ui.applyButton.enabled = False
-
-    def onApplyButton(self) -> None:
-        if self._job is not None:
-            self.cancelJob(wait=False)
-            return
+    def startJob(self):
         p = self._parameterNode
-        try:
-            job = self.logic.start(p.inputVolume, method=p.method, spacingMm=p.targetSpacing or None,
-                                   device=p.device, keepFiles=p.keepFiles)
-        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
-            slicer.util.errorDisplay(str(exc))
-            return
-        self._job = job
-        self.ui.logText.clear()
-        self.ui.progressBar.value = 0
-        self.ui.applyButton.text = _("Cancel")
-        self.ui.applyButton.toolTip = _("Stop the job; the scene is left as it was")
-        self._jobTimer.start()
+        return self.logic.start(p.inputVolume, method=p.method, spacingMm=p.targetSpacing or None,
+                                device=p.device, keepFiles=p.keepFiles)
 
-    def cancelJob(self, wait: bool = True) -> None:
-        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
-        if self._job is not None:
-            self.ui.applyButton.enabled = False  # until the worker has stopped
-            self._job.cancel(wait=wait)
-
-    def onJobTimer(self) -> None:
-        for record in self._job.poll():
-            if record.get("progress") is not None:
-                self.ui.progressBar.value = int(round(100 * record["progress"]))
-            if record.get("message"):
-                self.ui.logText.appendPlainText(record["message"])
-        if self._job.running:
-            return
-        self._jobTimer.stop()
-        job, self._job = self._job, None
-        self.ui.applyButton.text = _("Apply")
-        self._checkCanApply()
-        from slicerleap.jobs import JobWasCancelled
-
-        try:
-            outputs = job.finish()
-        except Exception as exc:
-            self.ui.logText.appendPlainText(str(exc))
-            if not isinstance(exc, JobWasCancelled):
-                slicer.util.errorDisplay(str(exc))
-            return
+    def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputVolume = outputs["volume"]
         self.logic.showResult(outputs)
-
-
-def logProgress(record: dict) -> None:
-    """Job progress records go to the application log when a script runs a blocking `process`."""
-    if record.get("message"):
-        logging.info(record["message"])
 
 
 #
@@ -237,7 +122,7 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
     def jobs(self):
         """The Qt-free logic, created on first use after the engine's Python packages are installed."""
         if self._jobs is None:
-            SuperResolutionLib.ensure_dependencies(requester="Super Resolution")
+            SlicerLeapCommonLib.ensure_dependencies(requester="Super Resolution")
             from SuperResolutionLib.logic import SuperResolutionLogic as SuperResolutionJobs
 
             self._jobs = SuperResolutionJobs()
@@ -251,7 +136,7 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
     def process(self, inputVolume, method="bspline", spacingMm=None, device="auto", keepFiles=False, showResult=True) -> dict:
         """Resample and wait. Returns {"volume": vtkMRMLScalarVolumeNode}."""
         outputs = self.jobs.process(inputVolume, method=method, spacing=spacingMm, device=device, keep_files=keepFiles,
-                                    on_progress=logProgress)
+                                    on_progress=SlicerLeapCommonLib.logProgress)
         if showResult:
             self.showResult(outputs)
         return outputs

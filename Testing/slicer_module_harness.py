@@ -1,13 +1,15 @@
 """Run a SlicerLeap module's own ScriptedLoadableModuleTest outside the Slicer desktop.
 
     python Testing/slicer_module_harness.py SuperResolution
+    python Testing/slicer_module_harness.py --job-panel
 
 Qt, CTK, Slicer's scripted-module base classes, parameterNodeWrapper and i18n do not exist in the pip
 package slicer-core, so minimal stand-ins replace them; the MRML scene, slicer.util array helpers and the
 engine are real. This exercises the module class, its Slicer-side Logic wrapper (argument names passed to
-the Qt-free Lib, blocking `process`) and the self-test's assertions. It does not exercise the widget
-(that needs Qt) nor the real parameter node wrapper. Run it in its own process: the stand-ins would
-otherwise leak into other tests.
+the Qt-free Lib, blocking `process`) and the self-test's assertions. It does not exercise the module
+widgets (that needs Qt and the real parameter node wrapper); `--job-panel` drives the job lifecycle they
+share (SlicerLeapCommonLib.job_panel) with stand-in widgets and a scripted job. Run it in its own process:
+the stand-ins would otherwise leak into other tests.
 """
 import sys
 import types
@@ -15,6 +17,7 @@ import unittest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+COMMON = ROOT / "SlicerLeapCommon"  # the hidden module the others depend on; Slicer puts its folder on sys.path
 
 
 def install_stand_ins() -> None:
@@ -54,7 +57,27 @@ def install_stand_ins() -> None:
     i18n.tr = lambda text: text
     i18n.translate = lambda context, text: text
 
-    stand_ins = {"qt": types.ModuleType("qt"), "ctk": types.ModuleType("ctk"), "slicer.ScriptedLoadableModule": scripted,
+    qt = types.ModuleType("qt")
+
+    class QTimer:  # what JobPanelMixin uses; the check below fires timeout() by hand
+        def __init__(self):
+            self.interval, self.active, self.slots = None, False, {}
+
+        def setInterval(self, msec):
+            self.interval = msec
+
+        def connect(self, signal, slot):
+            self.slots[signal] = slot
+
+        def start(self):
+            self.active = True
+
+        def stop(self):
+            self.active = False
+
+    qt.QTimer = QTimer
+
+    stand_ins = {"qt": qt, "ctk": types.ModuleType("ctk"), "slicer.ScriptedLoadableModule": scripted,
                  "slicer.parameterNodeWrapper": wrapper, "slicer.i18n": i18n}
     for name, module in stand_ins.items():
         sys.modules[name] = module
@@ -64,7 +87,7 @@ def install_stand_ins() -> None:
 
 def run(module_name: str) -> None:
     install_stand_ins()
-    sys.path.insert(0, str(ROOT / module_name))
+    sys.path[:0] = [str(ROOT / module_name), str(COMMON)]
     from slicerleap.scene import get_scene_context
 
     get_scene_context()  # the headless scene becomes slicer.mrmlScene, as the desktop's would be
@@ -80,5 +103,151 @@ def run(module_name: str) -> None:
         test.tearDown()
 
 
+class _Widget:
+    """A stand-in Qt widget: records the properties and calls JobPanelMixin makes."""
+
+    def __init__(self):
+        self.text, self.toolTip, self.enabled, self.value, self.lines, self.slots = "Apply", "", True, None, [], {}
+
+    def connect(self, signal, slot):
+        self.slots[signal] = slot
+
+    def clear(self):
+        self.lines = []
+
+    def appendPlainText(self, text):
+        self.lines.append(text)
+
+
+class _ScriptedJob:
+    """A job that reports two records per poll, then stops; cancel() records whether it waited."""
+
+    def __init__(self, outcome):
+        self.outcome, self.cancelled, self.polls = outcome, [], 0
+
+    def poll(self):
+        self.polls += 1
+        return [{"progress": self.polls / 2, "message": f"step {self.polls}"}]
+
+    @property
+    def running(self):
+        return self.polls < 2 and not self.cancelled
+
+    def cancel(self, wait=True):
+        self.cancelled.append(wait)
+
+    def finish(self):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+def check_job_panel() -> None:
+    """JobPanelMixin on stand-in widgets: Apply starts the job and becomes Cancel; the timer shows progress
+    and log and hands the outputs to onJobSucceeded; Cancel does not wait for the worker, closing the scene
+    does; a cancelled job is logged, not shown as an error; other errors are shown."""
+    import vtk
+
+    install_stand_ins()
+    sys.path.insert(0, str(COMMON))
+    import slicer
+    import slicer.util
+    from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+    from slicer.util import VTKObservationMixin
+    from slicerleap.jobs import JobWasCancelled
+    from slicerleap.scene import get_scene_context
+
+    from SlicerLeapCommonLib.job_panel import JobPanelMixin
+
+    get_scene_context()
+    shown = []
+    slicer.util.errorDisplay = lambda text, **kwargs: shown.append(text)
+    ui_widget = types.SimpleNamespace(setMRMLScene=lambda scene: None)
+    slicer.util.loadUI = lambda path: ui_widget
+    ui = types.SimpleNamespace(applyButton=_Widget(), progressBar=_Widget(), logText=_Widget())
+    slicer.util.childWidgetVariables = lambda widget: ui
+
+    class ParameterNode:  # what the panel needs of a parameterNodeWrapper instance
+        def __init__(self):
+            self.node, self.ready = vtk.vtkObject(), False
+
+        def AddObserver(self, *args):
+            return self.node.AddObserver(*args)
+
+        def RemoveObserver(self, tag):
+            self.node.RemoveObserver(tag)
+
+        def connectGui(self, gui):
+            return "tag"
+
+        def disconnectGui(self, tag):
+            pass
+
+    parameterNode = ParameterNode()
+    jobs, succeeded = [], []
+
+    class Panel(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):  # as the module widgets
+        moduleName = "Example"
+        layout = types.SimpleNamespace(addWidget=lambda widget: None)
+
+        def resourcePath(self, name):
+            return name
+
+        def canApply(self):
+            return (True, "go") if self._parameterNode.ready else (False, "not ready")
+
+        def startJob(self):
+            if not jobs:
+                raise ValueError("No input volume")
+            return jobs[-1]
+
+        def onJobSucceeded(self, outputs):
+            succeeded.append(outputs)
+
+    panel = Panel(types.SimpleNamespace(isEntered=True))
+    panel.setupPanel(types.SimpleNamespace(getParameterNode=lambda: parameterNode))
+    button, timer = ui.applyButton, panel._jobTimer
+    assert (button.enabled, button.toolTip, timer.interval) == (False, "not ready", 200), vars(button)
+    parameterNode.ready = True
+    parameterNode.node.Modified()  # the panel observes the parameter node
+    assert (button.enabled, button.toolTip) == (True, "go")
+
+    button.slots["clicked(bool)"]()  # startJob raises: shown, nothing starts
+    assert shown == ["No input volume"] and panel._job is None and not timer.active
+
+    jobs.append(_ScriptedJob({"volume": "output"}))
+    button.slots["clicked(bool)"]()
+    assert button.text == "Cancel" and timer.active and ui.progressBar.value == 0
+    timer.slots["timeout()"]()
+    assert ui.progressBar.value == 50 and ui.logText.lines == ["step 1"] and button.text == "Cancel"
+    timer.slots["timeout()"]()
+    assert succeeded == [{"volume": "output"}] and ui.progressBar.value == 100
+    assert button.text == "Apply" and button.enabled and not timer.active and panel._job is None
+
+    jobs.append(_ScriptedJob(JobWasCancelled("Cancelled; the scene is unchanged", None, "cancelled")))
+    button.slots["clicked(bool)"]()
+    button.slots["clicked(bool)"]()  # Cancel
+    assert jobs[-1].cancelled == [False] and not button.enabled, "the Cancel button must not wait for the worker"
+    timer.slots["timeout()"]()
+    assert ui.logText.lines[-1] == "Cancelled; the scene is unchanged" and shown == ["No input volume"]
+    assert button.text == "Apply" and button.enabled and len(succeeded) == 1
+
+    jobs.append(_ScriptedJob(RuntimeError("worker failed")))
+    button.slots["clicked(bool)"]()
+    slicer.mrmlScene.Clear(0)  # closing the scene waits for the worker
+    assert jobs[-1].cancelled == [True] and panel._parameterNode is parameterNode  # re-initialised after close
+    timer.slots["timeout()"]()
+    assert shown == ["No input volume", "worker failed"] and len(succeeded) == 1
+
+    jobs.append(_ScriptedJob({}))
+    button.slots["clicked(bool)"]()
+    panel.cleanup()
+    assert jobs[-1].cancelled == [True] and not timer.active and panel.Observations == []
+    print("Job panel check passed")
+
+
 if __name__ == "__main__":
-    run(sys.argv[1])
+    if sys.argv[1] == "--job-panel":
+        check_job_panel()
+    else:
+        run(sys.argv[1])

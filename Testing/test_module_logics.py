@@ -13,7 +13,7 @@ import slicer.util
 import vtk
 
 ROOT = Path(__file__).resolve().parents[1]
-for module in ("SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"):
+for module in ("SlicerLeapCommon", "SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"):
     sys.path.insert(0, str(ROOT / module))  # as Slicer does for each scripted module's folder
 
 from FedToolsLib.logic import FedToolsLogic  # noqa: E402
@@ -217,7 +217,7 @@ def test_superresolution_rejects_unknown_method(ctx):
         SuperResolutionLogic(ctx).create_job(add_volume(ctx, image, "v"), method="nearest")
 
 
-@pytest.mark.parametrize("module", ["SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"])
+@pytest.mark.parametrize("module", ["SlicerLeapCommon", "SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"])
 def test_the_modules_own_self_tests_pass_outside_slicer(module, tmp_path):
     """Each module's ScriptedLoadableModuleTest, run on slicer-core with stand-ins for Qt and Slicer's
     scripted-module classes (Testing/slicer_module_harness.py): it exercises the Slicer-side Logic wrapper,
@@ -230,6 +230,18 @@ def test_the_modules_own_self_tests_pass_outside_slicer(module, tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     assert "Test passed" in out.stdout
+
+
+def test_the_shared_job_panel_outside_slicer():
+    """The job lifecycle the four widgets share (SlicerLeapCommonLib.job_panel.JobPanelMixin), driven with
+    stand-in widgets and a scripted job: Apply/Cancel, progress and log, non-blocking Cancel, blocking
+    cancel on scene close and cleanup, cancelled jobs logged without an error dialog, errors shown."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(ROOT / "Testing" / "slicer_module_harness.py"), "--job-panel"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert "Job panel check passed" in out.stdout
 
 
 # -- the dependency installer the modules call before their first job ------------------------------
@@ -246,9 +258,9 @@ if sys.argv[3] == "packaging":
     packaging.load_requirements = lambda path: ["req:" + path]
     packaging.pip_ensure = lambda reqs, **kwargs: calls.append(["pip_ensure", reqs, kwargs])
     sys.modules["slicer.packaging"] = packaging
-import SKSSegmentationLib
+import SlicerLeapCommonLib
 try:
-    SKSSegmentationLib.ensure_dependencies(requester="Test")
+    SlicerLeapCommonLib.ensure_dependencies(requester="Test")
     error = None
 except Exception as exc:
     error = [type(exc).__name__, str(exc)]
@@ -260,7 +272,7 @@ def _run_installer(blocked: str, packaging: bool) -> dict:
     import json
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", _INSTALLER_SCRIPT, str(ROOT / "SKSSegmentation"), blocked,
+    out = subprocess.run([sys.executable, "-c", _INSTALLER_SCRIPT, str(ROOT / "SlicerLeapCommon"), blocked,
                           "packaging" if packaging else "util"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,6 +1,7 @@
-"""Static checks of the four Slicer scripted modules, which only run inside the Slicer desktop:
-.ui <-> parameter node binding, the widgets the code uses, the Slicer-side Logic's calls into the
-Qt-free Lib, module metadata, folder layout, and the files every CMakeLists.txt names.
+"""Static checks of the four Slicer scripted modules and the hidden SlicerLeapCommon module they depend on,
+which only run inside the Slicer desktop: .ui <-> parameter node binding, the widgets the code uses (the
+module's own and the shared job panel's), the Slicer-side Logic's calls into the Qt-free Lib, module
+metadata, folder layout, and the files every CMakeLists.txt names.
 
 Each check is a function of a folder that returns a list of problems, and is also run on a deliberately
 broken copy to show that it catches what it claims to.
@@ -18,7 +19,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"]
-FORBIDDEN_IN_LIB = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper")
+COMMON = "SlicerLeapCommon"  # hidden module: SlicerLeapCommonLib, shared by the four
+JOB_PANEL = ROOT / COMMON / f"{COMMON}Lib" / "job_panel.py"  # the widgets' JobPanelMixin
+FORBIDDEN_IN_LIB = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper", f"{COMMON}Lib.job_panel")
+# The one exception to the Qt-free Libs: the job panel, the Qt side of the module widgets, may import qt and
+# the widget base class it initialises.
+QT_IN_LIB_ALLOWED = {(COMMON, "job_panel.py"): {"qt", "slicer.ScriptedLoadableModule"}}
+# The widgets JobPanelMixin uses, which every module's .ui must have, with their classes.
+JOB_PANEL_WIDGETS = {"applyButton": "QPushButton", "progressBar": "QProgressBar", "logText": "QPlainTextEdit"}
+MODULE_FILES = ("{name}.py", "Resources/Icons/{name}.png", "Resources/UI/{name}.ui", "Testing", "{name}Lib",
+                "{name}Lib/__init__.py", "{name}Lib/logic.py", "CMakeLists.txt")
+COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", "CMakeLists.txt")
+sys.path.insert(0, str(ROOT / COMMON))  # as Slicer does for each scripted module's folder: the Libs import SlicerLeapCommonLib
 # Widget class -> the field type it can be bound to (Slicer's parameterNodeWrapper GUI connectors)
 WIDGET_TYPES = {"QCheckBox": "bool", "QSpinBox": "int", "QSlider": "int", "QDoubleSpinBox": "float",
                 "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node"}
@@ -46,6 +58,13 @@ def parameter_fields(module_file: Path) -> dict:
             return {s.target.id: ast.unparse(s.annotation) for s in node.body
                     if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
     return {}
+
+
+def ui_attributes_used(python_file: Path) -> set:
+    """Names X of every `self.ui.X` in a Python file."""
+    return {node.attr for node in ast.walk(ast.parse(python_file.read_text()))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
 
 
 def field_kind(annotation: str) -> str:
@@ -83,19 +102,20 @@ def parameter_binding_problems(module_dir: Path) -> list:
     return problems
 
 
-def ui_usage_problems(module_dir: Path) -> list:
-    """Widgets the module code uses exist in the .ui; the .ui has the job widgets; MRML widgets get the scene."""
+def ui_usage_problems(module_dir: Path, job_panel: Path = JOB_PANEL) -> list:
+    """Widgets the module code and the shared job panel (JobPanelMixin, which the widget derives from) use
+    exist in the .ui, the job panel's with the classes it expects; MRML widgets get the scene."""
     name = module_dir.name
     ui_file = module_dir / "Resources" / "UI" / f"{name}.ui"
     widgets = ui_widgets(ui_file)
     problems = []
-    for node in ast.walk(ast.parse((module_dir / f"{name}.py").read_text())):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
-                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self" and node.attr not in widgets):
-            problems.append(f"{name}: the code uses self.ui.{node.attr}, which is not in {ui_file.name}")
-    for widget_name, cls in (("applyButton", "QPushButton"), ("progressBar", "QProgressBar"), ("logText", "QPlainTextEdit")):
-        if widgets.get(widget_name, {}).get("class") != cls:
-            problems.append(f"{name}: {ui_file.name} has no {cls} named '{widget_name}'")
+    for code in (module_dir / f"{name}.py", job_panel):
+        for attribute in sorted(ui_attributes_used(code) - set(widgets)):
+            problems.append(f"{name}: {code.name} uses self.ui.{attribute}, which is not in {ui_file.name}")
+    for widget_name, cls in JOB_PANEL_WIDGETS.items():
+        if widget_name in widgets and widgets[widget_name]["class"] != cls:
+            problems.append(f"{name}: '{widget_name}' in {ui_file.name} is a {widgets[widget_name]['class']}, "
+                            f"the job panel needs a {cls}")
     root = ET.parse(ui_file).getroot()
     top = root.find("widget").get("name")
     connected = {c.findtext("receiver") for c in root.iter("connection")
@@ -111,14 +131,22 @@ def ui_usage_problems(module_dir: Path) -> list:
 
 
 def module_metadata_problems(module_dir: Path) -> list:
-    """The ScriptedLoadableModule subclass sets title, categories ["SlicerLeap"], contributors, help, acknowledgement."""
+    """The ScriptedLoadableModule subclass sets title, categories ["SlicerLeap"], contributors, help, acknowledgement.
+    SlicerLeapCommon is hidden (no widget, no logic); the others depend on it, and their widget puts
+    JobPanelMixin before ScriptedLoadableModuleWidget, so that the mixin's __init__ and cleanup() are the ones that run."""
     name = module_dir.name
     tree = ast.parse((module_dir / f"{name}.py").read_text())
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    expected_classes = {name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget",
-                        f"{name}Logic": "ScriptedLoadableModuleLogic", f"{name}Test": "ScriptedLoadableModuleTest"}
+    expected_classes = {name: "ScriptedLoadableModule", f"{name}Test": "ScriptedLoadableModuleTest"} if name == COMMON else {
+        name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget",
+        f"{name}Logic": "ScriptedLoadableModuleLogic", f"{name}Test": "ScriptedLoadableModuleTest"}
     problems = [f"{name}: class {cls}({base}) is missing" for cls, base in expected_classes.items()
                 if cls not in classes or base not in [ast.unparse(b) for b in classes[cls].bases]]
+    if f"{name}Widget" in classes and name != COMMON:
+        bases = [ast.unparse(b) for b in classes[f"{name}Widget"].bases]
+        if bases != ["JobPanelMixin", "ScriptedLoadableModuleWidget", "VTKObservationMixin"]:
+            problems.append(f"{name}: {name}Widget({', '.join(bases)}) should derive from "
+                            "(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin), in that order")
     if name not in classes:
         return problems
     assigned = {}
@@ -130,6 +158,13 @@ def module_metadata_problems(module_dir: Path) -> list:
             problems.append(f"{name}: self.parent.{attribute} is not set")
     if ast.unparse(assigned.get("categories", ast.List(elts=[]))) != "['SlicerLeap']":
         problems.append(f"{name}: self.parent.categories is not ['SlicerLeap']")
+    hidden = ast.unparse(assigned.get("hidden", ast.Constant(False))) == "True"
+    if hidden != (name == COMMON):
+        problems.append(f"{name}: self.parent.hidden should be {name == COMMON}")
+    dependencies = ast.unparse(assigned.get("dependencies", ast.List(elts=[])))
+    if dependencies != ("[]" if name == COMMON else f"['{COMMON}']"):
+        problems.append(f"{name}: self.parent.dependencies is {dependencies}, "
+                        f"not {'[]' if name == COMMON else [COMMON]}")
     return problems
 
 
@@ -170,12 +205,11 @@ def lib_call_problems(module_dir: Path, lib_class) -> list:
 
 
 def module_layout_problems(module_dir: Path) -> list:
-    """Folders and files a module needs; its Python parses; its Lib imports no Qt/CTK/Slicer-app modules."""
+    """Folders and files a module needs; its Python parses; its Lib imports no Qt/CTK/Slicer-app modules,
+    nor the job panel (QT_IN_LIB_ALLOWED lists the one exception: the job panel itself)."""
     name = module_dir.name
-    problems = [f"{name}: {relative} is missing" for relative in
-                (f"{name}.py", f"Resources/Icons/{name}.png", f"Resources/UI/{name}.ui", "Testing", f"{name}Lib",
-                 f"{name}Lib/__init__.py", f"{name}Lib/logic.py", "CMakeLists.txt")
-                if not (module_dir / relative).exists()]
+    problems = [f"{name}: {relative.format(name=name)} is missing" for relative in
+                (COMMON_FILES if name == COMMON else MODULE_FILES) if not (module_dir / relative.format(name=name)).exists()]
     for path in [module_dir / f"{name}.py", *sorted((module_dir / f"{name}Lib").glob("*.py"))]:
         if not path.exists():
             continue
@@ -186,10 +220,16 @@ def module_layout_problems(module_dir: Path) -> list:
             continue
         if path.parent.name != f"{name}Lib":
             continue
+        allowed = QT_IN_LIB_ALLOWED.get((name, path.name), set())
         for node in ast.walk(tree):
-            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
-            for module in imported:
+            if isinstance(node, ast.Import):
+                imported = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # `from . import x` / `from .x import y` inside the Lib package
+                package = ".".join(filter(None, [path.parent.name if node.level else "", node.module]))
+                imported = [package] + [f"{package}.{a.name}" for a in node.names]
+            else:
+                continue
+            for module in sorted(set(imported) - allowed):
                 if module in FORBIDDEN_IN_LIB or module.split(".")[0] in ("qt", "ctk"):
                     problems.append(f"{name}: {path.relative_to(module_dir)} imports {module}, which the Qt-free Lib must not")
     return problems
@@ -231,6 +271,18 @@ def cmake_missing_files(cmake_file: Path) -> list:
     return problems
 
 
+def cmake_unlisted_scripts(module_dir: Path) -> list:
+    """Python files of a module (outside Testing/) that its CMakeLists.txt does not list in MODULE_PYTHON_SCRIPTS,
+    so that an installed extension would lack them."""
+    listed = set()
+    for command, args in _cmake_commands((module_dir / "CMakeLists.txt").read_text()):
+        if command == "set" and args and args[0] == "MODULE_PYTHON_SCRIPTS":
+            listed |= {arg.replace("${MODULE_NAME}", module_dir.name) for arg in args[1:]}
+    present = {path.relative_to(module_dir).as_posix() for path in module_dir.rglob("*.py")
+               if not {"__pycache__", "Testing"} & set(path.relative_to(module_dir).parts)}
+    return sorted(present - listed)
+
+
 def all_cmake_files(root: Path) -> list:
     return sorted(p for p in root.rglob("CMakeLists.txt") if not any(part.startswith((".", "build")) for part in p.relative_to(root).parts))
 
@@ -246,12 +298,17 @@ def test_ui_has_the_widgets_the_code_uses(module):
     assert ui_usage_problems(ROOT / module) == []
 
 
-@pytest.mark.parametrize("module", MODULES)
+def test_job_panel_widgets_are_the_ones_it_uses():
+    """JOB_PANEL_WIDGETS, which every module's .ui is checked for, names exactly the widgets JobPanelMixin uses."""
+    assert ui_attributes_used(JOB_PANEL) == set(JOB_PANEL_WIDGETS)
+
+
+@pytest.mark.parametrize("module", MODULES + [COMMON])
 def test_module_metadata_and_classes(module):
     assert module_metadata_problems(ROOT / module) == []
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", MODULES + [COMMON])
 def test_module_layout_and_qt_free_lib(module):
     assert module_layout_problems(ROOT / module) == []
 
@@ -268,12 +325,15 @@ def test_slicer_logic_calls_match_the_lib(module):
 
 def test_every_cmake_file_names_existing_files():
     files = all_cmake_files(ROOT)
-    expected = {ROOT / "CMakeLists.txt"} | {ROOT / m / sub / "CMakeLists.txt" for m in MODULES for sub in ("", "Testing", "Testing/Python")}
+    expected = {ROOT / "CMakeLists.txt", ROOT / COMMON / "CMakeLists.txt"} | \
+        {ROOT / m / sub / "CMakeLists.txt" for m in MODULES for sub in ("", "Testing", "Testing/Python")}
     assert expected <= set(files), sorted(str(p) for p in expected - set(files))
     assert [problem for f in files for problem in cmake_missing_files(f)] == []
     top = (ROOT / "CMakeLists.txt").read_text()
-    for module in MODULES:
-        assert f"add_subdirectory({module})" in top
+    subdirectories = [args[0] for command, args in _cmake_commands(top) if command == "add_subdirectory"]
+    assert subdirectories == [COMMON, *MODULES], "SlicerLeapCommon first: the other modules depend on it"
+    for module in MODULES + [COMMON]:  # every Python file of a module is installed with it
+        assert cmake_unlisted_scripts(ROOT / module) == []
 
 
 def test_extension_icon_and_requirements():
@@ -289,19 +349,21 @@ def test_extension_icon_and_requirements():
 
 @pytest.mark.parametrize("installed", [False, True])
 def test_lib_makes_the_engine_importable(tmp_path, installed):
-    """From a source checkout the Lib adds the repository root to sys.path; in an installed extension, the
-    folder holding the modules (where CMake installs slicerleap/). Run in a bare interpreter (-S -E) with
-    no site-packages, so the editable install of slicerleap cannot hide a wrong path."""
+    """A module's Lib imports SlicerLeapCommonLib, which puts the engine on sys.path: from a source checkout
+    the repository root; in an installed extension the folder holding the modules (where CMake installs them
+    all, and slicerleap/). Slicer puts each module's folder on sys.path; here they are given the same way.
+    Run in a bare interpreter (-S -E) with no site-packages, so the editable install of slicerleap cannot
+    hide a wrong path."""
     if installed:
         modules_dir = tmp_path / "qt-scripted-modules"
-        shutil.copytree(ROOT / "SKSSegmentation" / "SKSSegmentationLib", modules_dir / "SKSSegmentationLib")
-        shutil.copytree(ROOT / "slicerleap", modules_dir / "slicerleap", ignore=shutil.ignore_patterns("__pycache__"))
-        module_parent, expected = modules_dir, modules_dir
+        for lib in ("SKSSegmentation/SKSSegmentationLib", f"{COMMON}/{COMMON}Lib", "slicerleap"):
+            shutil.copytree(ROOT / lib, modules_dir / Path(lib).name, ignore=shutil.ignore_patterns("__pycache__"))
+        module_folders, expected = [modules_dir], modules_dir
     else:
-        module_parent, expected = ROOT / "SKSSegmentation", ROOT
-    code = ("import sys, importlib.util; sys.path.insert(0, sys.argv[1]); import SKSSegmentationLib; "
+        module_folders, expected = [ROOT / "SKSSegmentation", ROOT / COMMON], ROOT
+    code = ("import sys, importlib.util; sys.path[:0] = sys.argv[1:]; import SKSSegmentationLib; "
             "print(importlib.util.find_spec('slicerleap').origin)")
-    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, str(module_parent)], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, *map(str, module_folders)], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()) == expected / "slicerleap" / "__init__.py"
 
@@ -331,12 +393,24 @@ def test_checks_catch_a_widget_that_cannot_show_its_field(broken_copy):
 
 def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
-    module.write_text(module.read_text().replace("self.ui.logText.clear()", "self.ui.logTextTypo.clear()"))
+    module.write_text(module.read_text().replace("self.ui.modelComboBox.clear()", "self.ui.modelComboBoxTypo.clear()"))
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
     ui.write_text(ui.read_text().replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"))
     problems = ui_usage_problems(broken_copy)
-    assert any("self.ui.logTextTypo" in p for p in problems), problems
+    assert any("self.ui.modelComboBoxTypo" in p for p in problems), problems
     assert any("inputVolumeSelector" in p and "mrmlSceneChanged" in p for p in problems), problems
+
+
+def test_checks_catch_a_ui_without_the_job_panel_widgets(broken_copy, tmp_path):
+    ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
+    text = ui.read_text().replace('name="progressBar"', 'name="progress"')
+    ui.write_text(text.replace('class="QPlainTextEdit" name="logText"', 'class="QTextEdit" name="logText"'))
+    problems = ui_usage_problems(broken_copy)
+    assert any("job_panel.py uses self.ui.progressBar" in p for p in problems), problems
+    assert any("'logText'" in p and "QPlainTextEdit" in p for p in problems), problems
+    panel = tmp_path / "job_panel.py"  # a mixin that starts using a widget the .ui files do not have
+    panel.write_text(JOB_PANEL.read_text() + "\n\ndef extra(self):\n    self.ui.statusLabel.text = ''\n")
+    assert any("self.ui.statusLabel" in p for p in ui_usage_problems(ROOT / "SKSSegmentation", job_panel=panel))
 
 
 def test_checks_catch_qt_in_the_lib_and_a_syntax_error(broken_copy):
@@ -348,11 +422,29 @@ def test_checks_catch_qt_in_the_lib_and_a_syntax_error(broken_copy):
     assert any("extra.py does not parse" in p for p in problems), problems
 
 
+def test_checks_catch_qt_outside_the_job_panel(tmp_path):
+    common = tmp_path / COMMON
+    shutil.copytree(ROOT / COMMON, common, ignore=shutil.ignore_patterns("__pycache__"))
+    panel, init = common / f"{COMMON}Lib" / "job_panel.py", common / f"{COMMON}Lib" / "__init__.py"
+    panel.write_text("import ctk\n" + panel.read_text())  # the exception is qt only
+    init.write_text("import qt\nfrom .job_panel import JobPanelMixin\n" + init.read_text())  # and job_panel.py only
+    problems = module_layout_problems(common)
+    assert any("job_panel.py imports ctk" in p for p in problems), problems
+    assert any("__init__.py imports qt" in p for p in problems), problems
+    assert any(f"__init__.py imports {COMMON}Lib.job_panel" in p for p in problems), problems
+    assert not any("job_panel.py imports qt" in p for p in problems), problems
+
+
 def test_checks_catch_wrong_metadata_and_lib_calls(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
     text = module.read_text().replace('self.parent.categories = ["SlicerLeap"]', 'self.parent.categories = ["Examples"]')
+    text = text.replace('self.parent.dependencies = ["SlicerLeapCommon"]', "self.parent.dependencies = []")
+    text = text.replace("(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin)",
+                        "(ScriptedLoadableModuleWidget, JobPanelMixin, VTKObservationMixin)")
     module.write_text(text.replace("probability=probability, keep_files=keepFiles)", "probability=probability, keepFiles=keepFiles)"))
-    assert any("categories" in p for p in module_metadata_problems(broken_copy))
+    problems = module_metadata_problems(broken_copy)
+    assert any("categories" in p for p in problems) and any("dependencies" in p for p in problems), problems
+    assert any("in that order" in p for p in problems), problems
     sys.path.insert(0, str(ROOT / "SKSSegmentation"))
     try:
         from SKSSegmentationLib.logic import SKSSegmentationLogic
@@ -369,3 +461,5 @@ def test_checks_catch_a_missing_cmake_file(broken_copy):
     assert any("${MODULE_NAME}Lib/logic.py" in p for p in problems), problems
     assert any("'Testing'" in p for p in problems), problems
     assert any("SKSSegmentationLib/logic.py is missing" in p for p in module_layout_problems(broken_copy))
+    (broken_copy / "SKSSegmentationLib" / "helpers.py").write_text("")
+    assert cmake_unlisted_scripts(broken_copy) == ["SKSSegmentationLib/helpers.py"]

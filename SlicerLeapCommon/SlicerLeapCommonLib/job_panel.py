@@ -1,0 +1,177 @@
+"""The Qt side the SlicerLeap module widgets share; the one file of SlicerLeapCommonLib that imports qt
+(the rest of it, and every <Module>Lib, stays Qt-free).
+
+A module widget derives from (JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin), in that
+order so that the mixin's __init__ and cleanup() are the ones that run, calls setupPanel(<its logic>) from
+setup(), and overrides the hooks:
+canApply() (state and tooltip of Apply), startJob() (`self.logic.start(...)` with the parameter node's
+values) and onJobSucceeded(outputs); RegistrationDLWidget is the shortest example. The module's .ui must
+have a QPushButton `applyButton`, a QProgressBar `progressBar` and a QPlainTextEdit `logText`.
+"""
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+
+class JobPanelMixin:
+    """Parameter node <-> GUI, and one background job at a time behind the Apply button: Apply starts
+    the job the module logic returns, a timer shows its progress and log, and the button reads Cancel
+    while it runs. Cancel stops the worker without blocking the GUI (the timer sees it stop); closing
+    the scene or the module waits for it, so that no output lands in a cleared scene."""
+
+    jobPollIntervalMs = 200
+    defaultVolumeParameters = ()  # parameter-node fields set to the scene's first scalar volume when empty
+
+    logic = None
+    ui = None
+    _parameterNode = None
+    _parameterNodeGuiTag = None
+    _job = None  # the running SceneJob, if any
+    _jobTimer = None
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+
+    # -- hooks for the module widget ---------------------------------------------------------------
+    def canApply(self) -> tuple:
+        """(whether Apply can start a job now, the Apply button's tooltip saying what it does or what
+        is missing). Called while a parameter node is set and no job runs."""
+        raise NotImplementedError
+
+    def startJob(self):
+        """Start the module's job from the parameter node and return it (`self.logic.start(...)`).
+        What it raises (bad inputs, missing packages) is shown to the user."""
+        raise NotImplementedError
+
+    def onJobSucceeded(self, outputs: dict) -> None:
+        """Called with what `job.finish()` returned."""
+
+    def onParameterNodeModified(self) -> None:
+        """Called when the parameter node is set or modified, also while a job runs (and with no
+        parameter node when a job ends after the scene was closed)."""
+
+    def cancelToolTip(self) -> str:
+        return _("Stop the job; the scene is left as it was")
+
+    # -- module widget life cycle ------------------------------------------------------------------
+    def setupPanel(self, logic) -> None:
+        """Load Resources/UI/<Module>.ui as self.ui, connect Apply, the job timer and the scene-close
+        events, and show the module's parameter node. Call from setup()."""
+        uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = logic
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(self.jobPollIntervalMs)
+        self._jobTimer.connect("timeout()", self.onJobTimer)
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.cancelJob()
+        if self._jobTimer is not None:
+            self._jobTimer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.cancelJob()  # its outputs would land in a cleared scene, or it reads nodes being removed
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    # -- parameter node ----------------------------------------------------------------------------
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        for name in self.defaultVolumeParameters:
+            if not getattr(self._parameterNode, name):
+                firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+                if firstVolumeNode:
+                    setattr(self._parameterNode, name, firstVolumeNode)
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # In the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
+            # ui element that needs connection.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        self.onParameterNodeModified()
+        if self._job is not None:
+            return  # the button is "Cancel" while a job runs
+        enabled, toolTip = self.canApply() if self._parameterNode else (False, "")
+        self.ui.applyButton.toolTip = toolTip
+        self.ui.applyButton.enabled = enabled
+
+    # -- the job -----------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        if self._job is not None:
+            self.cancelJob(wait=False)
+            return
+        try:
+            job = self.startJob()
+        except Exception as exc:  # messages from the engine say what is wrong and how to fix it
+            slicer.util.errorDisplay(str(exc))
+            return
+        self._job = job
+        self.ui.logText.clear()
+        self.ui.progressBar.value = 0
+        self.ui.applyButton.text = _("Cancel")
+        self.ui.applyButton.toolTip = self.cancelToolTip()
+        self._jobTimer.start()
+
+    def cancelJob(self, wait: bool = True) -> None:
+        """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
+        if self._job is not None:
+            self.ui.applyButton.enabled = False  # until the worker has stopped
+            self._job.cancel(wait=wait)
+
+    def onJobTimer(self) -> None:
+        for record in self._job.poll():
+            if record.get("progress") is not None:
+                self.ui.progressBar.value = int(round(100 * record["progress"]))
+            if record.get("message"):
+                self.ui.logText.appendPlainText(record["message"])
+        if self._job.running:
+            return
+        self._jobTimer.stop()
+        job, self._job = self._job, None
+        self.ui.applyButton.text = _("Apply")
+        self._checkCanApply()
+        from slicerleap.jobs import JobWasCancelled
+
+        try:
+            outputs = job.finish()
+        except Exception as exc:
+            self.ui.logText.appendPlainText(str(exc))
+            if not isinstance(exc, JobWasCancelled):
+                slicer.util.errorDisplay(str(exc))
+            return
+        self.onJobSucceeded(outputs)
