@@ -95,3 +95,23 @@ def lps_matrix_to_ras(ijk_to_lps: np.ndarray) -> np.ndarray:
 
 def ras_matrix_to_lps(ijk_to_ras: np.ndarray) -> np.ndarray:
     return RAS_FROM_LPS @ ijk_to_ras
+
+
+def move_axis_first(volume: Volume, ijk_axis: int) -> Volume:
+    """Same image with voxel axis `ijk_axis` (0=i, 1=j, 2=k) as the slice axis k; IJK->RAS follows,
+    so every voxel keeps its RAS position."""
+    order = [a for a in (0, 1, 2) if a != ijk_axis] + [ijk_axis]  # new i, j, k in old ijk terms
+    array_axes = [2 - a for a in reversed(order)]  # array is (k, j, i)
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, :3] = volume.ijk_to_ras[:3, order]
+    return Volume(np.transpose(volume.array, array_axes), matrix, dict(volume.metadata))
+
+
+def restore_axis(volume: Volume, ijk_axis: int) -> Volume:
+    """Inverse of `move_axis_first`."""
+    order = [a for a in (0, 1, 2) if a != ijk_axis] + [ijk_axis]
+    inverse = [order.index(a) for a in (0, 1, 2)]
+    array_axes = [2 - a for a in reversed(inverse)]
+    matrix = volume.ijk_to_ras.copy()
+    matrix[:3, :3] = volume.ijk_to_ras[:3, inverse]
+    return Volume(np.transpose(volume.array, array_axes), matrix, dict(volume.metadata))
