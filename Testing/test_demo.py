@@ -23,8 +23,8 @@ def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
     assert transform.GetNodeReference("fixedVolume").GetName() == "fixed: MNI152 T1 2mm"
     assert transform.GetNodeReference("movingVolume").GetName() == "moving: MNI152 T1 deformed"
     restored = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
-    restored = [n for n in restored if "bspline" in n.GetName()]
+    restored = [n for n in restored if "sr4zct" in n.GetName()]
     assert restored and np.allclose(node_to_volume(restored[0]).spacing, 1.0)
     html = (folder / "report.html").read_text()
-    assert "SKSSegmentation" in html and "FedTools" in html and "psnr_bspline_db" in html
+    assert "SKSSegmentation" in html and "FedTools" in html and "psnr_sr4zct_db" in html
     assert (folder / "user-models" / "models" / "catalog.json").exists(), "the demo's trained model is registered in its own catalog"

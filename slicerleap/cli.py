@@ -91,8 +91,12 @@ def cmd_register(args) -> int:
 
 
 def cmd_superres(args) -> int:
-    params = {"method": args.method, "spacing": args.spacing}
-    return _run("superres", {"image": args.input}, params, None, args.device, args.keep_files, {"volume": args.output})
+    if args.method == "dmdip":
+        raise SlicerLeapError("dmDIP is not available in this version.", "Use --method sr4zct, or cubic/linear/sinc.")
+    params = {"method": args.method, "spacing": args.spacing, "iterations": args.iterations, "time_budget_s": args.time_budget,
+              "thickness_mm": args.thickness, "difference_from_cubic": bool(args.difference)}
+    return _run("superres", {"image": args.input}, params, None, args.device, args.keep_files,
+                {"volume": args.output, "difference": args.difference})
 
 
 def cmd_demo(args) -> int:
@@ -148,11 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("superres", help="resample thick-slice volumes to a finer spacing")
+    p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT or interpolation)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--method", default="bspline", choices=["linear", "bspline", "sinc"])
-    p.add_argument("--spacing", type=float, nargs="+", default=None, help="mm: one value (isotropic) or three")
+    p.add_argument("--method", default="sr4zct", choices=["sr4zct", "dmdip", "cubic", "bspline", "linear", "sinc"],
+                   help="sr4zct: self-supervised per-scan network (default); cubic/bspline, linear, sinc: interpolation")
+    p.add_argument("--spacing", type=float, nargs="+", default=None,
+                   help="mm: one value (isotropic) or three (default: isotropic at the in-plane pixel size)")
+    p.add_argument("--iterations", type=int, default=400, help="SR4ZCT training iterations (budget)")
+    p.add_argument("--time-budget", type=float, default=None, help="SR4ZCT: stop training after this many seconds")
+    p.add_argument("--thickness", type=float, default=None, help="SR4ZCT: slice thickness in mm if it differs from the spacing (overlap)")
+    p.add_argument("--difference", default=None, help="also write (method - cubic interpolation) here")
     common(p)
     p.set_defaults(func=cmd_superres)
     return parser

@@ -1,0 +1,85 @@
+"""SR4ZCT building blocks: the slice-profile operators, axis moves, the upsampling grid, and one
+small end-to-end restoration on real anatomy (MNI T1 crop) that must beat cubic interpolation."""
+import numpy as np
+import pytest
+import torch
+
+from slicerleap import Volume
+from slicerleap.enhancement.slice_profile import degrade, downsample_matrix, low_resolution_count, upsample_matrix
+from slicerleap.enhancement.sr4zct import SR4ZCTConfig, linear_upsample, sr4zct, thick_axis
+from slicerleap.volume import move_axis_first, restore_axis
+
+
+@pytest.mark.parametrize("thickness, spacing", [(3.0, 3.0), (3.0, 1.5), (2.5, 1.25), (4.0, 4.0)])
+def test_degradation_keeps_constants_and_ramps(thickness, spacing):
+    n = 40
+    down = downsample_matrix(n, 1.0, thickness, spacing, points=8)
+    assert down.shape == (low_resolution_count(n, 1.0, thickness, spacing), n)
+    np.testing.assert_allclose(down.sum(axis=1), 1.0)
+    ramp = (np.arange(n) + 0.5) * 2.0 - 7.0
+    # a slice of thickness r starting at j*d averages the ramp over [j d, j d + r]: its value at the centre
+    centres = np.arange(down.shape[0]) * spacing + thickness / 2.0
+    np.testing.assert_allclose((down @ ramp)[1:-1], (centres * 2.0 - 7.0)[1:-1], atol=1e-9)
+    up = upsample_matrix(down.shape[0], n, 1.0, thickness, spacing)
+    np.testing.assert_allclose(up.sum(axis=1), 1.0)
+    image = np.ones((3, n))
+    np.testing.assert_allclose(degrade(image, 1, 1.0, thickness, spacing), 1.0)
+
+
+def test_thicker_slices_lose_more_detail():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(64, 64))
+    errors = [np.mean((degrade(image, 0, 1.0, r, r) - image) ** 2) for r in (2.0, 3.0, 4.0)]
+    assert errors[0] < errors[1] < errors[2]
+
+
+def test_move_axis_first_keeps_every_voxel_at_its_ras_position():
+    rng = np.random.default_rng(1)
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.linalg.qr(rng.normal(size=(3, 3)))[0] * [0.8, 1.1, 3.0]
+    matrix[:3, 3] = [5, -7, 11]
+    volume = Volume(rng.normal(size=(4, 5, 6)), matrix)
+    for axis in range(3):
+        moved = move_axis_first(volume, axis)
+        for ijk in [(0, 0, 0), (5, 4, 3), (2, 1, 3)]:
+            order = [a for a in (0, 1, 2) if a != axis] + [axis]
+            new = [ijk[o] for o in order]
+            np.testing.assert_allclose(moved.ijk_to_ras @ [*new, 1], volume.ijk_to_ras @ [*ijk, 1])
+            assert moved.array[new[2], new[1], new[0]] == volume.array[ijk[2], ijk[1], ijk[0]]
+        back = restore_axis(moved, axis)
+        np.testing.assert_array_equal(back.array, volume.array)
+        np.testing.assert_allclose(back.ijk_to_ras, volume.ijk_to_ras)
+
+
+def _mni_crop_and_thick(factor=4, size=48):
+    from slicerleap.data import mni_t1
+    from slicerleap.demo import thick_slices
+
+    t1 = mni_t1()
+    k0, j0, i0 = (np.array(t1.array.shape) - size) // 2
+    crop = t1.array[k0:k0 + size, j0:j0 + size, i0:i0 + size]
+    matrix = t1.ijk_to_ras.copy()
+    matrix[:3, 3] = (t1.ijk_to_ras @ [i0, j0, k0, 1])[:3]
+    hr = Volume(crop.astype(np.float32), matrix)
+    return hr, thick_slices(hr, factor)
+
+
+def test_linear_upsampling_grid_is_the_high_resolution_grid():
+    hr, thick = _mni_crop_and_thick(4)
+    up, axis = linear_upsample(thick)
+    assert axis == 2 and thick_axis(thick) == 2
+    assert up.array.shape == hr.array.shape
+    np.testing.assert_allclose(up.ijk_to_ras, hr.ijk_to_ras, atol=1e-9)
+
+
+def test_sr4zct_beats_cubic_on_real_anatomy_with_a_small_budget():
+    from slicerleap.demo import psnr
+    from slicerleap.transforms import resample_to_reference
+
+    hr, thick = _mni_crop_and_thick(4, size=64)
+    restored = sr4zct(thick, SR4ZCTConfig(iterations=120, crop=64), torch.device("cpu"))
+    np.testing.assert_allclose(restored.ijk_to_ras, hr.ijk_to_ras, atol=1e-9)
+    cubic = resample_to_reference(thick, restored, "bspline", extrapolate=True)
+    ours, baseline = psnr(hr.array, restored.array), psnr(hr.array, cubic.array)
+    assert ours > baseline + 0.5, f"SR4ZCT {ours:.2f} dB vs cubic {baseline:.2f} dB"
+    print(f"SR4ZCT {ours:.2f} dB vs cubic {baseline:.2f} dB")
