@@ -1,4 +1,4 @@
-"""SR4ZCT's through-plane degradation model along one axis (Ge et al., MLMI 2023, §2).
+"""SR4ZCT's through-plane degradation model along one axis (Shi, Pelt & Batenburg, MLMI 2023, §2).
 
 Positions are in mm along the axis, measured from the start of the first high-resolution pixel:
 high-resolution pixel n covers [n p, (n+1) p) (p = in-plane pixel size); low-resolution sample j is a

@@ -1,4 +1,4 @@
-"""SR4ZCT: self-supervised through-plane super-resolution of one volume (Ge et al., MLMI 2023).
+"""SR4ZCT: self-supervised through-plane super-resolution of one volume (Shi, Pelt & Batenburg, MLMI 2023).
 
 A 2D network learns, on the volume's own high-resolution axial slices, to undo the *virtual*
 through-plane degradation F_up(F_down(.)) applied vertically and (rotated) horizontally; it is then
@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import BadInputError
 from ..volume import Volume, move_axis_first, restore_axis
 from .slice_profile import degrade, upsample_matrix, upsampled_length
 
@@ -109,7 +110,7 @@ def train_sr4zct(thick: np.ndarray, pixel_mm: float, spacing_mm: float, config: 
         if (it + 1) % 10 == 0 or it + 1 == config.iterations:
             report(0.05 + 0.75 * (it + 1) / config.iterations, "training",
                    f"iteration {it + 1}/{config.iterations}: L2 loss {np.mean(losses[-10:]):.3g}", loss=float(np.mean(losses[-10:])))
-        if config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s:
+        if config.time_budget_s and time.monotonic() - started > config.time_budget_s:  # 0/None: no limit
             report(0.8, "training", f"time budget of {config.time_budget_s:g} s reached after {it + 1} iterations")
             break
     return net.eval(), losses
@@ -174,7 +175,8 @@ def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lamb
     moved = move_axis_first(volume, axis)
     pixel = float(min(moved.spacing[:2]))
     if not np.isclose(moved.spacing[0], moved.spacing[1], rtol=1e-3):
-        raise ValueError("SR4ZCT needs square in-plane pixels; resample in-plane first")
+        raise BadInputError(f"SR4ZCT needs square in-plane pixels; this volume has {np.round(moved.spacing[:2], 4).tolist()} mm.",
+                            "Resample the slices to equal in-plane spacing first (Resample Scalar Volume), then run again.")
     low, high = np.percentile(moved.array[:: max(1, moved.array.shape[0] // 32)], [0.5, 99.5])
     scale = float(high - low) or 1.0
     normalised = moved.with_array((moved.array.astype(np.float32) - low) / scale)

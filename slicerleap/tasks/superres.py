@@ -1,6 +1,6 @@
 """Task "superres": restore a thick-slice volume at a finer spacing.
 
-Methods: "sr4zct" (self-supervised per-scan network, Ge et al. MLMI 2023) and the classical baselines
+Methods: "sr4zct" (self-supervised per-scan network, Shi, Pelt & Batenburg, MLMI 2023) and the classical baselines
 "linear", "bspline" (cubic B-spline, alias "cubic") and "sinc" (Welch-windowed sinc)."""
 from __future__ import annotations
 
