@@ -127,3 +127,23 @@ def test_keep_files_keeps_the_job_folder_with_the_worker_log(scene_ctx, tmp_path
     nodes = job.run(timeout=120)
     assert nodes["volume"].GetSpacing() == pytest.approx((1.0, 1.0, 1.0))
     assert (job.job.job_dir / "worker.log").exists() and (job.job.job_dir / "result.json").exists()
+
+
+@pytest.mark.parametrize("task, params, stage", [
+    ("superres", {"method": "sr4zct", "iterations": 100000, "spacing": 1.0}, "training"),
+    ("register", {"iterations": 100000, "working_spacing_mm": 2.0, "affine": False, "levels": 1}, "optimisation"),
+])
+def test_stop_early_keeps_the_result_so_far(scene_ctx, tmp_path, task, params, stage):
+    if task == "superres":
+        inputs = {"image": volume_to_node(scene_ctx, sphere_phantom(24, spacing=(1.0, 1.0, 3.0)), "thick")}
+    else:
+        inputs = {"fixed": volume_to_node(scene_ctx, sphere_phantom(24, seed=1), "fixed"),
+                  "moving": volume_to_node(scene_ctx, sphere_phantom(24, seed=2, origin=(-28.0, -21.0, 11.0)), "moving")}
+    job = SceneJob(scene_ctx, task, inputs, params, work_root=tmp_path)
+    job.start()
+    _wait_for_stage(job, stage)
+    job.stop_early()
+    assert job.job.wait(timeout=120) == "succeeded"
+    nodes = job.finish()
+    assert nodes and all(node is not None for node in nodes.values())
+    assert any("stopped early by the user" in line for line in job.job.log)

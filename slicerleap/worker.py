@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from .errors import BadInputError, JobCancelled, MissingDependencyError, ModelError
-from .jobs.protocol import CANCEL_FILE, RESULT_FILE, ExitCode, JobSpec, progress_line
+from .jobs.protocol import CANCEL_FILE, RESULT_FILE, STOP_FILE, ExitCode, JobSpec, progress_line
 
 
 class TaskContext:
@@ -64,6 +64,10 @@ class TaskContext:
         """Print one progress line and honour a pending cancel (tasks call this at checkpoints)."""
         self.check_cancelled()
         print(progress_line(progress, stage, message, **extra), file=self._out, flush=True)
+
+    def stop_requested(self) -> bool:
+        """True once the user asked an optimisation to stop early and keep its result so far."""
+        return (self.job_dir / STOP_FILE).exists()
 
     def check_cancelled(self) -> None:
         if (self.job_dir / CANCEL_FILE).exists():

@@ -78,8 +78,10 @@ def _pad_to(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int
 
 
 def train_sr4zct(thick: np.ndarray, pixel_mm: float, spacing_mm: float, config: SR4ZCTConfig, device,
-                 report: Callable = lambda *a, **k: None) -> tuple[torch.nn.Module, list[float]]:
-    """Train on the axial slices of `thick` (Z, H, W; already intensity-scaled)."""
+                 report: Callable = lambda *a, **k: None, should_stop: Callable[[], bool] = lambda: False
+                 ) -> tuple[torch.nn.Module, list[float]]:
+    """Train on the axial slices of `thick` (Z, H, W; already intensity-scaled). `should_stop` ends
+    training early (the user's "stop and keep the result so far")."""
     thickness = config.thickness_mm or spacing_mm
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
@@ -112,6 +114,9 @@ def train_sr4zct(thick: np.ndarray, pixel_mm: float, spacing_mm: float, config: 
                    f"iteration {it + 1}/{config.iterations}: L2 loss {np.mean(losses[-10:]):.3g}", loss=float(np.mean(losses[-10:])))
         if config.time_budget_s and time.monotonic() - started > config.time_budget_s:  # 0/None: no limit
             report(0.8, "training", f"time budget of {config.time_budget_s:g} s reached after {it + 1} iterations")
+            break
+        if should_stop():
+            report(0.8, "training", f"stopped early by the user after {it + 1} iterations; applying the network so far")
             break
     return net.eval(), losses
 
@@ -168,7 +173,8 @@ def linear_upsample(volume: Volume, thickness_mm: float | None = None) -> tuple[
     return Volume(array, matrix, dict(volume.metadata)), axis
 
 
-def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lambda *a, **k: None) -> Volume:
+def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lambda *a, **k: None,
+           should_stop: Callable[[], bool] = lambda: False) -> Volume:
     """Enhanced volume on the linear-upsampling grid (through-plane spacing = in-plane pixel size),
     in the input's orientation and physical extent."""
     axis = thick_axis(volume)
@@ -181,7 +187,7 @@ def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lamb
     scale = float(high - low) or 1.0
     normalised = moved.with_array((moved.array.astype(np.float32) - low) / scale)
     report(0.03, "training", f"training on {normalised.array.shape[0]} axial slices ({config.network})")
-    net, _ = train_sr4zct(normalised.array, pixel, float(moved.spacing[2]), config, device, report)
+    net, _ = train_sr4zct(normalised.array, pixel, float(moved.spacing[2]), config, device, report, should_stop)
     upsampled, _ = linear_upsample(normalised, config.thickness_mm)
     enhanced = apply_sr4zct(net, upsampled.array, device, report=report)
     out = upsampled.with_array(enhanced * scale + low)

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, ExitCode
+from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode
 
 
 class JobFailed(RuntimeError):
@@ -144,6 +144,12 @@ class Job:
                     break
                 time.sleep(0.02)
         return self.status
+
+    def request_early_stop(self) -> None:
+        """Ask a per-scan optimisation (SR4ZCT training, registration) to finish now with its result so
+        far; unlike cancel, the job still succeeds and its outputs are loaded."""
+        if self.process is not None and self.exit_code is None:
+            (self.job_dir / STOP_FILE).touch()
 
     def request_cancel(self, grace_s: float = 2.0) -> None:
         """Non-blocking cancel (for GUI timers): the worker stops at its next checkpoint; if it is

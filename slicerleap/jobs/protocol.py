@@ -2,7 +2,8 @@
 
 A job is a folder: job.json (task, params, inputs, model, device), inputs/, and when finished outputs/
 plus result.json. The worker prints one JSON object per line on stdout; the last carries "status".
-A file named CANCEL in the folder asks the worker to stop at its next checkpoint.
+A file named CANCEL in the folder asks the worker to stop at its next checkpoint (nothing is kept);
+a file named STOP asks an optimisation to finish early and return its result so far.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 CANCEL_FILE = "CANCEL"
+STOP_FILE = "STOP"
 LOG_FILE = "worker.log"
 
 

@@ -41,8 +41,9 @@ def sample_affine(moving: Volume, fixed_grid: Volume, affine_ras: np.ndarray, ex
 
 
 def optimise_displacement(fixed: Volume, moving: Volume, affine_ras: np.ndarray, config: InstanceOptimisationConfig,
-                          device, report=lambda *a, **k: None) -> Volume:
-    """Displacement Volume (k, j, i, 3), RAS mm, on the fixed image at the working spacing."""
+                          device, report=lambda *a, **k: None, should_stop=lambda: False) -> Volume:
+    """Displacement Volume (k, j, i, 3), RAS mm, on the fixed image at the working spacing.
+    `should_stop` (the user's "stop and keep the result so far") ends the optimisation early."""
     from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
     from monai.networks.blocks import Warp
 
@@ -58,6 +59,7 @@ def optimise_displacement(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
     ddf = None  # (1, 3, k, j, i) voxel displacement on the working grid, channel order (dk, dj, di)
     total_steps = config.levels * config.iterations
     step = 0
+    stopped = False
     for level in reversed(range(config.levels)):
         scale = 2 ** level
         f = F.avg_pool3d(fixed_t, scale) if scale > 1 else fixed_t
@@ -68,7 +70,11 @@ def optimise_displacement(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
             ddf = F.interpolate(ddf.detach(), size=f.shape[2:], mode="trilinear", align_corners=False) * 2.0
         ddf = ddf.requires_grad_(True)
         optimiser = torch.optim.Adam([ddf], lr=config.learning_rate)
-        for _ in range(config.iterations):
+        for _ in range(0 if stopped else config.iterations):
+            if should_stop():
+                stopped = True
+                report(None, "optimisation", f"stopped early by the user after {step} steps; keeping the field so far")
+                break
             optimiser.zero_grad(set_to_none=True)
             loss_sim = lncc(warp(m, ddf), f)
             loss = loss_sim + config.smoothness * diffusion(ddf)

@@ -68,6 +68,11 @@ class SceneJob:
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
+    def stop_early(self) -> None:
+        """Finish the optimisation now and keep the result so far (the job still succeeds)."""
+        if self.job:
+            self.job.request_early_stop()
+
     def cancel(self, wait: bool = True) -> None:
         """Stop the worker. wait=False returns at once (GUI): keep polling until `running` is False,
         then call finish(), which raises JobWasCancelled and removes the job folder."""

@@ -29,7 +29,7 @@ def run(ctx) -> dict:
         affine = affine_register(fixed, moving, int(p.get("affine_iterations", 100)), ctx.report)
     else:
         affine = np.eye(4)
-    field = optimise_displacement(fixed, moving, affine, config, ctx.device, ctx.report)
+    field = optimise_displacement(fixed, moving, affine, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     ctx.report(0.88, "outputs", "warping the moving volume and computing the Jacobian")
     displacement_on_fixed = _displacement_on_grid(field, fixed)
     warped = sample_affine(moving, fixed, np.eye(4), displacement_on_fixed)

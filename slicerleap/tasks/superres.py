@@ -35,7 +35,7 @@ def _sr4zct(ctx, image, spacing):
     config = SR4ZCTConfig(thickness_mm=p.get("thickness_mm"), network=p.get("network", "unet"),
                           iterations=int(p.get("iterations", 400)), time_budget_s=p.get("time_budget_s"),
                           seed=int(p.get("seed", 0)))
-    enhanced = sr4zct(image, config, ctx.device, ctx.report)
+    enhanced = sr4zct(image, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     if not np.allclose(enhanced.spacing, spacing, rtol=1e-3):
         enhanced = resample_to_spacing(enhanced, spacing, "bspline")
     return enhanced
