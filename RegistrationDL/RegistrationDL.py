@@ -38,6 +38,8 @@ optimisation of a displacement field, coarse to fine, on PyTorch (GPU when avail
 Outputs: a grid transform (apply it to the moving volume, or to segmentations drawn on it), the
 moving volume resampled on the fixed grid, and the Jacobian determinant of the deformation
 (values at or below 0 mark folding). The job runs in a background process; Cancel leaves the scene unchanged.
+While it runs, <b>Stop early, keep result</b> ends the optimisation at once and loads the registration
+found so far.
 <br><br>
 Learned registration networks (deformable cross-attention, neural instance optimisation with a trained
 feature extractor) are not in this version yet.

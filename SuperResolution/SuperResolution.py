@@ -41,8 +41,9 @@ Cancel leaves the scene unchanged.
 thick-slice blurring on this scan's own sharp in-plane (usually axial) images, then applies it to the
 coronal and sagittal views. It trains on this scan only: nothing is learned from, or shared with, other
 patients. A larger training budget (iterations, or a time limit) takes longer and usually restores more
-detail. Cubic (B-spline), linear and sinc are the classical interpolation baselines: fast, but they cannot
-recover detail lost between the slices.
+detail. While SR4ZCT trains, <b>Stop early, keep result</b> ends the training at once and restores the volume
+with the network trained so far. Cubic (B-spline), linear and sinc are the classical interpolation
+baselines: fast, but they cannot recover detail lost between the slices.
 <br><br>
 Dual-modal deep image prior, undersampled MRI reconstruction and MRI-to-PET synthesis are not in this
 version yet.

@@ -108,6 +108,7 @@ class _Widget:
 
     def __init__(self):
         self.text, self.toolTip, self.enabled, self.value, self.lines, self.slots = "Apply", "", True, None, [], {}
+        self.visible = True
 
     def connect(self, signal, slot):
         self.slots[signal] = slot
@@ -120,21 +121,28 @@ class _Widget:
 
 
 class _ScriptedJob:
-    """A job that reports two records per poll, then stops; cancel() records whether it waited."""
+    """A job that reports one record per poll and stops after two polls, or after the next one once asked
+    to stop early (then it succeeds all the same, like SR4ZCT and registration); cancel() records whether
+    it waited, stop_early() how often it was called."""
 
     def __init__(self, outcome):
-        self.outcome, self.cancelled, self.polls = outcome, [], 0
+        self.outcome, self.cancelled, self.polls, self.stopped_early = outcome, [], 0, 0
 
     def poll(self):
         self.polls += 1
+        if self.stopped_early:
+            return [{"progress": 1.0, "message": "stopped early by the user"}]
         return [{"progress": self.polls / 2, "message": f"step {self.polls}"}]
 
     @property
     def running(self):
-        return self.polls < 2 and not self.cancelled
+        return self.polls < 2 and not self.cancelled and not (self.stopped_early and self.polls)
 
     def cancel(self, wait=True):
         self.cancelled.append(wait)
+
+    def stop_early(self):
+        self.stopped_early += 1
 
     def finish(self):
         if isinstance(self.outcome, Exception):
@@ -145,7 +153,9 @@ class _ScriptedJob:
 def check_job_panel() -> None:
     """JobPanelMixin on stand-in widgets: Apply starts the job and becomes Cancel; the timer shows progress
     and log and hands the outputs to onJobSucceeded; Cancel does not wait for the worker, closing the scene
-    does; a cancelled job is logged, not shown as an error; other errors are shown."""
+    does; a cancelled job is logged, not shown as an error; other errors are shown. A panel whose .ui has
+    the optional Stop early button shows it only while a job runs; it calls stop_early() once, disables
+    itself, and the job's outputs still reach onJobSucceeded; a panel without it works as before."""
     import vtk
 
     install_stand_ins()
@@ -243,6 +253,36 @@ def check_job_panel() -> None:
     button.slots["clicked(bool)"]()
     panel.cleanup()
     assert jobs[-1].cancelled == [True] and not timer.active and panel.Observations == []
+
+    # a module whose .ui has the optional stopEarlyButton (SuperResolution, RegistrationDL)
+    ui = types.SimpleNamespace(applyButton=_Widget(), progressBar=_Widget(), logText=_Widget(), stopEarlyButton=_Widget())
+    slicer.util.childWidgetVariables = lambda widget: ui
+    panel = Panel(types.SimpleNamespace(isEntered=True))
+    panel.setupPanel(types.SimpleNamespace(getParameterNode=lambda: parameterNode))
+    button, stop, timer = ui.applyButton, ui.stopEarlyButton, panel._jobTimer
+    assert button.enabled and not stop.visible and not stop.enabled, "no job: the Stop early button is hidden"
+    stop.slots["clicked(bool)"]()  # (a stray click with no job does nothing)
+    assert ui.logText.lines == []
+    jobs.append(_ScriptedJob({"volume": "kept"}))
+    button.slots["clicked(bool)"]()
+    assert button.text == "Cancel" and stop.visible and stop.enabled
+    stop.slots["clicked(bool)"]()
+    assert jobs[-1].stopped_early == 1 and not stop.enabled and jobs[-1].cancelled == []
+    assert ui.logText.lines == ["Stopping early: the result so far will be kept"] and button.text == "Cancel"
+    errors_before = len(shown)
+    timer.slots["timeout()"]()  # the job finishes at once, and succeeds
+    assert succeeded[-1] == {"volume": "kept"} and len(shown) == errors_before, "stopped early: outputs kept, no error"
+    assert ui.logText.lines[-1] == "stopped early by the user" and jobs[-1].stopped_early == 1
+    assert button.text == "Apply" and button.enabled and not stop.visible and not stop.enabled and panel._job is None
+
+    jobs.append(_ScriptedJob(JobWasCancelled("Cancelled; the scene is unchanged", None, "cancelled")))
+    button.slots["clicked(bool)"]()
+    assert stop.visible and stop.enabled  # enabled again for the next job
+    button.slots["clicked(bool)"]()  # Cancel: nothing left to keep
+    assert not stop.enabled and jobs[-1].stopped_early == 0
+    timer.slots["timeout()"]()
+    assert not stop.visible and len(shown) == errors_before and succeeded[-1] == {"volume": "kept"}
+    panel.cleanup()
     print("Job panel check passed")
 
 

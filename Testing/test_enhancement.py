@@ -83,3 +83,16 @@ def test_sr4zct_beats_cubic_on_real_anatomy_with_a_small_budget():
     ours, baseline = psnr(hr.array, restored.array), psnr(hr.array, cubic.array)
     assert ours > baseline + 0.5, f"SR4ZCT {ours:.2f} dB vs cubic {baseline:.2f} dB"
     print(f"SR4ZCT {ours:.2f} dB vs cubic {baseline:.2f} dB")
+
+
+def test_thick_slice_check_accepts_overlapping_slices_and_refuses_isotropic_or_rectangular_pixels():
+    from slicerleap.enhancement.slice_profile import check_thick_slices
+    from slicerleap.errors import BadInputError
+
+    check_thick_slices([1.0, 1.0, 3.0])
+    check_thick_slices([1.0, 1.0, 1.0], thickness_mm=2.0)  # 2 mm slices every 1 mm: thick, overlapping
+    check_thick_slices([3.0, 0.8, 0.8])  # the thick axis need not be k
+    with pytest.raises(BadInputError, match="nearly isotropic"):
+        check_thick_slices([1.0, 1.0, 1.1])
+    with pytest.raises(BadInputError, match="square in-plane pixels"):
+        check_thick_slices([0.7, 1.0, 3.0])

@@ -27,6 +27,9 @@ FORBIDDEN_IN_LIB = ("qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parame
 QT_IN_LIB_ALLOWED = {(COMMON, "job_panel.py"): {"qt", "slicer.ScriptedLoadableModule"}}
 # The widgets JobPanelMixin uses, which every module's .ui must have, with their classes.
 JOB_PANEL_WIDGETS = {"applyButton": "QPushButton", "progressBar": "QProgressBar", "logText": "QPlainTextEdit"}
+# Widgets JobPanelMixin uses when a module's .ui has them (only the modules whose jobs can stop early), with
+# their classes; it looks them up only with getattr(self.ui, name, None), never as self.ui.<name>.
+OPTIONAL_JOB_PANEL_WIDGETS = {"stopEarlyButton": "QPushButton"}
 MODULE_FILES = ("{name}.py", "Resources/Icons/{name}.png", "Resources/UI/{name}.ui", "Testing", "{name}Lib",
                 "{name}Lib/__init__.py", "{name}Lib/logic.py", "CMakeLists.txt")
 COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", "CMakeLists.txt")
@@ -60,11 +63,26 @@ def parameter_fields(module_file: Path) -> dict:
     return {}
 
 
+def _ui_getattr_calls(python_file: Path):
+    """(name X, number of arguments) of every `getattr(self.ui, "X"[, default])` in a Python file."""
+    for node in ast.walk(ast.parse(python_file.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                and len(node.args) >= 2 and ast.unparse(node.args[0]) == "self.ui"
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            yield node.args[1].value, len(node.args)
+
+
 def ui_attributes_used(python_file: Path) -> set:
-    """Names X of every `self.ui.X` in a Python file."""
+    """Names X of every `self.ui.X` (and unguarded `getattr(self.ui, "X")`) in a Python file."""
     return {node.attr for node in ast.walk(ast.parse(python_file.read_text()))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
-            and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"} | \
+        {name for name, nargs in _ui_getattr_calls(python_file) if nargs == 2}
+
+
+def ui_optional_lookups(python_file: Path) -> set:
+    """Names X of every guarded `getattr(self.ui, "X", default)` in a Python file: widgets a .ui may lack."""
+    return {name for name, nargs in _ui_getattr_calls(python_file) if nargs == 3}
 
 
 def field_kind(annotation: str) -> str:
@@ -104,15 +122,22 @@ def parameter_binding_problems(module_dir: Path) -> list:
 
 def ui_usage_problems(module_dir: Path, job_panel: Path = JOB_PANEL) -> list:
     """Widgets the module code and the shared job panel (JobPanelMixin, which the widget derives from) use
-    exist in the .ui, the job panel's with the classes it expects; MRML widgets get the scene."""
+    exist in the .ui, the job panel's with the classes it expects; the job panel's optional widgets, where a
+    .ui has them, too, and the job panel looks those up only guarded; MRML widgets get the scene."""
     name = module_dir.name
     ui_file = module_dir / "Resources" / "UI" / f"{name}.ui"
     widgets = ui_widgets(ui_file)
     problems = []
     for code in (module_dir / f"{name}.py", job_panel):
-        for attribute in sorted(ui_attributes_used(code) - set(widgets)):
+        used = ui_attributes_used(code)
+        if code == job_panel:
+            for attribute in sorted(used & set(OPTIONAL_JOB_PANEL_WIDGETS)):
+                problems.append(f"{name}: {code.name} uses self.ui.{attribute} unguarded; it is optional, look it "
+                                f"up with getattr(self.ui, \"{attribute}\", None)")
+            used -= set(OPTIONAL_JOB_PANEL_WIDGETS)
+        for attribute in sorted(used - set(widgets)):
             problems.append(f"{name}: {code.name} uses self.ui.{attribute}, which is not in {ui_file.name}")
-    for widget_name, cls in JOB_PANEL_WIDGETS.items():
+    for widget_name, cls in {**JOB_PANEL_WIDGETS, **OPTIONAL_JOB_PANEL_WIDGETS}.items():
         if widget_name in widgets and widgets[widget_name]["class"] != cls:
             problems.append(f"{name}: '{widget_name}' in {ui_file.name} is a {widgets[widget_name]['class']}, "
                             f"the job panel needs a {cls}")
@@ -299,8 +324,17 @@ def test_ui_has_the_widgets_the_code_uses(module):
 
 
 def test_job_panel_widgets_are_the_ones_it_uses():
-    """JOB_PANEL_WIDGETS, which every module's .ui is checked for, names exactly the widgets JobPanelMixin uses."""
+    """JOB_PANEL_WIDGETS, which every module's .ui is checked for, names exactly the widgets JobPanelMixin uses,
+    and OPTIONAL_JOB_PANEL_WIDGETS exactly those it looks up guarded (a .ui may lack them)."""
     assert ui_attributes_used(JOB_PANEL) == set(JOB_PANEL_WIDGETS)
+    assert ui_optional_lookups(JOB_PANEL) == set(OPTIONAL_JOB_PANEL_WIDGETS)
+
+
+def test_stop_early_button_only_where_the_task_can_stop_early():
+    """SR4ZCT training and registration can finish their optimisation early and keep the result so far
+    (SceneJob.stop_early()); segmentation and the federated tools cannot, so their panels have no such button."""
+    has_button = {m for m in MODULES if "stopEarlyButton" in ui_widgets(ROOT / m / "Resources" / "UI" / f"{m}.ui")}
+    assert has_button == {"SuperResolution", "RegistrationDL"}
 
 
 @pytest.mark.parametrize("module", MODULES + [COMMON])
@@ -411,6 +445,22 @@ def test_checks_catch_a_ui_without_the_job_panel_widgets(broken_copy, tmp_path):
     panel = tmp_path / "job_panel.py"  # a mixin that starts using a widget the .ui files do not have
     panel.write_text(JOB_PANEL.read_text() + "\n\ndef extra(self):\n    self.ui.statusLabel.text = ''\n")
     assert any("self.ui.statusLabel" in p for p in ui_usage_problems(ROOT / "SKSSegmentation", job_panel=panel))
+
+
+def test_checks_catch_a_wrong_or_unguarded_optional_widget(tmp_path):
+    copy = tmp_path / "RegistrationDL"
+    shutil.copytree(ROOT / "RegistrationDL", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    ui = copy / "Resources" / "UI" / "RegistrationDL.ui"
+    ui.write_text(ui.read_text().replace('class="QPushButton" name="stopEarlyButton"', 'class="QToolButton" name="stopEarlyButton"'))
+    problems = ui_usage_problems(copy)
+    assert any("'stopEarlyButton'" in p and "QPushButton" in p for p in problems), problems
+    panel = tmp_path / "job_panel.py"  # a mixin that uses the optional button as if every .ui had it
+    for unguarded in ("self.ui.stopEarlyButton", "getattr(self.ui, 'stopEarlyButton')"):
+        panel.write_text(JOB_PANEL.read_text() + f"\n\ndef extra(self):\n    {unguarded}.enabled = False\n")
+        assert ui_attributes_used(panel) == set(JOB_PANEL_WIDGETS) | {"stopEarlyButton"}, unguarded
+        for module in ("RegistrationDL", "SKSSegmentation"):  # with the button, and without
+            problems = ui_usage_problems(ROOT / module, job_panel=panel)
+            assert any("stopEarlyButton unguarded" in p for p in problems), (unguarded, problems)
 
 
 def test_checks_catch_qt_in_the_lib_and_a_syntax_error(broken_copy):

@@ -6,7 +6,9 @@ order so that the mixin's __init__ and cleanup() are the ones that run, calls se
 setup(), and overrides the hooks:
 canApply() (state and tooltip of Apply), startJob() (`self.logic.start(...)` with the parameter node's
 values) and onJobSucceeded(outputs); RegistrationDLWidget is the shortest example. The module's .ui must
-have a QPushButton `applyButton`, a QProgressBar `progressBar` and a QPlainTextEdit `logText`.
+have a QPushButton `applyButton`, a QProgressBar `progressBar` and a QPlainTextEdit `logText`; it may have a
+QPushButton `stopEarlyButton` (modules whose jobs can finish their optimisation early and keep the result
+so far, `SceneJob.stop_early()`), which the mixin only looks up with getattr(self.ui, "stopEarlyButton", None).
 """
 import qt
 import vtk
@@ -32,6 +34,7 @@ class JobPanelMixin:
     _parameterNodeGuiTag = None
     _job = None  # the running SceneJob, if any
     _jobTimer = None
+    _stopEarlyButton = None  # the .ui's optional stopEarlyButton
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -72,6 +75,10 @@ class JobPanelMixin:
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self._stopEarlyButton = getattr(self.ui, "stopEarlyButton", None)  # optional: not every task can stop early
+        if self._stopEarlyButton is not None:
+            self._stopEarlyButton.connect("clicked(bool)", self.onStopEarlyButton)
+        self._showStopEarly(False)
         self._jobTimer = qt.QTimer()
         self._jobTimer.setInterval(self.jobPollIntervalMs)
         self._jobTimer.connect("timeout()", self.onJobTimer)
@@ -145,12 +152,29 @@ class JobPanelMixin:
         self.ui.progressBar.value = 0
         self.ui.applyButton.text = _("Cancel")
         self.ui.applyButton.toolTip = self.cancelToolTip()
+        self._showStopEarly(True)
         self._jobTimer.start()
+
+    def onStopEarlyButton(self) -> None:
+        """Finish the optimisation now; the job still succeeds and its outputs are loaded as usual."""
+        if self._job is None:
+            return
+        self._job.stop_early()
+        self._stopEarlyButton.enabled = False
+        self.ui.logText.appendPlainText(_("Stopping early: the result so far will be kept"))
+
+    def _showStopEarly(self, running: bool) -> None:
+        """The Stop early button, if the .ui has one, is shown and enabled only while a job runs."""
+        if self._stopEarlyButton is not None:
+            self._stopEarlyButton.visible = running
+            self._stopEarlyButton.enabled = running
 
     def cancelJob(self, wait: bool = True) -> None:
         """wait=False (the Cancel button) keeps the GUI responsive: the timer sees the worker stop."""
         if self._job is not None:
             self.ui.applyButton.enabled = False  # until the worker has stopped
+            if self._stopEarlyButton is not None:
+                self._stopEarlyButton.enabled = False  # nothing left to keep
             self._job.cancel(wait=wait)
 
     def onJobTimer(self) -> None:
@@ -164,6 +188,7 @@ class JobPanelMixin:
         self._jobTimer.stop()
         job, self._job = self._job, None
         self.ui.applyButton.text = _("Apply")
+        self._showStopEarly(False)
         self._checkCanApply()
         from slicerleap.jobs import JobWasCancelled
 

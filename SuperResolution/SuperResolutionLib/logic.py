@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from slicerleap.enhancement.slice_profile import check_thick_slices
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
@@ -19,7 +20,6 @@ from slicerleap.scene.volumes import require_scalar_volume_node as require_scala
 METHODS = ("sr4zct", "bspline", "linear", "sinc")
 METHOD_ALIASES = {"cubic": "bspline"}
 NETWORKS = ("unet", "msd")  # SR4ZCT: small residual 2D U-Net (CPU-friendly default), or the paper's MS-D net
-MIN_ANISOTROPY = 1.2  # SR4ZCT needs thick slices: slice spacing at least this multiple of the pixel size
 
 
 def spacing_param(spacing) -> float | list[float] | None:
@@ -71,19 +71,6 @@ def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network
     return {"iterations": int(count), "time_budget_s": budget or None, "thickness_mm": thickness or None, "network": network}
 
 
-def require_thick_slices(input_volume) -> None:
-    """SR4ZCT restores one thick (through-plane) axis of a volume with square in-plane pixels."""
-    spacing = sorted(float(s) for s in input_volume.GetSpacing())  # in-plane, in-plane, slice spacing
-    name = input_volume.GetName()
-    if spacing[2] < MIN_ANISOTROPY * spacing[0]:
-        raise BadInputError(f"'{name}' is nearly isotropic (spacing {[round(s, 3) for s in input_volume.GetSpacing()]} mm): "
-                            "SR4ZCT has no thick slices to restore.",
-                            "Use SR4ZCT on volumes whose slice spacing is larger than the in-plane pixel size, or an interpolator.")
-    if not math.isclose(spacing[0], spacing[1], rel_tol=1e-3):
-        raise BadInputError(f"SR4ZCT needs square in-plane pixels; '{name}' has {spacing[0]:g} x {spacing[1]:g} mm.",
-                            "Resample the volume in-plane to square pixels first (e.g. with the bspline method), or use an interpolator.")
-
-
 class SuperResolutionLogic:
     """Super-resolution jobs on a scene. `ctx` defaults to the process-wide scene context."""
 
@@ -105,7 +92,7 @@ class SuperResolutionLogic:
         params = {"method": method, "spacing": spacing_param(spacing), "difference_from_cubic": bool(difference_from_cubic)}
         checked = sr4zct_params(iterations, time_budget_s, thickness_mm, network)  # checked whatever the method
         if method == "sr4zct":
-            require_thick_slices(input_volume)
+            check_thick_slices(input_volume.GetSpacing(), checked["thickness_mm"], input_volume.GetName())
             params.update(checked)
         return SceneJob(self.ctx, "superres", {"image": input_volume}, params, device=device, keep_files=keep_files)
 

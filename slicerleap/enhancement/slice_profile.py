@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BadInputError
+
 
 def _interp_weights(positions_mm: np.ndarray, centres_mm: np.ndarray) -> np.ndarray:
     """Matrix W (len(positions) x len(centres)): linear interpolation of samples located at
@@ -63,3 +65,21 @@ def degrade(image: np.ndarray, axis: int, pixel_mm: float, thickness_mm: float, 
     operator = (up @ down).astype(np.float32)
     moved = np.moveaxis(image, axis, -1)
     return np.moveaxis(moved @ operator.T, -1, axis)
+
+
+MIN_ANISOTROPY = 1.2  # slice thickness (or spacing) at least this multiple of the pixel size
+
+
+def check_thick_slices(spacing_mm, thickness_mm: float | None = None, name: str = "volume") -> None:
+    """SR4ZCT restores one thick axis of a volume with square in-plane pixels; refuse anything else
+    with a clear message. spacing_mm: voxel size along i, j, k."""
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    axis = 2 - int(np.argmax(spacing[::-1]))
+    in_plane = np.delete(spacing, axis)
+    thick = max(float(spacing[axis]), float(thickness_mm or 0.0))
+    if thick < MIN_ANISOTROPY * in_plane.min():
+        raise BadInputError(f"'{name}' is nearly isotropic (spacing {np.round(spacing, 3).tolist()} mm): SR4ZCT has no thick slices to restore.",
+                            "Use SR4ZCT on volumes whose slices are thicker than the in-plane pixel size, or an interpolator.")
+    if not np.isclose(in_plane[0], in_plane[1], rtol=1e-3):
+        raise BadInputError(f"SR4ZCT needs square in-plane pixels; '{name}' has {in_plane[0]:g} x {in_plane[1]:g} mm.",
+                            "Resample the slices to square pixels first (e.g. the bspline method), or use an interpolator.")

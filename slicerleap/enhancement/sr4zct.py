@@ -17,9 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import BadInputError
 from ..volume import Volume, move_axis_first, restore_axis
-from .slice_profile import degrade, upsample_matrix, upsampled_length
+from .slice_profile import check_thick_slices, degrade, upsample_matrix, upsampled_length
 
 
 @dataclass
@@ -149,8 +148,9 @@ def apply_sr4zct(net: torch.nn.Module, upsampled: np.ndarray, device, batch: int
 
 
 def thick_axis(volume: Volume) -> int:
-    """The voxel axis (0=i, 1=j, 2=k) with the largest spacing: the through-plane direction."""
-    return int(np.argmax(volume.spacing))
+    """The voxel axis (0=i, 1=j, 2=k) with the largest spacing: the through-plane direction. On ties
+    (e.g. overlapping thick slices whose spacing equals the pixel size) the slice axis k wins."""
+    return 2 - int(np.argmax(volume.spacing[::-1]))
 
 
 def linear_upsample(volume: Volume, thickness_mm: float | None = None) -> tuple[Volume, int]:
@@ -177,12 +177,10 @@ def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lamb
            should_stop: Callable[[], bool] = lambda: False) -> Volume:
     """Enhanced volume on the linear-upsampling grid (through-plane spacing = in-plane pixel size),
     in the input's orientation and physical extent."""
+    check_thick_slices(volume.spacing, config.thickness_mm, volume.metadata.get("name", "volume"))
     axis = thick_axis(volume)
     moved = move_axis_first(volume, axis)
     pixel = float(min(moved.spacing[:2]))
-    if not np.isclose(moved.spacing[0], moved.spacing[1], rtol=1e-3):
-        raise BadInputError(f"SR4ZCT needs square in-plane pixels; this volume has {np.round(moved.spacing[:2], 4).tolist()} mm.",
-                            "Resample the slices to equal in-plane spacing first (Resample Scalar Volume), then run again.")
     low, high = np.percentile(moved.array[:: max(1, moved.array.shape[0] // 32)], [0.5, 99.5])
     scale = float(high - low) or 1.0
     normalised = moved.with_array((moved.array.astype(np.float32) - low) / scale)

@@ -28,10 +28,6 @@ def _sr4zct(ctx, image, spacing):
     from ..enhancement.sr4zct import SR4ZCTConfig, sr4zct
 
     p = ctx.params
-    ratio = float(max(image.spacing) / min(image.spacing))
-    if ratio < 1.2:
-        raise BadInputError(f"The volume is nearly isotropic (spacing {np.round(image.spacing, 3).tolist()} mm): there are no thick slices to restore.",
-                            "Use SR4ZCT on volumes whose slice spacing is larger than the in-plane pixel size.")
     config = SR4ZCTConfig(thickness_mm=p.get("thickness_mm"), network=p.get("network", "unet"),
                           iterations=int(p.get("iterations", 400)), time_budget_s=p.get("time_budget_s"),
                           seed=int(p.get("seed", 0)))
