@@ -96,3 +96,41 @@ def test_thick_slice_check_accepts_overlapping_slices_and_refuses_isotropic_or_r
         check_thick_slices([1.0, 1.0, 1.1])
     with pytest.raises(BadInputError, match="square in-plane pixels"):
         check_thick_slices([0.7, 1.0, 3.0])
+
+
+def test_kspace_truncation_keeps_constants_aligns_with_thick_slices_and_kr_is_consistent():
+    import math
+
+    from slicerleap.enhancement.dmdip import kspace_replace, kspace_truncate
+
+    const = torch.full((2, 48), 5.0, dtype=torch.float64)
+    np.testing.assert_allclose(kspace_truncate(const, 12).numpy(), 5.0, atol=1e-6)
+    n, f = 96, 4
+    positions = torch.arange(n, dtype=torch.float64)
+    smooth = torch.cos(2 * math.pi * positions / n)[None]
+    centres = torch.tensor([j * f + (f - 1) / 2 for j in range(n // f)], dtype=torch.float64)
+    np.testing.assert_allclose(kspace_truncate(smooth, n // f)[0].numpy(), torch.cos(2 * math.pi * centres / n).numpy(), atol=1e-5)
+    for n_high, n_low in [(64, 16), (63, 21), (60, 25)]:
+        generator = torch.Generator().manual_seed(n_high)
+        acquired = kspace_truncate(torch.randn(3, n_high, generator=generator, dtype=torch.float64), n_low)
+        restored = kspace_replace(torch.randn(3, n_high, generator=generator, dtype=torch.float64), acquired)
+        np.testing.assert_allclose(kspace_truncate(restored, n_low).numpy(), acquired.numpy(), atol=1e-5)
+
+
+def test_dmdip_returns_both_contrasts_on_the_sr4zct_grid_and_honours_the_measured_data():
+    from slicerleap.enhancement.dmdip import DMDIPConfig, dmdip, kspace_truncate
+
+    hr, box_thick = _mni_crop_and_thick(4, size=32)
+    # acquired band-limited along k (k-space truncation, dmDIP's own degradation), on the thick grid
+    low = kspace_truncate(torch.from_numpy(np.moveaxis(hr.array, 0, -1).astype(np.float64)), box_thick.array.shape[0])
+    thick = box_thick.with_array(np.moveaxis(low.numpy(), -1, 0).astype(np.float32))
+    second = thick.with_array(thick.array.max() - thick.array)  # a second contrast on the same grid
+    restored = dmdip([thick, second], DMDIPConfig(iterations=3, channels=8, slab=16), torch.device("cpu"))
+    assert len(restored) == 2
+    for out in restored:
+        np.testing.assert_allclose(out.ijk_to_ras, hr.ijk_to_ras, atol=1e-9)
+        assert out.array.shape == hr.array.shape and np.all(np.isfinite(out.array))
+    # k-space replacement: degrading the output along k gives back the measured thick slices
+    again = kspace_truncate(torch.from_numpy(np.moveaxis(restored[0].array, 0, -1).astype(np.float64)), thick.array.shape[0])
+    error = np.abs(np.moveaxis(again.numpy(), -1, 0) - thick.array).mean()
+    assert error < 1e-4 * np.abs(thick.array).mean(), error

@@ -7,7 +7,8 @@ slice is the average over its thickness r (box profile), slices every d mm (over
 method restores the 1 mm grid; PSNR and SSIM (3D, and mean 2D SSIM per orientation) are computed
 against the original 1 mm volume over the head's bounding box.
 
-    python benchmarks/superres_thick_slices.py [--iterations 400] [--budgets 50,100,200,400,800] [--big]
+    python benchmarks/superres_thick_slices.py [--iterations 300] [--budgets 50,100,200,400,800]
+        [--stages cases,budget,big]   # stages run in that order; results of earlier runs are kept
 
 Writes benchmarks/superres_results.json and benchmarks/superres_gain_vs_budget.png.
 """
@@ -120,12 +121,17 @@ def plot_budget(rows: list[dict], path: Path) -> None:
 
 def big_volume_timing(iterations: int, device) -> dict:
     """Wall time for a CT-sized input: 512x512 in-plane, 100 thick slices (MNI T1 resampled in-plane to
-    0.4 mm, 2 mm slices: real anatomy at CT size; speed depends on size, not content)."""
+    0.38 mm, 1.8 mm slices: real anatomy at CT size; speed depends on size, not content)."""
     from slicerleap.transforms import resample_to_spacing
 
     t1 = mni_t1()
-    fine = resample_to_spacing(t1, [197 / 512, 233 / 512, 2.0], "linear")
-    fine = Volume(fine.array[:100], fine.ijk_to_ras, {"name": "MNI at CT size"})
+    fine = resample_to_spacing(t1, [0.38, 0.38, 1.8], "linear")  # square pixels, >= 512 per in-plane axis, >= 100 slices
+    k, j, i = fine.array.shape
+    k0, j0, i0 = (k - 100) // 2, (j - 512) // 2, (i - 512) // 2
+    m = fine.ijk_to_ras.copy()
+    m[:3, 3] = (fine.ijk_to_ras @ [i0, j0, k0, 1])[:3]
+    fine = Volume(fine.array[k0:k0 + 100, j0:j0 + 512, i0:i0 + 512], m, {"name": "MNI at CT size"})
+    assert fine.array.shape == (100, 512, 512), fine.array.shape
     t = time.perf_counter()
     out = sr4zct(fine, SR4ZCTConfig(iterations=iterations), device)
     return {"input_shape_kji": list(fine.array.shape), "output_shape_kji": list(out.array.shape), "iterations": iterations,
@@ -134,26 +140,34 @@ def big_volume_timing(iterations: int, device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=400)
+    parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--budgets", default="50,100,200,400,800")
-    parser.add_argument("--big", action="store_true", help="also time a 512x512x100 input")
+    parser.add_argument("--stages", default="cases,budget,big")
     args = parser.parse_args()
+    stages = args.stages.split(",")
     torch.manual_seed(0)
     device = torch.device("cpu")
     torch.set_num_threads(2)
+    out_file = HERE / "superres_results.json"
+    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    results["data"] = "MNI ICBM152 2009a T1, 1 mm, head bounding box; box-profile thick slices along k"
     hr = head_crop(mni_t1())
     print(f"high-resolution volume {hr.array.shape} (k, j, i) at 1 mm", flush=True)
-    results = {"data": "MNI ICBM152 2009a T1, 1 mm, head bounding box", "cases": {}}
-    for thickness, spacing in CASES:
-        key = f"{thickness:g}/{spacing:g}"
-        results["cases"][key] = run_case(hr, thickness, spacing, args.iterations, device)
-        print(key, json.dumps(results["cases"][key]), flush=True)
-    results["gain_vs_budget"] = gain_vs_budget(hr, [int(b) for b in args.budgets.split(",")], device)
-    plot_budget(results["gain_vs_budget"], HERE / "superres_gain_vs_budget.png")
-    if args.big:
+    if "cases" in stages:
+        results["cases"] = {}
+        for thickness, spacing in CASES:
+            key = f"{thickness:g}/{spacing:g}"
+            results["cases"][key] = run_case(hr, thickness, spacing, args.iterations, device)
+            print(key, json.dumps(results["cases"][key]), flush=True)
+            out_file.write_text(json.dumps(results, indent=2))
+    if "budget" in stages:
+        results["gain_vs_budget"] = gain_vs_budget(hr, [int(b) for b in args.budgets.split(",")], device)
+        plot_budget(results["gain_vs_budget"], HERE / "superres_gain_vs_budget.png")
+        out_file.write_text(json.dumps(results, indent=2))
+    if "big" in stages:
         results["big_volume"] = big_volume_timing(args.iterations, device)
         print(results["big_volume"], flush=True)
-    (HERE / "superres_results.json").write_text(json.dumps(results, indent=2))
+        out_file.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

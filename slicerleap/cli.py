@@ -91,12 +91,15 @@ def cmd_register(args) -> int:
 
 
 def cmd_superres(args) -> int:
-    if args.method == "dmdip":
-        raise SlicerLeapError("dmDIP is not available in this version.", "Use --method sr4zct, or cubic/linear/sinc.")
+    if args.input2 and args.method != "dmdip":
+        raise SlicerLeapError("--input2 (a second contrast) is used by --method dmdip only.", "Add --method dmdip, or drop --input2.")
+    if args.output2 and not args.input2:
+        raise SlicerLeapError("--output2 needs --input2 (the second contrast to restore).", "Add --input2, or drop --output2.")
     params = {"method": args.method, "spacing": args.spacing, "iterations": args.iterations, "time_budget_s": args.time_budget,
               "thickness_mm": args.thickness, "difference_from_cubic": bool(args.difference)}
-    return _run("superres", {"image": args.input}, params, None, args.device, args.keep_files,
-                {"volume": args.output, "difference": args.difference})
+    inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
+    return _run("superres", inputs, params, None, args.device, args.keep_files,
+                {"volume": args.output, "difference": args.difference, "volume2": args.output2})
 
 
 def cmd_demo(args) -> int:
@@ -156,11 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--method", default="sr4zct", choices=["sr4zct", "dmdip", "cubic", "bspline", "linear", "sinc"],
-                   help="sr4zct: self-supervised per-scan network (default); cubic/bspline, linear, sinc: interpolation")
+                   help="sr4zct: self-supervised per-scan network (default); dmdip: (dual-modal) deep image prior; "
+                        "cubic/bspline, linear, sinc: interpolation")
+    p.add_argument("--input2", default=None, help="dmdip: a second contrast of the same subject on the same grid (e.g. T2w)")
+    p.add_argument("--output2", default=None, help="dmdip: where to write the restored second contrast")
     p.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="mm: one value (isotropic) or three (default: isotropic at the in-plane pixel size)")
-    p.add_argument("--iterations", type=int, default=400, help="SR4ZCT training iterations (budget)")
-    p.add_argument("--time-budget", type=float, default=None, help="SR4ZCT: stop training after this many seconds")
+    p.add_argument("--iterations", type=int, default=400, help="SR4ZCT training iterations / dmDIP iterations per slab (budget)")
+    p.add_argument("--time-budget", type=float, default=None, help="stop the optimisation after this many seconds")
     p.add_argument("--thickness", type=float, default=None, help="SR4ZCT: slice thickness in mm if it differs from the spacing (overlap)")
     p.add_argument("--difference", default=None, help="also write (method - cubic interpolation) here")
     common(p)
