@@ -79,3 +79,21 @@ def test_bad_inputs_get_clear_messages(tmp_path):
 def test_worker_entry_point_usage():
     out = subprocess.run([sys.executable, "-m", "slicerleap.worker"], capture_output=True, text=True)
     assert out.returncode == 2 and "usage" in out.stderr
+
+
+def test_superres_dmdip_with_a_second_contrast(tmp_path):
+    thick = sphere_phantom(20, spacing=(1.0, 1.0, 3.0))
+    first = write_volume(thick, tmp_path / "t1.nrrd")
+    second = write_volume(thick.with_array(thick.array.max() - thick.array), tmp_path / "t2.nrrd")
+    out = cli("superres", "--method", "dmdip", "--input", str(first), "--input2", str(second), "--iterations", "2",
+              "--output", str(tmp_path / "t1_fine.nrrd"), "--output2", str(tmp_path / "t2_fine.nrrd"))
+    assert out.returncode == 0, out.stderr
+    for name in ("t1_fine.nrrd", "t2_fine.nrrd"):
+        np.testing.assert_allclose(read_volume(tmp_path / name).spacing, [1, 1, 1], atol=1e-6)
+    shifted = thick.with_array(thick.array)
+    shifted.ijk_to_ras = thick.ijk_to_ras.copy()
+    shifted.ijk_to_ras[0, 3] += 5.0
+    write_volume(shifted, tmp_path / "moved.nrrd")
+    out = cli("superres", "--method", "dmdip", "--input", str(first), "--input2", str(tmp_path / "moved.nrrd"),
+              "--output", str(tmp_path / "x.nrrd"))
+    assert out.returncode == 2 and "same voxel grid" in out.stderr and "Fix:" in out.stderr
