@@ -47,6 +47,16 @@ def _number(value, what: str, fix: str) -> float:
     return number
 
 
+def _optional_non_negative(value, what: str, unit: str, fix: str) -> float | None:
+    """None stays None; otherwise a finite number >= 0, or a BadInputError naming `what`."""
+    if value is None:
+        return None
+    number = _number(value, what, fix)
+    if number < 0:
+        raise BadInputError(f"The {what} cannot be negative (got {value} {unit}).", fix)
+    return number
+
+
 def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network: str = "unet") -> dict:
     """Checked SR4ZCT job parameters. `time_budget_s` None or 0: no time limit; `thickness_mm` None or 0:
     the slice thickness equals the slice spacing (no overlap or gap)."""
@@ -54,18 +64,9 @@ def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network
     if count < 1 or count != int(count):
         raise BadInputError(f"SR4ZCT iterations must be a whole number of at least 1 (got {iterations}).",
                             "Use e.g. 400; fewer is faster, more restores more detail.")
-    budget = None
-    if time_budget_s is not None:
-        budget = _number(time_budget_s, "SR4ZCT time budget", "Use 0 for no time limit, or a number of seconds, e.g. 120.")
-        if budget < 0:
-            raise BadInputError(f"The SR4ZCT time budget cannot be negative (got {time_budget_s} s).",
-                                "Use 0 for no time limit, or a number of seconds, e.g. 120.")
-    thickness = None
-    if thickness_mm is not None:
-        thickness = _number(thickness_mm, "slice thickness", "Use 0 when the thickness equals the slice spacing, or e.g. 3.0 mm.")
-        if thickness < 0:
-            raise BadInputError(f"The slice thickness cannot be negative (got {thickness_mm} mm).",
-                                "Use 0 when the thickness equals the slice spacing, or the scanner's slice thickness in mm.")
+    budget = _optional_non_negative(time_budget_s, "SR4ZCT time budget", "s", "Use 0 for no time limit, or a number of seconds, e.g. 120.")
+    thickness = _optional_non_negative(thickness_mm, "slice thickness", "mm",
+                                       "Use 0 when the thickness equals the slice spacing, or the scanner's slice thickness in mm.")
     if network not in NETWORKS:
         raise BadInputError(f"Unknown SR4ZCT network '{network}'.", f"Use one of: {', '.join(NETWORKS)}.")
     return {"iterations": int(count), "time_budget_s": budget or None, "thickness_mm": thickness or None, "network": network}
