@@ -1,9 +1,11 @@
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("SLICERLEAP_HOME", os.path.join(os.path.dirname(__file__), ".slicerleap-home-test"))
+# user-registered models from tests go to a throw-away home, never the developer's ~/.slicerleap
+os.environ.setdefault("SLICERLEAP_HOME", tempfile.mkdtemp(prefix="slicerleap-test-home-"))
 
 
 @pytest.fixture
