@@ -62,9 +62,10 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
-    data_range = float(reference.max() - reference.min())
-    mse = float(np.mean((reference.astype(np.float64) - test) ** 2))
-    return 10 * np.log10(data_range**2 / mse) if mse > 0 else float("inf")
+    """PSNR (dB) with the reference's intensity range as the peak."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    return float(peak_signal_noise_ratio(reference, test, data_range=float(reference.max() - reference.min())))
 
 
 def _preview(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray | None]]) -> Path:

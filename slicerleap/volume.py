@@ -65,6 +65,12 @@ class Volume:
         """3x3 unit RAS direction of the i, j, k axes (as columns)."""
         return self.ijk_to_ras[:3, :3] / self.spacing
 
+    def voxel_positions_ras(self) -> np.ndarray:
+        """RAS position (mm) of every voxel centre, shape (k, j, i, 3)."""
+        k, j, i = self.array.shape[:3]
+        idx = np.stack(np.meshgrid(np.arange(i), np.arange(j), np.arange(k), indexing="ij"), -1).transpose(2, 1, 0, 3)
+        return idx @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
+
     def with_array(self, array: np.ndarray, **metadata) -> "Volume":
         """Same geometry, new voxels (e.g. a labelmap or model output on the input grid)."""
         array = np.asarray(array)

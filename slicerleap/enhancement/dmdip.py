@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..transforms.intensity import robust_range
 from ..volume import Volume, move_axis_first, restore_axis
 from .slice_profile import check_thick_slices
 
@@ -142,8 +143,7 @@ def dmdip(volumes: list[Volume], config: DMDIPConfig, device, report=lambda *a, 
     n_high = grid.array.shape[0]
     scaled, scales = [], []
     for v in moved:
-        low, high = np.percentile(v.array[:: max(1, v.array.shape[0] // 16)], [0.5, 99.5])
-        scales.append((float(low), float(high - low) or 1.0))
+        scales.append(robust_range(v.array, v.array.shape[0] // 16))
         scaled.append((v.array.astype(np.float32) - scales[-1][0]) / scales[-1][1])
     k, j, i = moved[0].array.shape
     outputs = [np.zeros((n_high, j, i), np.float32) for _ in volumes]
@@ -159,9 +159,8 @@ def dmdip(volumes: list[Volume], config: DMDIPConfig, device, report=lambda *a, 
         report(0.05 + 0.9 * (n + 1) / len(slabs), "optimisation", f"coronal slab {n + 1}/{len(slabs)} done")
         if should_stop():
             report(None, "optimisation", "stopped early by the user: remaining slabs use linear upsampling")
-            for out, a in zip(outputs, scaled):
-                rest, _ = linear_upsample(Volume(a[:, stop:, :], moved[0].ijk_to_ras)) if stop < j else (None, None)
-                if rest is not None:
-                    out[:, stop:, :] = rest.array
+            if stop < j:
+                for out, a in zip(outputs, scaled):
+                    out[:, stop:, :] = linear_upsample(Volume(a[:, stop:, :], moved[0].ijk_to_ras))[0].array
             break
     return [restore_axis(grid.with_array(out * scale + low), axis) for out, (low, scale) in zip(outputs, scales)]

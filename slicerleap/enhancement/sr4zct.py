@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..transforms.intensity import robust_range
 from ..volume import Volume, move_axis_first, restore_axis
 from .slice_profile import check_thick_slices, degrade, upsample_matrix, upsampled_length
 
@@ -181,8 +182,7 @@ def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lamb
     axis = thick_axis(volume)
     moved = move_axis_first(volume, axis)
     pixel = float(min(moved.spacing[:2]))
-    low, high = np.percentile(moved.array[:: max(1, moved.array.shape[0] // 32)], [0.5, 99.5])
-    scale = float(high - low) or 1.0
+    low, scale = robust_range(moved.array, moved.array.shape[0] // 32)
     normalised = moved.with_array((moved.array.astype(np.float32) - low) / scale)
     report(0.03, "training", f"training on {normalised.array.shape[0]} axial slices ({config.network})")
     net, _ = train_sr4zct(normalised.array, pixel, float(moved.spacing[2]), config, device, report, should_stop)

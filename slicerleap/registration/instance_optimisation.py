@@ -26,9 +26,7 @@ class InstanceOptimisationConfig:
 
 def sample_affine(moving: Volume, fixed_grid: Volume, affine_ras: np.ndarray, extra_ras: np.ndarray | None = None) -> np.ndarray:
     """Moving intensities at positions A @ (x + extra(x)) for every fixed-grid voxel x (trilinear, zero outside)."""
-    k, j, i = fixed_grid.array.shape[:3]
-    idx = np.stack(np.meshgrid(np.arange(i), np.arange(j), np.arange(k), indexing="ij"), -1).transpose(2, 1, 0, 3)
-    ras = idx @ fixed_grid.ijk_to_ras[:3, :3].T + fixed_grid.ijk_to_ras[:3, 3]
+    ras = fixed_grid.voxel_positions_ras()
     if extra_ras is not None:
         ras = ras + extra_ras
     moving_pos = ras @ affine_ras[:3, :3].T + affine_ras[:3, 3]
@@ -87,9 +85,7 @@ def optimise_displacement(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
                        similarity=-loss_sim.item())
     voxel = ddf.detach()[0].cpu().numpy().transpose(1, 2, 3, 0)[..., ::-1]  # (k, j, i, [di, dj, dk])
     step_ras = voxel @ work.ijk_to_ras[:3, :3].T  # voxel offsets -> RAS mm
-    k, j, i = work.array.shape
-    idx = np.stack(np.meshgrid(np.arange(i), np.arange(j), np.arange(k), indexing="ij"), -1).transpose(2, 1, 0, 3)
-    x = idx @ work.ijk_to_ras[:3, :3].T + work.ijk_to_ras[:3, 3]
+    x = work.voxel_positions_ras()
     y = x + step_ras
     moving_pos = y @ affine_ras[:3, :3].T + affine_ras[:3, 3]
     return work.with_array((moving_pos - x).astype(np.float32), name="displacement")

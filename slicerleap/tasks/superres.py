@@ -25,6 +25,11 @@ def target_spacing(volume, requested) -> list[float]:
     return [float(min(volume.spacing))] * 3
 
 
+def _at_spacing(volume, spacing):
+    """The per-scan methods restore to the in-plane pixel size; cubic B-spline takes them to any other spacing."""
+    return volume if np.allclose(volume.spacing, spacing, rtol=1e-3) else resample_to_spacing(volume, spacing, "bspline")
+
+
 def _sr4zct(ctx, image, spacing):
     from ..enhancement.sr4zct import SR4ZCTConfig, sr4zct
 
@@ -32,10 +37,7 @@ def _sr4zct(ctx, image, spacing):
     config = SR4ZCTConfig(thickness_mm=p.get("thickness_mm"), network=p.get("network", "unet"),
                           iterations=int(p.get("iterations", 400)), time_budget_s=p.get("time_budget_s"),
                           seed=int(p.get("seed", 0)))
-    enhanced = sr4zct(image, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
-    if not np.allclose(enhanced.spacing, spacing, rtol=1e-3):
-        enhanced = resample_to_spacing(enhanced, spacing, "bspline")
-    return enhanced
+    return _at_spacing(sr4zct(image, config, ctx.device, ctx.report, should_stop=ctx.stop_requested), spacing)
 
 
 def _dmdip(ctx, image, spacing):
@@ -54,7 +56,7 @@ def _dmdip(ctx, image, spacing):
     config = DMDIPConfig(iterations=int(p.get("iterations", 300)), time_budget_s=p.get("time_budget_s"),
                          slab=int(p.get("slab", 16)), seed=int(p.get("seed", 0)))
     restored = dmdip(volumes, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
-    return [r if np.allclose(r.spacing, spacing, rtol=1e-3) else resample_to_spacing(r, spacing, "bspline") for r in restored]
+    return [_at_spacing(r, spacing) for r in restored]
 
 
 def run(ctx) -> dict:
@@ -64,7 +66,6 @@ def run(ctx) -> dict:
     if method not in METHODS:
         raise BadInputError(f"Unknown super-resolution method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
     image = read_volume(ctx.input_path("image"))
-    image = image.with_array(image.array.astype(np.float32)) if image.array.dtype == np.float64 else image
     spacing = target_spacing(image, ctx.params.get("spacing"))
     check_scalar_volume(image, min_size=2 if method != "sr4zct" else 8, working_spacing=spacing, bytes_per_voxel=16)
     ctx.report(0.02, "resampling" if method != "sr4zct" else "training", f"{method} to {spacing} mm")

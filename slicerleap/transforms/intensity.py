@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def robust_range(array: np.ndarray, slice_step: int = 1) -> tuple[float, float]:
+    """(low, scale): the 0.5th percentile and the 0.5-99.5 percentile span (1 if flat), from every
+    `slice_step`-th slice; for reversible scaling (x - low) / scale of per-scan optimisations."""
+    low, high = np.percentile(array[::max(1, slice_step)], [0.5, 99.5])
+    return float(low), float(high - low) or 1.0
+
+
 def normalise(array: np.ndarray, spec: dict) -> np.ndarray:
     """Map intensities to about [0, 1] (float32).
 
