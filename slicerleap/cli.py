@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,6 +84,66 @@ def cmd_segment(args) -> int:
                 {"segmentation": target, "probability": args.probability})
 
 
+def _case_name(path: Path) -> str:
+    from .io import SUPPORTED_SUFFIXES
+
+    name = path.name
+    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)].removesuffix(".seg")
+    return path.stem
+
+
+def _volume_files(folder: Path) -> dict[str, Path]:
+    from .io import SUPPORTED_SUFFIXES
+
+    if not folder.is_dir():
+        raise SlicerLeapError(f"'{folder}' is not a folder.", "Give a folder of volume files (.nrrd, .nii.gz, .mha).")
+    return {_case_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUPPORTED_SUFFIXES)}
+
+
+def cmd_train(args) -> int:
+    """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
+    entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
+    from .jobs.files import print_progress, run_task_on_files
+    from .models import get_catalog
+
+    images, labels = _volume_files(Path(args.images)), _volume_files(Path(args.labels)) if args.labels else {}
+    slice_table = json.loads(Path(args.slice_labels).read_text()) if args.slice_labels else {}
+    unknown = [n for n in labels if n not in images]
+    if unknown:
+        raise SlicerLeapError(f"Labelmaps without an image of the same name: {', '.join(unknown[:5])}.", "Name each labelmap like its image.")
+    pixel = [n for n in images if n in labels]
+    val = pixel[: args.validation_cases]
+    pixel = pixel[args.validation_cases:]
+    weak = [n for n in images if n not in labels and n in slice_table]
+    missing = [n for n in images if n not in labels and n not in slice_table]
+    if missing and not args.skip_unlabelled:
+        raise SlicerLeapError(f"{len(missing)} image(s) have neither a labelmap nor slice labels: {', '.join(missing[:5])}.",
+                              "Add them to the --slice-labels file, or pass --skip-unlabelled.")
+    entries = [{"ranges": slice_table[n]["lesion_slices"]} if "lesion_slices" in slice_table[n] else slice_table[n] for n in weak]
+    config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed}
+    params = {"config": config, "slice_labels": entries, "model_id": args.id, "modality": args.modality,
+              "in_plane_spacing_mm": args.spacing, "label_value": args.label_value}
+    inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
+              "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
+    print(f"{len(pixel)} case(s) with pixel labels, {len(weak)} with slice labels, {len(val)} for validation", file=sys.stderr)
+    result, job = run_task_on_files("train-sks", inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
+    try:
+        spec = result["outputs"]["model"]
+        card = json.loads(job.output_path(spec["card"]).read_text())
+        registered = get_catalog().register(job.output_path(spec["file"]), card)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(job.output_path(spec["file"]), out / "model.safetensors")
+        (out / "card.json").write_text(json.dumps({**registered, "file": "model.safetensors"}, indent=2))
+        print(f"registered {registered['id']}; weights and card in {out}")
+        print(json.dumps(result.get("metrics", {}), indent=2))
+    finally:
+        job.cleanup()
+    return 0
+
+
 def cmd_register(args) -> int:
     params = {"iterations": args.iterations, "smoothness": args.smoothness, "working_spacing_mm": args.working_spacing,
               "affine": not args.no_affine}
@@ -141,6 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probability", default=None, help="also write the foreground probability volume here")
     common(p)
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("train", help="train a segmentation model from your own cases")
+    tsub = p.add_subparsers(dest="train_command", required=True)
+    t = tsub.add_parser("sks", help="SKS (or the U-Net baseline): few pixel labels + slice-level labels, 2.5D")
+    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
+    t.add_argument("--labels", default=None, help="folder of lesion labelmaps named like their images (pixel-labelled cases)")
+    t.add_argument("--slice-labels", default=None, help='JSON: {"case": {"lesion_slices": [[k1, k2], ...]}} for cases without a labelmap')
+    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    t.add_argument("--id", default="my-sks@1.0.0", help="model id name@x.y.z")
+    t.add_argument("--model-type", default="sks", choices=["sks", "unet"])
+    t.add_argument("--iterations", type=int, default=400, help="stage 2 (pixel labels) iterations")
+    t.add_argument("--coarse-iterations", type=int, default=300, help="stage 1 (slice labels) iterations")
+    t.add_argument("--validation-cases", type=int, default=0, help="pixel-labelled cases held out to pick the best weights")
+    t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
+    t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
+    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
+    common(t)
+    t.set_defaults(func=cmd_train)
 
     p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
     p.add_argument("--fixed", required=True)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .data import mni_t1, mni_tissue_labels
 from .data.samples import TISSUE_LABELS
+from .segmentation.metrics import overlap_metrics
 from .transforms import resample_to_reference, resample_to_spacing
 from .volume import Volume
 
@@ -54,11 +55,6 @@ def smooth_random_warp(volume: Volume, max_mm: float, seed: int) -> tuple[Volume
     coords = [kk + voxel[..., 2], jj + voxel[..., 1], ii + voxel[..., 0]]
     warped = map_coordinates(volume.array.astype(np.float32), coords, order=1, mode="constant")
     return volume.with_array(warped.astype(np.float32), name=f"{volume.metadata.get('name')} deformed"), field
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return float(2 * np.logical_and(a, b).sum() / s) if s else 1.0
 
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
@@ -120,7 +116,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         t1_node = volume_to_node(ctx, t1, "MNI152 T1")
         nodes, _ = run("SKSSegmentation", "segment", {"image": t1_node}, {})
         labels = _labels_of(nodes["segmentation"], t1_node)
-        rows[-1]["metrics"]["dice_vs_template_labels"] = {l["name"]: round(dice(labels == l["value"], reference.array == l["value"]), 3) for l in TISSUE_LABELS}
+        rows[-1]["metrics"]["dice_vs_template_labels"] = {l["name"]: round(overlap_metrics(labels == l["value"], reference.array == l["value"])["dice"], 3) for l in TISSUE_LABELS}
         previews.append(_preview(out / "segmentation.png", [("MNI152 T1", _mid_axial(t1), None), ("grey/white matter", _mid_axial(t1), _mid_axial(t1.with_array(labels)))]))
 
         # 2. SuperResolution: 4 mm axial slices restored to 1 mm by SR4ZCT (job), against cubic B-spline

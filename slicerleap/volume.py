@@ -121,3 +121,32 @@ def restore_axis(volume: Volume, ijk_axis: int) -> Volume:
     matrix = volume.ijk_to_ras.copy()
     matrix[:3, :3] = volume.ijk_to_ras[:3, inverse]
     return Volume(np.transpose(volume.array, array_axes), matrix, dict(volume.metadata))
+
+
+def nearest_ras_layout(volume: Volume) -> tuple[list[int], list[int]]:
+    """For R, A, S: the voxel axis (0=i, 1=j, 2=k) closest to it and the sign (+1 along, -1 against)."""
+    d = volume.directions
+    axes = list(np.argmax(np.abs(d), axis=1))  # ras row -> best ijk column
+    if len(set(axes)) < 3:  # ties on 45° obliques: assign greedily by strength
+        axes, free = [0, 0, 0], [0, 1, 2]
+        for r in np.argsort(-np.abs(d).max(axis=1)):
+            a = max(free, key=lambda c: abs(d[r, c]))
+            axes[r] = a
+            free.remove(a)
+    return [int(a) for a in axes], [1 if d[r, a] >= 0 else -1 for r, a in enumerate(axes)]
+
+
+def reorient_to_ras_axes(volume: Volume) -> Volume:
+    """Same voxels, axes permuted and flipped (no resampling) so that i runs closest to R, j to A and
+    k to S (axial slices along k). Every voxel keeps its RAS position, so resampling back is exact."""
+    axes, signs = nearest_ras_layout(volume)
+    array, matrix = volume.array, volume.ijk_to_ras.copy()
+    for a, s in zip(axes, signs):
+        if s < 0:
+            array = np.flip(array, axis=2 - a)
+            matrix[:3, 3] += volume.ijk_to_ras[:3, a] * (volume.shape_ijk[a] - 1)
+    order = list(axes)  # new i, j, k in old ijk terms
+    array = np.transpose(array, [2 - a for a in reversed(order)] + list(range(3, array.ndim)))
+    matrix[:3, :3] = volume.ijk_to_ras[:3, order] * np.array(signs)[None, :]
+    return Volume(np.ascontiguousarray(array), matrix, dict(volume.metadata))
+

@@ -10,6 +10,10 @@ def build_network(architecture: dict):
         from monai.networks.nets import UNet
 
         return UNet(**args)
+    if name == "slicerleap.SKSNet":
+        from ..segmentation.sks_net import SKSNet
+
+        return SKSNet(**args)
     raise ModelError(f"Unknown architecture '{name}' in the model card.", "Update SlicerLeap, or fix the card's architecture name.")
 
 

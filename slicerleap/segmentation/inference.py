@@ -1,5 +1,9 @@
-"""Whole-volume segmentation with a catalog model: resample to the model's spacing, normalise as the
-card says, sliding-window inference, argmax, and back onto the input grid (nearest neighbour)."""
+"""Whole-volume segmentation with a catalog model, on the input's own grid.
+
+3D models: resample to the model's spacing, normalise as the card says, sliding-window inference.
+2.5D models (cards with "slice_context"): slices of the model's plane at its in-plane spacing, a slice
+and its neighbours per input, batched. Both end the same way: argmax → label values → optional clean-up
+→ back onto the input grid (nearest neighbour); optional foreground probability (linear)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,6 +13,7 @@ import torch
 
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
+from .postprocess import postprocess_labels
 
 
 def count_windows(shape, roi, overlap: float) -> int:
@@ -21,16 +26,41 @@ def count_windows(shape, roi, overlap: float) -> int:
     return n
 
 
+def is_slice_model(card: dict) -> bool:
+    return card["input"].get("slice_context") is not None
+
+
 def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, report: Callable | None = None,
-                   overlap: float = 0.25, batch_size: int = 2, with_probabilities: bool = False):
+                   overlap: float = 0.25, batch_size: int | None = None, with_probabilities: bool = False,
+                   postprocess: dict | None = None):
     """Label Volume on `volume`'s grid (values = card label values), and optionally the foreground
-    probability (1 - P(background)) on the same grid."""
+    probability (1 - P(background)) on the same grid. `postprocess`: options of `postprocess_labels`
+    (None: the card's defaults). batch_size: windows (3D, default 2) or slices (2.5D, default 8) per forward pass."""
+    report = report or (lambda *a, **k: None)
+    spec = card["input"]
+    working = [s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])]
+    check_scalar_volume(volume, working_spacing=working, min_size=1 if is_slice_model(card) else 4)
+    if is_slice_model(card):
+        grid, probs = _slice_probabilities(volume, card, net, device, report, batch_size or 8)
+    else:
+        grid, probs = _window_probabilities(volume, card, net, device, report, overlap, batch_size or 2)
+    report(0.92, "postprocess", "cleaning up and resampling to the input grid")
+    values = np.array([0] + [int(l["value"]) for l in card["labels"]], dtype=np.int16)
+    labels_work = values[np.argmax(probs, axis=0)]
+    options = {**card.get("postprocess", {}), **(postprocess or {})}
+    labels_work = postprocess_labels(labels_work, card["labels"], grid.spacing, options)
+    labels = resample_to_reference(grid.with_array(labels_work), volume, "nearest")
+    labels.metadata["name"] = volume.metadata.get("name", "volume") + " segmentation"
+    if not with_probabilities:
+        return labels, None
+    fg = resample_to_reference(grid.with_array((1.0 - probs[0]).astype(np.float32)), volume, "linear")
+    return labels, fg
+
+
+def _window_probabilities(volume, card, net, device, report, overlap, batch_size):
     from monai.inferers import sliding_window_inference
 
-    spacing = card["input"]["spacing_mm"]
-    check_scalar_volume(volume, working_spacing=spacing, min_size=4)
-    report = report or (lambda *a, **k: None)
-    work = resample_to_spacing(volume.with_array(volume.array.astype(np.float32)), spacing, "linear")
+    work = resample_to_spacing(volume.with_array(volume.array.astype(np.float32)), card["input"]["spacing_mm"], "linear")
     image = normalise(work.array, card["input"]["normalisation"])
     roi = card["input"].get("patch", [64, 64, 64])
     total = max(1, -(-count_windows(image.shape, roi, overlap) // batch_size))
@@ -44,13 +74,15 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
     tensor = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(device)
     with torch.inference_mode():
         logits = sliding_window_inference(tensor, roi, batch_size, predictor, overlap=overlap, mode="gaussian")
-        probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
-    report(0.92, "postprocess", "resampling to the input grid")
-    values = np.array([0] + [int(l["value"]) for l in card["labels"]], dtype=np.int16)
-    labels_work = values[np.argmax(probs, axis=0)]
-    labels = resample_to_reference(work.with_array(labels_work), volume, "nearest")
-    labels.metadata["name"] = volume.metadata.get("name", "volume") + " segmentation"
-    if not with_probabilities:
-        return labels, None
-    fg = resample_to_reference(work.with_array((1.0 - probs[0]).astype(np.float32)), volume, "linear")
-    return labels, fg
+        return work, torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+
+
+def _slice_probabilities(volume, card, net, device, report, batch_size):
+    from .slice_data import prepare_case
+    from .slice_trainer import predict_case
+
+    report(0.05, "preparing", "reorienting and resampling in-plane")
+    case = prepare_case(volume, card["input"])
+    probs = predict_case(net, case, device, batch_size, card["input"]["slice_context"],
+                         lambda done, total: report(0.1 + 0.8 * done / total, "inference", f"slice {done}/{total}"))
+    return case.grid, probs

@@ -11,6 +11,7 @@ import torch
 
 from ..transforms import normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
+from .metrics import dice_per_class
 
 
 @dataclass
@@ -62,15 +63,6 @@ def _augmentations(config: UNetTrainingConfig):
             T.RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.3, 1.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0)),
         ]
     return T.Compose(steps)
-
-
-def dice_per_class(pred: np.ndarray, truth: np.ndarray, values) -> dict[int, float]:
-    out = {}
-    for v in values:
-        p, t = pred == v, truth == v
-        denom = p.sum() + t.sum()
-        out[int(v)] = float(2 * np.logical_and(p, t).sum() / denom) if denom else 1.0
-    return out
 
 
 def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, device,

@@ -9,6 +9,7 @@ from ..errors import BadInputError
 TASKS = {
     "segment": "slicerleap.tasks.segment:run",
     "train-segmentation": "slicerleap.tasks.train_segmentation:run",
+    "train-sks": "slicerleap.tasks.train_sks:run",
     "register": "slicerleap.tasks.register:run",
     "superres": "slicerleap.tasks.superres:run",
 }

@@ -1,0 +1,228 @@
+"""Training of 2.5D slice segmenters: SKS's two stages, and the MONAI U-Net baseline in the same loop.
+
+Stage 1 (SKS only): the coarse branch learns "does this slice contain lesion" from slice-level labels of
+every case (cases with pixel labels contribute their derived flags). Stage 2: the fine branch, fusion and
+decoder learn from the few pixel-labelled cases with Dice loss; the coarse branch stays frozen by default
+(the paper trains it in stage 1 and names only fine branch + decoder for stage 2; freezing also keeps the
+slice-label knowledge from being overwritten by a handful of cases). The U-Net baseline runs stage 2 only,
+with the same slices, crops, augmentation, loss, optimiser and iterations.
+
+Loss choice (the paper says only "Dice loss"): soft Dice over the whole batch (MONAI `batch=True`),
+because most slices hold no lesion and per-slice Dice is undefined there."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .metrics import overlap_metrics
+from .slice_data import SliceCase, neighbour_stack
+
+
+@dataclass
+class SliceTrainingConfig:
+    model: str = "sks"                  # "sks" or "unet"
+    sks: dict = field(default_factory=dict)  # SKSConfig overrides (embed_dim, depths, ablation switches, ...)
+    unet_channels: tuple = (32, 64, 128, 256)
+    n_classes: int = 2                  # background included
+    context: int = 1                    # neighbours each side
+    crop: int = 128                     # training crop (pixels of the working grid)
+    batch_size: int = 8
+    coarse_iterations: int = 300        # stage 1
+    iterations: int = 400               # stage 2
+    iterations_per_epoch: int = 50
+    learning_rate: float = 5e-4
+    weight_decay: float = 1e-4
+    coarse_in_stage2: str = "frozen"    # or "finetune"
+    lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
+    augment: bool = True
+    seed: int = 0
+
+    def architecture(self) -> dict:
+        c = 2 * self.context + 1
+        if self.model == "unet":
+            return {"name": "monai.UNet", "args": {"spatial_dims": 2, "in_channels": c, "out_channels": self.n_classes,
+                                                   "channels": list(self.unet_channels), "strides": [2] * (len(self.unet_channels) - 1),
+                                                   "num_res_units": 2, "norm": "instance"}}
+        from .sks_net import SKSConfig
+
+        return {"name": "slicerleap.SKSNet", "args": SKSConfig(**{**self.sks, "in_channels": c, "out_channels": self.n_classes}).to_args()}
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _crop(stack: np.ndarray, target: np.ndarray | None, size: int, rng, centre=None):
+    """Random size x size crop (zero-padded when the slice is smaller), containing `centre` when given."""
+    _, h, w = stack.shape
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph or pw:
+        stack = np.pad(stack, ((0, 0), (0, ph), (0, pw)))
+        target = None if target is None else np.pad(target, ((0, ph), (0, pw)))
+        h, w = h + ph, w + pw
+    def start(n, c):
+        lo, hi = (0, n - size) if c is None else (max(0, c - size + 1), min(n - size, c))
+        return int(rng.integers(lo, hi + 1))
+    y, x = start(h, None if centre is None else centre[0]), start(w, None if centre is None else centre[1])
+    return stack[:, y:y + size, x:x + size], None if target is None else target[y:y + size, x:x + size]
+
+
+def _augment(x: torch.Tensor, rng) -> torch.Tensor:
+    """Intensity changes a scanner or protocol would make: gain, offset, gamma, noise (per sample)."""
+    b = x.shape[0]
+    gain = torch.as_tensor(rng.uniform(0.85, 1.15, b), dtype=x.dtype)[:, None, None, None]
+    offset = torch.as_tensor(rng.uniform(-0.05, 0.05, b), dtype=x.dtype)[:, None, None, None]
+    gamma = torch.as_tensor(rng.uniform(0.8, 1.25, b), dtype=x.dtype)[:, None, None, None]
+    noise = torch.as_tensor(rng.normal(0, 1, x.shape) * rng.uniform(0, 0.03, (b, 1, 1, 1)), dtype=x.dtype)
+    return (x.clamp(0, 1) ** gamma) * gain + offset + noise
+
+
+def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixel: bool):
+    """A batch: x (B, 2c+1, crop, crop); y = class maps (B, 1, crop, crop) when `pixel`, else slice flags (B,)."""
+    xs, ys = [], []
+    for _ in range(config.batch_size):
+        case = cases[int(rng.integers(len(cases)))]
+        flags = case.slice_targets()
+        known = case.known_slices
+        want_positive = rng.random() < (config.lesion_fraction if pixel else 0.5)
+        pool = known[flags[known] > 0] if want_positive else known[flags[known] == 0]
+        k = int(rng.choice(pool if pool.size else known))
+        stack = neighbour_stack(case.image, [k], config.context)[0]
+        centre = None
+        if pixel and flags[k] > 0:
+            fg = np.argwhere(case.labels[k] > 0)
+            centre = fg[int(rng.integers(len(fg)))]
+        stack, target = _crop(stack, case.labels[k] if pixel else None, config.crop, rng, centre)
+        if config.augment and rng.random() < 0.5:  # left-right mirror: brain and most lesion anatomy allow it
+            stack, target = stack[:, :, ::-1], None if target is None else target[:, ::-1]
+        xs.append(np.ascontiguousarray(stack))
+        ys.append(np.ascontiguousarray(target[None]) if pixel else flags[k])
+    x = torch.as_tensor(np.stack(xs))
+    if config.augment:
+        x = _augment(x, rng)
+    return x.float(), torch.as_tensor(np.stack(ys)).long() if pixel else torch.as_tensor(np.array(ys, dtype=np.float32))
+
+
+def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int = 1,
+                 report: Callable | None = None) -> np.ndarray:
+    """Softmax probabilities (n_classes, K, J, I) for every slice of `case`, in batches of slices."""
+    k = case.image.shape[0]
+    out = None
+    with torch.inference_mode():
+        for start in range(0, k, batch_size):
+            ks = np.arange(start, min(k, start + batch_size))
+            x = torch.from_numpy(neighbour_stack(case.image, ks, context)).float().to(device)
+            probs = torch.softmax(net(x).float(), dim=1).cpu().numpy()
+            if out is None:
+                out = np.empty((probs.shape[1], k) + probs.shape[2:], dtype=np.float32)
+            out[:, ks] = probs.transpose(1, 0, 2, 3)
+            if report:
+                report(ks[-1] + 1, k)
+    return out
+
+
+def _optimiser(params, config: SliceTrainingConfig, steps: int):
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.learning_rate, total_steps=max(1, steps), pct_start=0.1)
+
+
+def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig, device, report: Callable,
+                        should_stop: Callable = lambda: False) -> list[dict]:
+    """Stage 1: slice classification (BCE) on every case with slice-level knowledge."""
+    usable = [c for c in cases if c.known_slices.size]
+    rng = np.random.default_rng(config.seed + 1)
+    params = list(net.coarse.parameters()) + list(net.classifier.parameters())
+    opt, sched = _optimiser(params, config, config.coarse_iterations)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    history, losses, hits = [], [], []
+    net.train()
+    for it in range(config.coarse_iterations):
+        x, y = sample_slices(usable, rng, config, pixel=False)
+        x, y = x.to(device), y.to(device)
+        logits = net.classify(x)
+        loss = loss_fn(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        hits.append(float(((logits > 0).float() == y).float().mean()))
+        if (it + 1) % config.iterations_per_epoch == 0 or it + 1 == config.coarse_iterations:
+            record = {"training_stage": 1, "iteration": it + 1, "loss": float(np.mean(losses)), "train_accuracy": float(np.mean(hits))}
+            history.append(record)
+            report((it + 1) / config.coarse_iterations, f"stage 1 (slice labels) iteration {it + 1}/{config.coarse_iterations}: "
+                   f"loss {record['loss']:.3f}, slice accuracy {record['train_accuracy']:.2f}", record)
+            losses, hits = [], []
+        if should_stop():
+            break
+    return history
+
+
+def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
+                    report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
+    """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice (last ones without validation)."""
+    from monai.losses import DiceLoss
+
+    rng = np.random.default_rng(config.seed + 2)
+    frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
+    if frozen:
+        net.coarse.requires_grad_(False)
+        net.classifier.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt, sched = _optimiser(params, config, config.iterations)
+    loss_fn = DiceLoss(to_onehot_y=True, softmax=True, batch=True)
+    history, losses, best, best_state = [], [], -1.0, None
+    for it in range(config.iterations):
+        net.train()
+        if frozen:
+            net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
+        x, y = sample_slices(cases, rng, config, pixel=True)
+        loss = loss_fn(net(x.to(device)), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        last = it + 1 == config.iterations or should_stop()
+        if (it + 1) % config.iterations_per_epoch == 0 or last:
+            net.eval()
+            dice = [overlap_metrics(predict_case(net, c, device, context=config.context).argmax(0) > 0, c.labels > 0)["dice"] for c in val]
+            record = {"training_stage": 2, "iteration": it + 1, "loss": float(np.mean(losses)), "val_dice": float(np.mean(dice)) if dice else None}
+            history.append(record)
+            report((it + 1) / config.iterations, f"stage 2 (pixel labels) iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
+                   + (f", validation Dice {record['val_dice']:.3f}" if dice else ""), record)
+            if dice and record["val_dice"] > best:
+                best, best_state = record["val_dice"], {k: v.detach().clone() for k, v in net.state_dict().items()}
+            losses = []
+        if last:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return history
+
+
+def train_slice_model(pixel_cases: list[SliceCase], slice_cases: list[SliceCase], val_cases: list[SliceCase],
+                      config: SliceTrainingConfig, device, report: Callable = lambda *a, **k: None,
+                      should_stop: Callable = lambda: False):
+    """Build the configured network and train it (stage 1 for SKS with a coarse branch, then stage 2).
+
+    report(fraction 0..1, message, record) is called per epoch; returns (net in eval mode, history, seconds)."""
+    from monai.utils import set_determinism
+
+    from ..models.networks import build_network
+
+    set_determinism(config.seed)
+    net = build_network(config.architecture()).to(device)
+    started = time.time()
+    history = []
+    two_stages = config.model == "sks" and net.cfg.coarse_branch
+    split = config.coarse_iterations / (config.coarse_iterations + config.iterations) if two_stages else 0.0
+    if two_stages:
+        history += train_coarse_branch(net, pixel_cases + slice_cases, config, device,
+                                       lambda f, m, r: report(f * split, m, r), should_stop)
+    history += train_segmenter(net, pixel_cases, val_cases, config, device,
+                               lambda f, m, r: report(split + f * (1 - split), m, r), should_stop)
+    return net.eval(), history, time.time() - started

@@ -1,0 +1,106 @@
+"""Task "train-sks": train a 2.5D slice segmenter (SKS, or the U-Net baseline) from few pixel labels
+plus slice-level labels, and hand back weights + card (the parent registers them on success).
+
+inputs: pixel_images + pixel_labels (pairs), slice_images (no masks), optional val_images + val_labels.
+params: slice_labels: one entry per slice image, {"flags": [0/1 per stored slice]} or
+{"ranges": [[k1, k2], ...]} (0-based inclusive slices that contain lesion, every other slice has none);
+label_value: lesion value in the labelmaps (default: any non-zero); config: SliceTrainingConfig fields;
+in_plane_spacing_mm (default: median of the training images); model_id, title, modality, label."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from safetensors.torch import save_file
+
+from ..errors import BadInputError
+from ..io import read_volume
+from ..segmentation.slice_data import prepare_case, ranges_to_flags
+from ..segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
+from ..transforms import check_scalar_volume
+from ..volume import reorient_to_ras_axes
+
+LESION_LABEL = {"value": 1, "name": "Lesion", "color": "#e6194b", "role": "lesion",
+                "terminology": {"category": "SCT^49755003^Morphologically Altered Structure", "type": "SCT^52988006^Lesion"}}
+
+
+def _in_plane_spacing(images) -> float:
+    """Median in-plane voxel size (mm) of the training images in the axial plane."""
+    return float(np.median([reorient_to_ras_axes(im).spacing[:2] for im in images]))
+
+
+def _flags(entry, image, n: int) -> np.ndarray:
+    k = image.array.shape[0]
+    if "flags" in entry:
+        return np.asarray(entry["flags"], dtype=np.int8)
+    if "ranges" in entry:
+        return ranges_to_flags(entry["ranges"], k)
+    raise BadInputError(f"Slice-level labels of case {n + 1} give neither 'flags' nor 'ranges'.",
+                        "Give per-slice 0/1 flags, or the slice ranges that contain lesion.")
+
+
+def run(ctx) -> dict:
+    p = ctx.params
+    pixel_images, pixel_labels = ctx.input_paths("pixel_images"), ctx.input_paths("pixel_labels")
+    slice_images, val_images, val_labels = ctx.input_paths("slice_images"), ctx.input_paths("val_images"), ctx.input_paths("val_labels")
+    slice_entries = p.get("slice_labels") or []
+    if not pixel_images or len(pixel_images) != len(pixel_labels):
+        raise BadInputError(f"Training needs at least one case with a pixel labelmap; got {len(pixel_images)} images "
+                            f"and {len(pixel_labels)} labelmaps.", "Segment the lesion in at least one case.")
+    if len(slice_entries) != len(slice_images) or len(val_images) != len(val_labels):
+        raise BadInputError(f"{len(slice_images)} cases without masks but {len(slice_entries)} slice-label lists.",
+                            "Give one slice-label list (or slice ranges) per case without a mask.")
+    config = SliceTrainingConfig(**p.get("config", {}))
+    label_value = p.get("label_value")
+    read = lambda path, role: _checked(read_volume(path), role)
+    px = [(read(i, f"pixel-labelled image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(pixel_images, pixel_labels))]
+    sl = [read(i, f"slice-labelled image {n + 1}") for n, i in enumerate(slice_images)]
+    vl = [(read(i, f"validation image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(val_images, val_labels))]
+    spacing = float(p.get("in_plane_spacing_mm") or _in_plane_spacing([im for im, _ in px] + sl))
+    spec = {"spacing_mm": [spacing, spacing, None], "slice_axis": "axial", "slice_context": config.context,
+            "channels": 2 * config.context + 1,
+            "normalisation": p.get("normalisation", {"kind": "percentile", "lower": 0.5, "upper": 99.5})}
+
+    def binary(lab):  # the lesion as value 1, whatever value the user's labelmap used
+        return lab.with_array((lab.array == label_value) if label_value is not None else lab.array > 0)
+
+    total = len(px) + len(sl) + len(vl)
+    def prepared(n, case):
+        ctx.report(0.05 * n / total, "preparing", f"case {n}/{total}")
+        ctx.check_cancelled()
+        return case
+    pixel_cases = [prepared(n + 1, prepare_case(im, spec, binary(lab))) for n, (im, lab) in enumerate(px)]
+    for case in pixel_cases:
+        if not case.labels.any():
+            raise BadInputError(f"The labelmap of '{case.name}' is empty.", "Paint the lesion, or give that case as slice labels only.")
+    slice_cases = [prepared(len(px) + n + 1, prepare_case(im, spec, slice_labels=_flags(e, im, n)))
+                   for n, (im, e) in enumerate(zip(sl, slice_entries))]
+    val_cases = [prepared(len(px) + len(sl) + n + 1, prepare_case(im, spec, binary(lab))) for n, (im, lab) in enumerate(vl)]
+    net, history, seconds = train_slice_model(
+        pixel_cases, slice_cases, val_cases, config, ctx.device,
+        lambda f, message, record: ctx.report(0.05 + 0.9 * f, "training", message, **record), ctx.stop_requested)
+    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(ctx.output_path("model.safetensors")))
+    label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
+    kind = "SKS (Skip and Skip, 2.5D Swin V2 dual encoder)" if config.model == "sks" else "MONAI 2D U-Net (2.5D input)"
+    card = {
+        "id": p.get("model_id", f"my-{config.model}@1.0.0"), "title": p.get("title", f"{kind} trained in SlicerLeap"),
+        "task": "segmentation", "module": "SKSSegmentation", "modality": p.get("modality", "any"),
+        "architecture": config.architecture(), "input": spec, "labels": [label],
+        "licence": p.get("licence", "user-owned"),
+        "training_data": p.get("training_data", f"{len(pixel_cases)} case(s) with pixel labels, {len(slice_cases)} with slice-level "
+                                                 f"labels only, {len(val_cases)} validation case(s), from the user's scene or folder"),
+        "training": {**config.to_dict(), "seconds": round(seconds, 1), "device": str(ctx.device)},
+        "evaluation": {"history": history},
+        "file": "model.safetensors",  # sha256 is computed from the file at registration
+    }
+    ctx.output_path("card.json").write_text(json.dumps(card, indent=2))
+    last = history[-1] if history else {}
+    val = [r["val_dice"] for r in history if r.get("val_dice") is not None]
+    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+            "metrics": {"final_loss": last.get("loss"), "best_val_dice": max(val) if val else None, "seconds": round(seconds, 1),
+                        "pixel_cases": len(pixel_cases), "slice_cases": len(slice_cases)}}
+
+
+def _checked(volume, role):
+    check_scalar_volume(volume, role, min_size=1)
+    return volume
