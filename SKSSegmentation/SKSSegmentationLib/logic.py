@@ -2,10 +2,33 @@
 node (segment names, colours and terminology from the model card) next to the input volume."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from slicerleap.errors import BadInputError
 from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
+from slicerleap.scene.slice_labels import read_slice_labels, slice_label_table
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
+
+
+@dataclass
+class TrainingCase:
+    """One case for SKS training. Pixel labels: `segmentation` (+ the lesion `segment` name; default: every
+    segment is lesion). Otherwise slice-level labels: the volume's slice-label table (see
+    slicerleap.scene.slice_labels), or `lesion_ranges` [[k1, k2], ...] of stored slices that show lesion."""
+    volume: object
+    segmentation: object = None
+    segment: str | None = None
+    lesion_ranges: list | None = None
+
+    def kind(self) -> str:
+        """"pixel", "slice" or "unlabelled" (a slice table whose every row is still unknown counts as unlabelled)."""
+        if self.segmentation is not None:
+            return "pixel"
+        if self.lesion_ranges is not None:
+            return "slice"
+        table = self.volume.GetNodeReference("SlicerLeap.sliceLabels")
+        return "slice" if table is not None and (read_slice_labels(table) >= 0).any() else "unlabelled"
 
 
 class SKSSegmentationLogic:
@@ -44,6 +67,46 @@ class SKSSegmentationLogic:
               probability: bool = False, keep_files: bool = False) -> SceneJob:
         """Start segmenting in a worker process and return at once; poll() the job, then finish()."""
         return self.create_job(input_volume, model_id, device, probability, keep_files).start()
+
+    @staticmethod
+    def count_label_kinds(cases: list[TrainingCase]) -> dict[str, int]:
+        """How many cases have pixel labels, slice-level labels only, or nothing (shown in the panel)."""
+        counts = {"pixel": 0, "slice": 0, "unlabelled": 0}
+        for case in cases:
+            counts[case.kind()] += 1
+        return counts
+
+    def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-sks@1.0.0", model_type: str = "sks",
+                            iterations: int = 400, coarse_iterations: int = 300, modality: str = "any",
+                            device: str = "auto", keep_files: bool = False, **config) -> SceneJob:
+        """A job (not started) that trains SKS (or the U-Net baseline) and registers `model_id` in the catalog
+        when it succeeds. Unlabelled cases are left out; at least one case needs pixel labels."""
+        pixel = [c for c in cases if c.kind() == "pixel"]
+        weak = [c for c in cases if c.kind() == "slice"]
+        if not pixel:
+            raise BadInputError("SKS training needs at least one case with a lesion segmentation (pixel labels).",
+                                "Segment the lesion in one or more cases with Segment Editor.")
+        for c in cases:
+            require_scalar_volume(c.volume, "training volume")
+        labels = []
+        for c in pixel:
+            names = [c.segmentation.GetSegmentation().GetNthSegment(n).GetName()
+                     for n in range(c.segmentation.GetSegmentation().GetNumberOfSegments())]
+            if c.segment is not None and c.segment not in names:
+                raise BadInputError(f"'{c.segmentation.GetName()}' has no segment named '{c.segment}' (it has: {', '.join(names)}).",
+                                    "Pick the lesion segment by its name.")
+            labels.append((c.segmentation, c.volume, {c.segment or name: 1 for name in ([c.segment] if c.segment else names)}))
+        slice_labels = [{"ranges": c.lesion_ranges} if c.lesion_ranges is not None
+                        else {"flags": read_slice_labels(slice_label_table(self.ctx, c.volume, create=False)).tolist()} for c in weak]
+        params = {"config": {"model": model_type, "iterations": int(iterations), "coarse_iterations": int(coarse_iterations), **config},
+                  "slice_labels": slice_labels, "model_id": model_id, "modality": modality, "label_value": 1}
+        inputs = {"pixel_images": [c.volume for c in pixel], "pixel_labels": labels, "slice_images": [c.volume for c in weak]}
+        return SceneJob(self.ctx, "train-sks", inputs, params, device=device, keep_files=keep_files)
+
+    def train(self, cases: list[TrainingCase], model_id: str = "my-sks@1.0.0", on_progress=None, timeout: float | None = None,
+              **options) -> dict:
+        """Blocking form of `create_training_job`: returns the registered model card."""
+        return self.create_training_job(cases, model_id, **options).run(on_progress=on_progress, timeout=timeout)["model"]
 
     def process(self, input_volume, model_id: str | None = None, device: str = "auto", probability: bool = False,
                 keep_files: bool = False, on_progress=None, timeout: float | None = None) -> dict:

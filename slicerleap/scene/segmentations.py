@@ -95,7 +95,8 @@ def labels_to_segmentation_node(ctx: SceneContext, labels: Volume, label_specs: 
 
 def segmentation_node_to_labels(segmentation_node, reference_node, segment_values: dict[str, int] | None = None) -> Volume:
     """Rasterise segments onto the reference volume's grid. By default segment n (0-based) gets label n+1;
-    `segment_values` maps segment names to label values instead. Later segments overwrite earlier ones."""
+    `segment_values` maps segment names to label values instead, and segments it does not name are left
+    out (e.g. only the lesion of a liver + lesion segmentation). Later segments overwrite earlier ones."""
     reference = node_to_volume(reference_node)
     out = np.zeros(reference.array.shape, dtype=np.int16)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
@@ -105,7 +106,9 @@ def segmentation_node_to_labels(segmentation_node, reference_node, segment_value
         segment_id = segmentation.GetNthSegmentID(n)
         segment = segmentation.GetSegment(segment_id)
         seg_name = segment.GetName()
-        value = segment_values.get(seg_name, n + 1) if segment_values else n + 1
+        if segment_values and seg_name not in segment_values:
+            continue
+        value = segment_values[seg_name] if segment_values else n + 1
         mask_image = slicer.vtkOrientedImageData()
         logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, mask_image)
         on_grid = slicer.vtkOrientedImageData()

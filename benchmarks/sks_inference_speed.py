@@ -1,0 +1,102 @@
+"""Full-volume inference time and peak memory of SKS vs a MONAI 2D U-Net and a 2D SwinUNETR of similar
+size, on a CT-sized volume (512 x 512 x 200, 0.78 mm pixels, 2.5 mm slices), in one run.
+
+Each model runs the whole SlicerLeap pipeline (`segment_volume`: reorient, resample in-plane to the
+card's 1.5 mm, normalise, 2.5D batches of slices, argmax, post-processing, resample back) in its own
+subprocess, so the peak resident memory of one model does not hide another's. Weights are random: time
+does not depend on them. The volume's content is a smooth synthetic CT-like field (speed only).
+
+    python benchmarks/sks_inference_speed.py            # all three, writes sks_speed_results.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPE_KJI = (200, 512, 512)
+SPACING = (0.78, 0.78, 2.5)
+CARD_INPUT = {"spacing_mm": [1.5, 1.5, None], "slice_axis": "axial", "slice_context": 1, "channels": 3,
+              "normalisation": {"kind": "window", "center": 40, "width": 400}}
+
+
+def build(name: str):
+    import torch
+
+    from slicerleap.segmentation.sks_net import SKSNet
+
+    if name == "sks":
+        return SKSNet()
+    if name == "unet":
+        from monai.networks.nets import UNet
+
+        return UNet(2, 3, 2, (32, 64, 128, 256), (2, 2, 2), num_res_units=2, norm="instance")
+    if name == "swinunetr":
+        from monai.networks.nets import SwinUNETR
+
+        return SwinUNETR(in_channels=3, out_channels=2, feature_size=12, spatial_dims=2, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16))
+    raise ValueError(name)
+
+
+def run_one(name: str, batch: int) -> dict:
+    import torch
+
+    from slicerleap.segmentation.inference import segment_volume
+    from slicerleap.volume import Volume
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rng = np.random.default_rng(0)
+    from scipy.ndimage import zoom
+
+    coarse = rng.normal(0, 300, (10, 16, 16)).astype(np.float32)
+    array = zoom(coarse, np.array(SHAPE_KJI) / coarse.shape, order=1).astype(np.int16)
+    volume = Volume.from_geometry(array, spacing=SPACING, origin=(-200, -200, -250), metadata={"name": "ct-sized"})
+    net = build(name).eval()
+    params = sum(p.numel() for p in net.parameters())
+    card = {"input": CARD_INPUT, "labels": [{"value": 1, "name": "Lesion", "color": "#ff0000", "role": "lesion"}]}
+    with torch.inference_mode():  # warm-up: one batch, so one-off allocations do not count
+        net(torch.zeros(batch, 3, 272, 272))
+    started = time.perf_counter()
+    labels, _ = segment_volume(volume, card, net, "cpu", batch_size=batch)
+    seconds = time.perf_counter() - started
+    assert labels.array.shape == SHAPE_KJI
+    return {"model": name, "params_M": round(params / 1e6, 3), "seconds": round(seconds, 2), "batch": batch,
+            "peak_rss_GiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--models", nargs="+", default=["sks", "unet", "swinunetr"])
+    ap.add_argument("--out", default=str(Path(__file__).with_name("sks_speed_results.json")))
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.batch)))
+        return
+    rows = []
+    for name in args.models:
+        out = subprocess.run([sys.executable, __file__, "--one", name, "--batch", str(args.batch)], capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(out.stderr)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    unet = next((r["seconds"] for r in rows if r["model"] == "unet"), None)
+    for r in rows:
+        r["time_vs_unet"] = round(r["seconds"] / unet, 2) if unet else None
+    Path(args.out).write_text(json.dumps({"volume": {"shape_kji": SHAPE_KJI, "spacing_mm": SPACING}, "card_input": CARD_INPUT,
+                                          "rows": rows}, indent=1))
+    print("| model | parameters (M) | seconds | x U-Net | peak RSS (GiB) |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params_M']} | {r['seconds']} | {r['time_vs_unet']} | {r['peak_rss_GiB']} |")
+
+
+if __name__ == "__main__":
+    main()
