@@ -13,7 +13,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
@@ -63,6 +63,11 @@ class SKSSegmentationParameterNode:
     device - Where the model runs: auto picks CUDA, then Apple MPS, then CPU.
     keepFiles - Keep the job folder (inputs, outputs, worker log) for troubleshooting.
     outputSegmentation - The latest result.
+    train - Apply trains a new model on the checked training cases instead of segmenting.
+    lesionSegment - Name of the lesion segment in training segmentations (empty: every segment).
+    modelType - sks (dual Swin V2 encoder, uses slice labels) or unet (baseline, pixel labels only).
+    newModelId - Catalog id of the model to train (name@x.y.z).
+    trainingIterations - Stage-2 iterations (stage 1 runs three quarters of this).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -71,6 +76,11 @@ class SKSSegmentationParameterNode:
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     keepFiles: bool = False
     outputSegmentation: vtkMRMLSegmentationNode
+    train: bool = False
+    lesionSegment: str = ""
+    modelType: Annotated[str, Choice(["sks", "unet"])] = "sks"
+    newModelId: str = "my-sks@1.0.0"
+    trainingIterations: Annotated[int, WithinRange(1, 100000)] = 400
 
 
 #
@@ -85,6 +95,10 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel(SKSSegmentationLogic())
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self.ui.trainingVolumesSelector.connect("checkedNodesChanged()", self._checkCanApply)
+        self.ui.markLesionSlicesButton.connect("clicked(bool)", self.onMarkLesionSlices)
+        self.ui.markNoLesionButton.connect("clicked(bool)", self.onMarkNoLesion)
+        self.ui.editSliceTableButton.connect("clicked(bool)", self.onEditSliceTable)
         self.refreshModels()
 
     def enter(self) -> None:
@@ -92,9 +106,72 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         self.refreshModels()
 
     def canApply(self) -> tuple:
-        if self._parameterNode.inputVolume:
+        p = self._parameterNode
+        if p.train:
+            counts = self.labelCounts()
+            if counts is None:
+                return False, _("Check the training cases (volumes)")
+            if not counts["pixel"]:
+                return False, _("At least one training case needs a lesion segmentation")
+            return True, _("Train {model} on {pixel} case(s) with pixel labels and {slice} with slice labels").format(
+                model=p.newModelId, pixel=counts["pixel"], slice=counts["slice"])
+        if p.inputVolume:
             return True, _("Segment the input volume with the selected model")
         return False, _("Select an input volume")
+
+    def trainingCases(self) -> list:
+        p = self._parameterNode
+        return self.logic.jobs.cases_from_volumes(list(self.ui.trainingVolumesSelector.checkedNodes()), p.lesionSegment)
+
+    def labelCounts(self):
+        """Counts per label kind of the checked cases, shown in the panel; None when no case is checked."""
+        if not self.ui.trainingVolumesSelector.checkedNodes():
+            self.ui.labelCountsLabel.text = _("no training cases checked")
+            return None
+        counts = self.logic.jobs.count_label_kinds(self.trainingCases())
+        self.ui.labelCountsLabel.text = _("{pixel} with pixel labels, {slice} with slice labels only, {none} unlabelled (left out)").format(
+            pixel=counts["pixel"], slice=counts["slice"], none=counts["unlabelled"])
+        return counts
+
+    def _inputSliceTable(self):
+        from slicerleap.scene.slice_labels import slice_label_table
+
+        volume = self._parameterNode.inputVolume
+        if volume is None:
+            slicer.util.errorDisplay(_("Select the input volume whose slices you want to label."))
+            return None
+        return slice_label_table(self.logic.jobs.ctx, volume)
+
+    def onMarkLesionSlices(self) -> None:
+        from slicerleap.scene.slice_labels import read_slice_labels, set_slice_labels
+        from slicerleap.segmentation.slice_data import ranges_to_flags
+
+        table = self._inputSliceTable()
+        if table is None:
+            return
+        try:
+            flags = read_slice_labels(table)
+            marked = ranges_to_flags([[self.ui.firstLesionSliceSpinBox.value, self.ui.lastLesionSliceSpinBox.value]], len(flags))
+            set_slice_labels(table, np.where(marked > 0, 1, np.maximum(flags, 0)))
+        except Exception as exc:
+            slicer.util.errorDisplay(str(exc))
+        self._checkCanApply()
+
+    def onMarkNoLesion(self) -> None:
+        from slicerleap.scene.slice_labels import set_slice_labels
+
+        table = self._inputSliceTable()
+        if table is not None:
+            set_slice_labels(table, np.zeros(table.GetTable().GetNumberOfRows(), dtype=int))
+            self._checkCanApply()
+
+    def onEditSliceTable(self) -> None:
+        """Show the table in the layout's table view, where its cells can be edited."""
+        table = self._inputSliceTable()
+        if table is not None:
+            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
 
     def refreshModels(self) -> None:
         """Fill the model list from the catalog (bundled + user models); the first entry is the default."""
@@ -120,10 +197,19 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
 
     def startJob(self):
         p = self._parameterNode
+        if p.train:
+            return self.logic.startTraining(self.trainingCases(), p.newModelId, modelType=p.modelType,
+                                            iterations=p.trainingIterations, device=p.device, keepFiles=p.keepFiles)
         return self.logic.start(p.inputVolume, modelId=p.modelId or None, device=p.device,
                                 probability=p.probability, keepFiles=p.keepFiles)
 
     def onJobSucceeded(self, outputs: dict) -> None:
+        if "model" in outputs:  # training: the new model becomes the selected one
+            self.ui.logText.appendPlainText(_("Registered model {id}").format(id=outputs["model"]["id"]))
+            self._parameterNode.modelId = outputs["model"]["id"]
+            self._parameterNode.train = False
+            self.refreshModels()
+            return
         self._parameterNode.outputSegmentation = outputs["segmentation"]
         self.logic.showResult(self._parameterNode.inputVolume, outputs)
         self.refreshModels()
@@ -169,6 +255,13 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
     def start(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False):
         """Start segmenting in a background process; returns the job (poll(), cancel(), finish())."""
         return self.jobs.start(inputVolume, model_id=modelId, device=device, probability=probability, keep_files=keepFiles)
+
+    def startTraining(self, cases, modelId="my-sks@1.0.0", modelType="sks", iterations=400, device="auto", keepFiles=False):
+        """Start training SKS (or the U-Net baseline) on TrainingCase items in a background process; the
+        model is registered in the catalog when the job succeeds."""
+        return self.jobs.create_training_job(cases, modelId, model_type=modelType, iterations=iterations,
+                                             coarse_iterations=max(1, 3 * iterations // 4), device=device,
+                                             keep_files=keepFiles).start()
 
     def process(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False, showResult=True) -> dict:
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"

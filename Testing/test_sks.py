@@ -102,7 +102,7 @@ def test_two_stage_training_freezes_the_guidance_branch_and_learns():
     stage1 = {k: v.clone() for k, v in net.coarse.state_dict().items()}
     assert [r["training_stage"] for r in history] == [1, 2, 2, 2]
     assert 0 < records[0][0] < records[-1][0] == pytest.approx(1.0)
-    assert history[-1]["loss"] < 0.95  # Dice loss went down from ~1
+    assert history[-1]["loss"] < history[1]["loss"]  # stage-2 loss went down
     assert all(not p.requires_grad for p in net.coarse.parameters())
     # a second stage-2 run from here must not change the frozen branch
     from slicerleap.segmentation.slice_trainer import train_segmenter

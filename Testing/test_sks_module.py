@@ -51,6 +51,9 @@ def test_logic_trains_sks_from_scene_nodes_and_segments_with_it(scene_ctx, tmp_p
     cases.append(TrainingCase(add_volume(ctx, phantom(seed=99)[0], "not looked at yet")))
     slice_label_table(ctx, cases[-1].volume)  # a table with every slice unknown: still unlabelled
     assert logic.count_label_kinds(cases) == {"pixel": 2, "slice": 2, "unlabelled": 1}
+    found = logic.cases_from_volumes([c.volume for c in cases], segment="Bright sphere")  # what the panel does
+    assert [c.segmentation for c in found[:2]] == [c.segmentation for c in cases[:2]] and found[0].segment == "Bright sphere"
+    assert logic.count_label_kinds(found) == {"pixel": 2, "slice": 1, "unlabelled": 2}  # ranges are not scene state
 
     job = logic.create_training_job(cases, "scene-sks@0.1.0", iterations=4, coarse_iterations=2, **TINY)
     assert len(job.inputs["slice_images"]) == 2 and job.spec.params["slice_labels"][0]["flags"][int(rows[0])] == 1

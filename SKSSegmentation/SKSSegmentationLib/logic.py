@@ -68,6 +68,17 @@ class SKSSegmentationLogic:
         """Start segmenting in a worker process and return at once; poll() the job, then finish()."""
         return self.create_job(input_volume, model_id, device, probability, keep_files).start()
 
+    def cases_from_volumes(self, volumes, segment: str | None = None) -> list[TrainingCase]:
+        """One case per volume; its pixel labels are the segmentation whose reference geometry is that
+        volume (the newest such segmentation), if any."""
+        by_reference = {}
+        nodes = self.ctx.scene.GetNodesByClass("vtkMRMLSegmentationNode")
+        for node in (nodes.GetItemAsObject(n) for n in range(nodes.GetNumberOfItems())):
+            reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
+            if reference is not None:
+                by_reference[reference.GetID()] = node
+        return [TrainingCase(v, by_reference.get(v.GetID()), segment or None) for v in volumes]
+
     @staticmethod
     def count_label_kinds(cases: list[TrainingCase]) -> dict[str, int]:
         """How many cases have pixel labels, slice-level labels only, or nothing (shown in the panel)."""

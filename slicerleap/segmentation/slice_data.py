@@ -81,7 +81,7 @@ def prepare_case(image: Volume, input_spec: dict, labels: Volume | None = None, 
     classes = None
     if labels is not None:
         on_grid = resample_to_reference(labels.with_array(labels.array.astype(np.int16)), grid, "nearest").array
-        classes = np.zeros(on_grid.shape, dtype=np.int64)
+        classes = np.zeros(on_grid.shape, dtype=np.uint8)
         for n, value in enumerate(label_values or [1], start=1):
             classes[on_grid == value] = n
     flags = slice_labels_on_grid(slice_labels, image, grid).clip(-1, 1) if slice_labels is not None else None

@@ -7,8 +7,10 @@ decoder learn from the few pixel-labelled cases with Dice loss; the coarse branc
 slice-label knowledge from being overwritten by a handful of cases). The U-Net baseline runs stage 2 only,
 with the same slices, crops, augmentation, loss, optimiser and iterations.
 
-Loss choice (the paper says only "Dice loss"): soft Dice over the whole batch (MONAI `batch=True`),
-because most slices hold no lesion and per-slice Dice is undefined there."""
+Loss choice (the paper says only "Dice loss"): soft Dice of the foreground classes over the whole batch
+(MONAI `batch=True`: most slices hold no lesion, and per-slice Dice is undefined there) plus cross-entropy.
+With Dice alone (background included) both networks here collapsed to "no lesion" on small lesions; the
+cross-entropy term gives every pixel a gradient from the first step. Same loss for every model."""
 from __future__ import annotations
 
 import time
@@ -108,14 +110,16 @@ def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixe
 
 def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int = 1,
                  report: Callable | None = None) -> np.ndarray:
-    """Softmax probabilities (n_classes, K, J, I) for every slice of `case`, in batches of slices."""
-    k = case.image.shape[0]
+    """Softmax probabilities (n_classes, K, J, I) for every slice of `case`, in batches of slices. Slices are
+    zero-padded to a multiple of 32 pixels (U-Net strides, Swin patches and merges) and cropped back."""
+    k, h, w = case.image.shape
+    pad = ((0, 0), (0, 0), (0, -h % 32), (0, -w % 32))
     out = None
     with torch.inference_mode():
         for start in range(0, k, batch_size):
             ks = np.arange(start, min(k, start + batch_size))
-            x = torch.from_numpy(neighbour_stack(case.image, ks, context)).float().to(device)
-            probs = torch.softmax(net(x).float(), dim=1).cpu().numpy()
+            x = torch.from_numpy(np.pad(neighbour_stack(case.image, ks, context), pad)).float().to(device)
+            probs = torch.softmax(net(x).float(), dim=1)[:, :, :h, :w].cpu().numpy()
             if out is None:
                 out = np.empty((probs.shape[1], k) + probs.shape[2:], dtype=np.float32)
             out[:, ks] = probs.transpose(1, 0, 2, 3)
@@ -164,7 +168,7 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
 def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
                     report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
     """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice (last ones without validation)."""
-    from monai.losses import DiceLoss
+    from monai.losses import DiceCELoss
 
     rng = np.random.default_rng(config.seed + 2)
     frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
@@ -173,7 +177,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.classifier.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
     opt, sched = _optimiser(params, config, config.iterations)
-    loss_fn = DiceLoss(to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
     history, losses, best, best_state = [], [], -1.0, None
     for it in range(config.iterations):
         net.train()
