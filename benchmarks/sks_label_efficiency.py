@@ -8,7 +8,9 @@ testing only (the paper's 8 validation scans were also its test scans; here they
 model is selected on them: every run trains for a fixed number of iterations and keeps the last weights).
 
 Stage 1 (the coarse branch on slice labels) runs once per seed and is shared by SKS and the ablations
-that keep the branch; stage 2 runs per model with identical slices, crops, augmentation, loss and steps.
+that keep the branch; stage 2 runs per model with identical slices, crops, augmentation, loss and steps,
+each architecture at its own learning rate (SliceTrainingConfig.lr: 5e-4 for the Swin V2 SKS variants,
+2e-3 for the CNN U-Net; each rate fits a single batch, the other rate made SKS stall).
 Metrics per test case in 3D at the model's grid (Dice, Jaccard, precision, recall), mean over cases,
 then mean ± sd over seeds. Results are appended to a JSON file as runs finish, so it resumes.
 

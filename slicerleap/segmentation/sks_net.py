@@ -6,7 +6,8 @@ Two Swin V2 pyramid encoders read the same 2.5D input (a slice and its two neigh
 - the fine student branch, whose features are fused with the coarse ones at every level,
   f_fuse = W·(f_fine ⊕ f_coarse) + b  (feature-share skip, FSS).
 A Swin-Unet decoder (patch expanding) receives the fused features as U-Net skips (resolution-compensation
-skip, RCS) and the coarse features directly (prompt skip). Switches reproduce the paper's ablations.
+skip, RCS) and the coarse features directly (prompt skip); a full-resolution conv stem joins at the end
+(added here, see below). Switches reproduce the paper's ablations.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from monai.networks.blocks import UnetrBasicBlock
 from monai.networks.nets.swin_unetr import PatchMergingV2
 from torch import nn
 
@@ -100,7 +102,12 @@ class SKSNet(nn.Module):
         self.skip_merges = nn.ModuleList(nn.Linear((1 + n_skips) * d, d) if n_skips else nn.Identity() for d in dims[:-1])
         self.decoders = nn.ModuleList(SwinV2Stage(d, cfg.decoder_depth, h, cfg.window) for d, h in zip(dims[:-1], cfg.num_heads))
         self.final_expand = PatchExpand(dims[0], dims[0], scale=cfg.patch)
-        self.head = nn.Conv2d(dims[0], cfg.out_channels, 1)
+        # full-resolution convolutional skip (as SwinUNETR's encoder0/decoder1): the 4x4 patches alone lose
+        # the few-pixel boundaries of small lesions, and without it the network barely fits one batch
+        half = max(1, dims[0] // 2)  # thin: it runs at full resolution
+        self.stem = UnetrBasicBlock(2, cfg.in_channels, half, 3, 1, "instance", res_block=True)
+        self.refine = UnetrBasicBlock(2, dims[0] + half, half, 3, 1, "instance", res_block=True)
+        self.head = nn.Conv2d(half, cfg.out_channels, 1)
 
     def coarse_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.coarse(x)
@@ -122,7 +129,8 @@ class SKSNet(nn.Module):
             skips = ([fine[i]] if cfg.rcs else []) + ([coarse[i]] if coarse is not None and cfg.prompt_skip else [])
             d = self.skip_merges[i](torch.cat([d, *skips], dim=-1)) if skips else d
             d = self.decoders[i](d)
-        logits = self.head(self.final_expand(d).permute(0, 3, 1, 2))[:, :, :h, :w]
+        full = self.final_expand(d).permute(0, 3, 1, 2)
+        logits = self.head(self.refine(torch.cat([full, self.stem(x)], dim=1)))[:, :, :h, :w]
         if return_slice_logits:
             return logits, (self.classifier(coarse[-1]) if coarse is not None else None)
         return logits

@@ -36,7 +36,7 @@ class SliceTrainingConfig:
     coarse_iterations: int = 300        # stage 1
     iterations: int = 400               # stage 2
     iterations_per_epoch: int = 50
-    learning_rate: float = 5e-4
+    learning_rate: float | None = None  # None: 5e-4 for SKS (transformer), 2e-3 for the U-Net (CNN)
     weight_decay: float = 1e-4
     coarse_in_stage2: str = "frozen"    # or "finetune"
     lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
@@ -52,6 +52,10 @@ class SliceTrainingConfig:
         from .sks_net import SKSConfig
 
         return {"name": "slicerleap.SKSNet", "args": SKSConfig(**{**self.sks, "in_channels": c, "out_channels": self.n_classes}).to_args()}
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or (2e-3 if self.model == "unet" else 5e-4)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -129,8 +133,8 @@ def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int
 
 
 def _optimiser(params, config: SliceTrainingConfig, steps: int):
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.learning_rate, total_steps=max(1, steps), pct_start=0.1)
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=max(1, steps), pct_start=0.1)
 
 
 def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig, device, report: Callable,
