@@ -7,6 +7,8 @@ subprocess, so the peak resident memory of one model does not hide another's. We
 does not depend on them. The volume's content is a smooth synthetic CT-like field (speed only).
 
     python benchmarks/sks_inference_speed.py            # all three, writes sks_speed_results.json
+
+MONAI's 2D SwinUNETR needs `einops` (pip install einops); SlicerLeap itself does not.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def run_one(name: str, batch: int) -> dict:
     params = sum(p.numel() for p in net.parameters())
     card = {"input": CARD_INPUT, "labels": [{"value": 1, "name": "Lesion", "color": "#ff0000", "role": "lesion"}]}
     with torch.inference_mode():  # warm-up: one batch, so one-off allocations do not count
-        net(torch.zeros(batch, 3, 272, 272))
+        net(torch.zeros(batch, 3, 288, 288))
     started = time.perf_counter()
     labels, _ = segment_volume(volume, card, net, "cpu", batch_size=batch)
     seconds = time.perf_counter() - started
