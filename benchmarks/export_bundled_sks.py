@@ -11,9 +11,10 @@ import json
 import shutil
 from pathlib import Path
 
+from slicerleap.models.catalog import add_bundled_card
 from slicerleap.models.weights import sha256_of
 from slicerleap.segmentation.slice_trainer import SliceTrainingConfig
-from slicerleap.tasks.train_sks import LESION_LABEL
+from slicerleap.segmentation.label_specs import LESION_LABEL
 from sks_label_efficiency import SPEC  # the benchmark's slice grid (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,7 @@ def main() -> None:
         "file": weights.name,
         "sha256": sha256_of(weights),
     }
-    catalog_file = folder / "catalog.json"
-    catalog = json.loads(catalog_file.read_text())
-    catalog["models"] = [c for c in catalog["models"] if c["id"] != MODEL_ID] + [card]
-    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n")
+    add_bundled_card(card)
     print(json.dumps(card["evaluation"]))
 
 

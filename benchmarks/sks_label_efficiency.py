@@ -30,11 +30,11 @@ import torch
 from slicerleap.data.lesion_cases import make_lesion_case
 from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
-from slicerleap.segmentation.slice_data import prepare_case
+from slicerleap.models.weights import save_weights
+from slicerleap.segmentation.slice_data import neighbour_stack, prepare_case, slice_input_spec
 from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, predict_case, train_coarse_branch, train_segmenter
 
-SPEC = {"spacing_mm": [1.5, 1.5, None], "slice_axis": "axial", "slice_context": 1,
-        "normalisation": {"kind": "percentile", "lower": 0.5, "upper": 99.5}}
+SPEC = slice_input_spec(1.5)
 MODELS = {"SKS": ("sks", {}), "U-Net": ("unet", {}), "SKS w/o coarse-grain branch": ("sks", {"coarse_branch": False}),
           "SKS w/o prompt skip": ("sks", {"prompt_skip": False}), "SKS w/o RCS": ("sks", {"rcs": False})}
 PAPER = {"SKS": (0.549, 0.456, 0.542, 0.580), "U-Net": (0.489, 0.379, 0.678, 0.451),
@@ -67,8 +67,6 @@ def slice_accuracy(net, cases, device) -> float:
     hits = []
     with torch.inference_mode():
         for c in cases:
-            from slicerleap.segmentation.slice_data import neighbour_stack
-
             for start in range(0, c.image.shape[0], 16):
                 ks = np.arange(start, min(c.image.shape[0], start + 16))
                 logits = net.classify(torch.from_numpy(neighbour_stack(c.image, ks)).float().to(device))
@@ -127,11 +125,9 @@ def main() -> None:
                 results["runs"].append(record)
                 results_path.write_text(json.dumps(results, indent=1))
                 if kind == "sks":
-                    from safetensors.torch import save_file
-
                     Path(args.save_models).mkdir(parents=True, exist_ok=True)
                     tag = f"{name.replace(' ', '_').replace('/', '')}_seed{seed}_p{p}"
-                    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, f"{args.save_models}/{tag}.safetensors")
+                    save_weights(net, f"{args.save_models}/{tag}.safetensors")
                     (Path(args.save_models) / f"{tag}.json").write_text(json.dumps(config.to_dict()))
                 print(f"seed {seed} P={p} {name:28s} Dice {record['dice']:.3f} Jaccard {record['jaccard']:.3f} "
                       f"precision {record['precision']:.3f} recall {record['recall']:.3f} ({record['train_s']:.0f} s)", flush=True)

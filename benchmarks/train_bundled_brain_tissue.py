@@ -14,12 +14,11 @@ import json
 import time
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from slicerleap.data import mni_t1, mni_tissue_labels
 from slicerleap.data.samples import TISSUE_LABELS
 from slicerleap.device import select_device
-from slicerleap.models.weights import sha256_of
+from slicerleap.models.catalog import add_bundled_card
+from slicerleap.models.weights import save_weights, sha256_of
 from slicerleap.segmentation.unet_trainer import UNetTrainingConfig, prepare_pair, train_unet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,7 @@ def main() -> None:
                               report=lambda p, s, m, **k: print(m, flush=True) if s == "validation" else None)
     folder = ROOT / "Resources" / "models"
     weights = folder / (MODEL_ID.replace("@", "-") + ".safetensors")
-    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(weights))
+    save_weights(net, weights)
     card = {
         "id": MODEL_ID,
         "title": "Brain tissue (grey/white matter) U-Net, demo model",
@@ -60,10 +59,7 @@ def main() -> None:
         "sha256": sha256_of(weights),
         "default": True,
     }
-    catalog_file = folder / "catalog.json"
-    catalog = json.loads(catalog_file.read_text())
-    catalog["models"] = [c for c in catalog["models"] if c["id"] != MODEL_ID] + [card]
-    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n")
+    add_bundled_card(card)
     print(json.dumps(card["evaluation"]))
 
 

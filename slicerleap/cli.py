@@ -121,9 +121,8 @@ def cmd_train(args) -> int:
     if missing and not args.skip_unlabelled:
         raise SlicerLeapError(f"{len(missing)} image(s) have neither a labelmap nor slice labels: {', '.join(missing[:5])}.",
                               "Add them to the --slice-labels file, or pass --skip-unlabelled.")
-    entries = [{"ranges": slice_table[n]["lesion_slices"]} if "lesion_slices" in slice_table[n] else slice_table[n] for n in weak]
     config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed}
-    params = {"config": config, "slice_labels": entries, "model_id": args.id, "modality": args.modality,
+    params = {"config": config, "slice_labels": [slice_table[n] for n in weak], "model_id": args.id, "modality": args.modality,
               "in_plane_spacing_mm": args.spacing, "label_value": args.label_value}
     inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
               "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from slicerleap.errors import BadInputError
 from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
-from slicerleap.scene.slice_labels import read_slice_labels, slice_label_table
+from slicerleap.scene.slice_labels import REFERENCE_ROLE as SLICE_LABELS_ROLE, read_slice_labels, slice_label_table
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
 
@@ -27,7 +27,7 @@ class TrainingCase:
             return "pixel"
         if self.lesion_ranges is not None:
             return "slice"
-        table = self.volume.GetNodeReference("SlicerLeap.sliceLabels")
+        table = self.volume.GetNodeReference(SLICE_LABELS_ROLE)
         return "slice" if table is not None and (read_slice_labels(table) >= 0).any() else "unlabelled"
 
 
@@ -107,7 +107,7 @@ class SKSSegmentationLogic:
                 raise BadInputError(f"'{c.segmentation.GetName()}' has no segment named '{c.segment}' (it has: {', '.join(names)}).",
                                     "Pick the lesion segment by its name.")
             labels.append((c.segmentation, c.volume, {c.segment or name: 1 for name in ([c.segment] if c.segment else names)}))
-        slice_labels = [{"ranges": c.lesion_ranges} if c.lesion_ranges is not None
+        slice_labels = [{"lesion_slices": c.lesion_ranges} if c.lesion_ranges is not None
                         else {"flags": read_slice_labels(slice_label_table(self.ctx, c.volume, create=False)).tolist()} for c in weak]
         params = {"config": {"model": model_type, "iterations": int(iterations), "coarse_iterations": int(coarse_iterations), **config},
                   "slice_labels": slice_labels, "model_id": model_id, "modality": modality, "label_value": 1}

@@ -26,6 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from ..io import read_volume, write_volume
 from ..io.image_io import volume_to_sitk
+from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import flags_to_ranges
 from ..transforms.resample import resample_to_spacing
 from ..volume import Volume
@@ -34,8 +35,7 @@ from .samples import _nilearn_data, mni_t1
 LESION_LABELS = [
     {"value": 1, "name": "Brain", "color": "#f2eadb",
      "terminology": {"category": "SCT^123037004^Anatomical Structure", "type": "SCT^12738006^Brain"}},
-    {"value": 2, "name": "Lesion", "color": "#e6194b",
-     "terminology": {"category": "SCT^49755003^Morphologically Altered Structure", "type": "SCT^52988006^Lesion"}},
+    {**LESION_LABEL, "value": 2},
 ]
 
 

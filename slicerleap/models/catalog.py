@@ -99,3 +99,13 @@ class ModelCatalog:
 
 def get_catalog() -> ModelCatalog:
     return ModelCatalog()
+
+
+def add_bundled_card(card: dict) -> None:
+    """Add or replace `card` in the bundled catalog (Resources/models/catalog.json); for the scripts that
+    train the bundled models. Its weights file must already be in that folder."""
+    validate_card(card)
+    catalog_file = resources_dir() / "models" / "catalog.json"
+    catalog = json.loads(catalog_file.read_text())
+    catalog["models"] = [c for c in catalog["models"] if c["id"] != card["id"]] + [card]
+    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n")

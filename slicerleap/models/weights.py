@@ -15,6 +15,14 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def save_weights(net, path: str | Path) -> Path:
+    """The network's state dict as a safetensors file (contiguous CPU tensors, as safetensors requires)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(path))
+    return Path(path)
+
+
 def load_verified_state_dict(card: dict, device="cpu") -> dict:
     """Load the card's safetensors weights after checking the file's sha256 against the card."""
     from safetensors.torch import load_file

@@ -109,9 +109,6 @@ class SKSNet(nn.Module):
         self.refine = UnetrBasicBlock(2, dims[0] + half, half, 3, 1, "instance", res_block=True)
         self.head = nn.Conv2d(half, cfg.out_channels, 1)
 
-    def coarse_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.coarse(x)
-
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Slice-level lesion logits (B,), the stage-1 objective."""
         x, _ = self._pad(x)

@@ -15,17 +15,30 @@ from ..transforms import normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume, move_axis_first, reorient_to_ras_axes
 
 SLICE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # voxel axis normal to the plane, after reorientation
+MRI_PERCENTILES = {"kind": "percentile", "lower": 0.5, "upper": 99.5}
+
+
+def slice_input_spec(in_plane_spacing_mm: float, context: int = 1, normalisation: dict | None = None,
+                     slice_axis: str = "axial") -> dict:
+    """A 2.5D model card's "input": in-plane spacing (mm), the scan's own slice spacing, 2·context+1 slices."""
+    return {"spacing_mm": [in_plane_spacing_mm, in_plane_spacing_mm, None], "slice_axis": slice_axis,
+            "slice_context": context, "channels": 2 * context + 1, "normalisation": normalisation or MRI_PERCENTILES}
 
 
 @dataclass
 class SliceCase:
-    """One scan on the model's slice grid: `image` (K, J, I) normalised float32; `labels` (K, J, I) class
-    indices or None; `slice_labels` (K,) 1 = lesion present, 0 = absent, -1 = unknown, or None."""
-    image: np.ndarray
+    """One scan on the model's slice grid: `grid` the normalised float32 image as a Volume (its geometry
+    maps results back); `labels` (K, J, I) class indices or None; `slice_labels` (K,) 1 = lesion present,
+    0 = absent, -1 = unknown, or None."""
+    grid: Volume
     labels: np.ndarray | None
     slice_labels: np.ndarray | None
-    grid: Volume
     name: str = ""
+
+    @property
+    def image(self) -> np.ndarray:
+        """(K, J, I) normalised intensities."""
+        return self.grid.array
 
     @property
     def known_slices(self) -> np.ndarray:
@@ -41,7 +54,7 @@ class SliceCase:
 
 
 def to_slice_grid(volume: Volume, input_spec: dict) -> Volume:
-    """`volume` with the model's slice plane as k, resampled in-plane to the card's spacing (mm)."""
+    """Image `volume` with the model's slice plane as k, resampled (linear) in-plane to the card's spacing (mm)."""
     axis = SLICE_AXIS[input_spec.get("slice_axis", "axial")]
     work = reorient_to_ras_axes(volume)
     if axis != 2:
@@ -49,7 +62,7 @@ def to_slice_grid(volume: Volume, input_spec: dict) -> Volume:
     spacing = [s if s is not None else work.spacing[n] for n, s in enumerate(input_spec["spacing_mm"])]
     if np.allclose(spacing, work.spacing, rtol=1e-3):
         return work
-    return resample_to_spacing(work, spacing, "linear" if np.issubdtype(volume.array.dtype, np.floating) else "nearest")
+    return resample_to_spacing(work, spacing, "linear")
 
 
 def slice_labels_on_grid(slice_labels, volume: Volume, grid: Volume) -> np.ndarray:
@@ -85,8 +98,7 @@ def prepare_case(image: Volume, input_spec: dict, labels: Volume | None = None, 
         for n, value in enumerate(label_values or [1], start=1):
             classes[on_grid == value] = n
     flags = slice_labels_on_grid(slice_labels, image, grid).clip(-1, 1) if slice_labels is not None else None
-    return SliceCase(normalise(grid.array, input_spec["normalisation"]), classes, flags, grid.with_array(np.zeros(grid.array.shape, np.uint8)),
-                     image.metadata.get("name", ""))
+    return SliceCase(grid.with_array(normalise(grid.array, input_spec["normalisation"])), classes, flags, image.metadata.get("name", ""))
 
 
 def neighbour_stack(image: np.ndarray, ks, context: int = 1) -> np.ndarray:

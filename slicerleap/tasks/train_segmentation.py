@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from safetensors.torch import save_file
 
 from ..errors import BadInputError
 from ..io import read_volume
+from ..models.weights import save_weights
 from ..segmentation.unet_trainer import UNetTrainingConfig, prepare_pair, train_unet
 from ..transforms import check_scalar_volume
 
@@ -41,7 +41,7 @@ def run(ctx) -> dict:
     n_val = int(p.get("validation_cases", 1 if len(pairs) > 2 else 0))
     train, val = pairs[n_val:] or pairs, pairs[:n_val] or pairs
     net, history = train_unet(train, val, config, ctx.device, ctx.report)
-    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(ctx.output_path("model.safetensors")))
+    save_weights(net, ctx.output_path("model.safetensors"))
     card = {
         "id": p.get("model_id", "my-unet@1.0.0"), "title": p.get("title", "U-Net trained in SlicerLeap"),
         "task": "segmentation", "module": p.get("module", "SKSSegmentation"), "modality": p.get("modality", "any"),

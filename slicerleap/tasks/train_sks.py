@@ -3,7 +3,7 @@ plus slice-level labels, and hand back weights + card (the parent registers them
 
 inputs: pixel_images + pixel_labels (pairs), slice_images (no masks), optional val_images + val_labels.
 params: slice_labels: one entry per slice image, {"flags": [0/1 per stored slice]} or
-{"ranges": [[k1, k2], ...]} (0-based inclusive slices that contain lesion, every other slice has none);
+{"lesion_slices": [[k1, k2], ...]} (0-based inclusive slices that contain lesion, every other slice has none);
 label_value: lesion value in the labelmaps (default: any non-zero); config: SliceTrainingConfig fields;
 in_plane_spacing_mm (default: median of the training images); model_id, title, modality, label."""
 from __future__ import annotations
@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from safetensors.torch import save_file
 
 from ..errors import BadInputError
 from ..io import read_volume
-from ..segmentation.slice_data import prepare_case, ranges_to_flags
+from ..models.weights import save_weights
+from ..segmentation.label_specs import LESION_LABEL
+from ..segmentation.slice_data import prepare_case, ranges_to_flags, slice_input_spec
 from ..segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
 from ..transforms import check_scalar_volume
 from ..volume import reorient_to_ras_axes
-
-LESION_LABEL = {"value": 1, "name": "Lesion", "color": "#e6194b", "role": "lesion",
-                "terminology": {"category": "SCT^49755003^Morphologically Altered Structure", "type": "SCT^52988006^Lesion"}}
-
 
 def _in_plane_spacing(images) -> float:
     """Median in-plane voxel size (mm) of the training images in the axial plane."""
@@ -33,9 +30,9 @@ def _flags(entry, image, n: int) -> np.ndarray:
     k = image.array.shape[0]
     if "flags" in entry:
         return np.asarray(entry["flags"], dtype=np.int8)
-    if "ranges" in entry:
-        return ranges_to_flags(entry["ranges"], k)
-    raise BadInputError(f"Slice-level labels of case {n + 1} give neither 'flags' nor 'ranges'.",
+    if "lesion_slices" in entry:
+        return ranges_to_flags(entry["lesion_slices"], k)
+    raise BadInputError(f"Slice-level labels of case {n + 1} give neither 'flags' nor 'lesion_slices'.",
                         "Give per-slice 0/1 flags, or the slice ranges that contain lesion.")
 
 
@@ -57,9 +54,7 @@ def run(ctx) -> dict:
     sl = [read(i, f"slice-labelled image {n + 1}") for n, i in enumerate(slice_images)]
     vl = [(read(i, f"validation image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(val_images, val_labels))]
     spacing = float(p.get("in_plane_spacing_mm") or _in_plane_spacing([im for im, _ in px] + sl))
-    spec = {"spacing_mm": [spacing, spacing, None], "slice_axis": "axial", "slice_context": config.context,
-            "channels": 2 * config.context + 1,
-            "normalisation": p.get("normalisation", {"kind": "percentile", "lower": 0.5, "upper": 99.5})}
+    spec = slice_input_spec(spacing, config.context, p.get("normalisation"))
 
     def binary(lab):  # the lesion as value 1, whatever value the user's labelmap used
         return lab.with_array((lab.array == label_value) if label_value is not None else lab.array > 0)
@@ -79,7 +74,7 @@ def run(ctx) -> dict:
     net, history, seconds = train_slice_model(
         pixel_cases, slice_cases, val_cases, config, ctx.device,
         lambda f, message, record: ctx.report(0.05 + 0.9 * f, "training", message, **record), ctx.stop_requested)
-    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(ctx.output_path("model.safetensors")))
+    save_weights(net, ctx.output_path("model.safetensors"))
     label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
     kind = "SKS (Skip and Skip, 2.5D Swin V2 dual encoder)" if config.model == "sks" else "MONAI 2D U-Net (2.5D input)"
     card = {
