@@ -21,3 +21,15 @@ def phantom_labels(volume: Volume) -> Volume:
     labels[a > 55] = 1
     labels[a > 140] = 2
     return volume.with_array(labels, name="phantom labels")
+
+
+def blob_case(seed: int, shape=(16, 40, 40), spacing=(1.5, 1.5, 3.0), directions=None):
+    """Noisy background with one bright ellipsoid 'lesion' (unit-test phantom, not anatomy)."""
+    r = np.random.default_rng(seed)
+    image = (r.normal(0.3, 0.05, shape)).astype(np.float32)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    c = r.uniform([4, 10, 10], [shape[0] - 4, shape[1] - 10, shape[2] - 10])
+    lesion = (zz - c[0]) ** 2 / 6 + (yy - c[1]) ** 2 / 25 + (xx - c[2]) ** 2 / 25 < 1
+    image[lesion] += 0.6
+    vol = Volume.from_geometry(image, spacing=spacing, origin=(-30, -30, -20), directions=directions)
+    return vol, vol.with_array(lesion.astype(np.uint8))

@@ -17,21 +17,11 @@ from slicerleap.segmentation.slice_data import flags_to_ranges, prepare_case, ra
 from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
 from slicerleap.volume import Volume, reorient_to_ras_axes
 
+from phantoms import blob_case
+
 TINY = dict(embed_dim=8, depths=(1, 1, 1), num_heads=(1, 1, 2), window=4)
 SPEC = {"spacing_mm": [1.5, 1.5, None], "slice_axis": "axial", "slice_context": 1,
         "normalisation": {"kind": "percentile", "lower": 0.5, "upper": 99.5}}
-
-
-def blob_case(seed: int, shape=(16, 40, 40), spacing=(1.5, 1.5, 3.0), directions=None):
-    """Noisy background with one bright ellipsoid 'lesion' (unit-test phantom, not anatomy)."""
-    r = np.random.default_rng(seed)
-    image = (r.normal(0.3, 0.05, shape)).astype(np.float32)
-    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
-    c = r.uniform([4, 10, 10], [shape[0] - 4, shape[1] - 10, shape[2] - 10])
-    lesion = (zz - c[0]) ** 2 / 6 + (yy - c[1]) ** 2 / 25 + (xx - c[2]) ** 2 / 25 < 1
-    image[lesion] += 0.6
-    vol = Volume.from_geometry(image, spacing=spacing, origin=(-30, -30, -20), directions=directions)
-    return vol, vol.with_array(lesion.astype(np.uint8))
 
 
 @pytest.mark.parametrize("switches", [{}, {"coarse_branch": False}, {"prompt_skip": False}, {"rcs": False}])

@@ -132,6 +132,21 @@ def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int
     return out
 
 
+def segmentation_loss():
+    """The stage-2 objective of every 2.5D model (module docstring): foreground soft Dice over the batch + CE."""
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+
+
+def mean_dice(net, cases: list[SliceCase], device, context: int = 1) -> float | None:
+    """Mean 3D foreground Dice over `cases` (on their slice grids); None without cases."""
+    if not cases:
+        return None
+    net.eval()
+    return float(np.mean([overlap_metrics(predict_case(net, c, device, context=context).argmax(0) > 0, c.labels > 0)["dice"] for c in cases]))
+
+
 def _optimiser(params, config: SliceTrainingConfig, steps: int):
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=max(1, steps), pct_start=0.1)
@@ -172,8 +187,6 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
 def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
                     report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
     """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice (last ones without validation)."""
-    from monai.losses import DiceCELoss
-
     rng = np.random.default_rng(config.seed + 2)
     frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
     if frozen:
@@ -181,7 +194,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.classifier.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
     opt, sched = _optimiser(params, config, config.iterations)
-    loss_fn = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = segmentation_loss()
     history, losses, best, best_state = [], [], -1.0, None
     for it in range(config.iterations):
         net.train()
@@ -196,13 +209,12 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         losses.append(loss.item())
         last = it + 1 == config.iterations or should_stop()
         if (it + 1) % config.iterations_per_epoch == 0 or last:
-            net.eval()
-            dice = [overlap_metrics(predict_case(net, c, device, context=config.context).argmax(0) > 0, c.labels > 0)["dice"] for c in val]
-            record = {"training_stage": 2, "iteration": it + 1, "loss": float(np.mean(losses)), "val_dice": float(np.mean(dice)) if dice else None}
+            dice = mean_dice(net, val, device, config.context)
+            record = {"training_stage": 2, "iteration": it + 1, "loss": float(np.mean(losses)), "val_dice": dice}
             history.append(record)
             report((it + 1) / config.iterations, f"stage 2 (pixel labels) iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
-                   + (f", validation Dice {record['val_dice']:.3f}" if dice else ""), record)
-            if dice and record["val_dice"] > best:
+                   + (f", validation Dice {dice:.3f}" if dice is not None else ""), record)
+            if dice is not None and dice > best:
                 best, best_state = record["val_dice"], {k: v.detach().clone() for k, v in net.state_dict().items()}
             losses = []
         if last:

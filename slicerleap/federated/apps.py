@@ -1,0 +1,180 @@
+"""The Flower ServerApp and ClientApp of SlicerLeap's federated segmentation training (Message API).
+
+Server: builds the 2.5D U-Net from the run config, runs Flower's FedAvg or FedProx strategy for the
+configured rounds, logs every round (participating sites, their loss and Dice, bytes on the wire) to
+`<out-dir>/rounds.jsonl`, and writes the global model and its card to `out-dir`.
+Client (one per site, inside that site's SuperNode): reads only the folder named in its node config
+(`data-dir`), trains from the global weights, and answers with weights and scalar metrics; the
+`audit_outgoing` mod records what left the site in `audit-log` when the node config names one.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg, FedProx
+
+from . import run_config as rc
+
+
+def _array_bytes(arrays: ArrayRecord) -> int:
+    return int(sum(a.numpy().nbytes for a in arrays.values()))
+
+
+class _RoundLog:
+    """Mixed into a Flower strategy: one JSON line per round and phase with each site's reply."""
+
+    log_path: Path | None = None
+    model_bytes: int = 0
+
+    def _write(self, record: dict) -> None:
+        if self.log_path is not None:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _sites(self, replies: list[Message]) -> tuple[list[dict], list[int]]:
+        ok = [{"node": m.metadata.src_node_id, **{k: float(v) for k, v in m.content["metrics"].items()}}
+              for m in replies if not m.has_error()]
+        return ok, [m.metadata.src_node_id for m in replies if m.has_error()]
+
+    def aggregate_train(self, server_round, replies):
+        replies = list(replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        sites, failed = self._sites(replies)
+        self._write({"round": server_round, "phase": "train", "time": time.time(), "sites": sites, "failed_nodes": failed,
+                     "bytes_down": self.model_bytes * len(replies), "bytes_up": self.model_bytes * len(sites),
+                     "mean_loss": float(metrics["loss"]) if metrics and "loss" in metrics else None})
+        return arrays, metrics
+
+    def aggregate_evaluate(self, server_round, replies):
+        replies = list(replies)
+        metrics = super().aggregate_evaluate(server_round, replies)
+        sites, failed = self._sites(replies)
+        self._write({"round": server_round, "phase": "evaluate", "time": time.time(), "sites": sites, "failed_nodes": failed,
+                     "mean_dice": float(metrics["dice"]) if metrics and "dice" in metrics else None})
+        return metrics
+
+
+class LoggedFedAvg(_RoundLog, FedAvg):
+    pass
+
+
+class LoggedFedProx(_RoundLog, FedProx):
+    pass
+
+
+def make_strategy(s: dict, log_path: Path | None, model_bytes: int):
+    common = dict(fraction_train=s["fraction-train"], fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
+                  min_available_nodes=s["min-sites"])
+    strategy = LoggedFedProx(proximal_mu=s["proximal-mu"], **common) if s["strategy"] == "fedprox" else LoggedFedAvg(**common)
+    strategy.log_path, strategy.model_bytes = log_path, model_bytes
+    return strategy
+
+
+server_app = ServerApp()
+
+
+@server_app.main()
+def server_main(grid: Grid, context: Context) -> None:
+    import torch
+
+    from ..models.networks import build_network
+    from ..models.weights import save_weights
+
+    s = rc.settings(context.run_config)
+    out = Path(s["out-dir"]) if s["out-dir"] else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(s["seed"])
+    net = build_network(rc.training_config(s).architecture())
+    arrays = ArrayRecord(net.state_dict())
+    strategy = make_strategy(s, out / "rounds.jsonl" if out else None, _array_bytes(arrays))
+    # round 0: every site scores the initial weights, the baseline the rounds are measured against
+    strategy.aggregate_evaluate(0, grid.send_and_receive(strategy.configure_evaluate(0, arrays, ConfigRecord(), grid),
+                                                         timeout=s["round-timeout"]))
+    result = strategy.start(grid=grid, initial_arrays=arrays, num_rounds=s["num-server-rounds"], timeout=s["round-timeout"],
+                            train_config=ConfigRecord({"local-iterations": s["local-iterations"]}))
+    if out is None:
+        return
+    net.load_state_dict(result.arrays.to_torch_state_dict())
+    save_weights(net, out / "model.safetensors")
+    history = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()] if (out / "rounds.jsonl").exists() else []
+    n_sites = len({site["node"] for r in history for site in r["sites"]})
+    (out / "card.json").write_text(json.dumps(rc.model_card(s, history, n_sites), indent=2))
+
+
+_SITE_CACHE: dict = {}
+
+
+def _site(context: Context):
+    """(train cases, validation cases, site index) of this node, read once per ClientApp process."""
+    from .site_data import load_site_cases, split_validation
+
+    s = rc.settings(context.run_config)
+    folder = str(context.node_config["data-dir"])
+    key = (folder, s["in-plane-spacing"], s["context"], s["label-value"])
+    if key not in _SITE_CACHE:
+        _SITE_CACHE.clear()
+        _SITE_CACHE[key] = split_validation(load_site_cases(folder, rc.input_spec(s), s["label-value"]))
+    train, val = _SITE_CACHE[key]
+    return s, train, val, int(context.node_config.get("site-index", 0))
+
+
+def _network(s: dict, arrays: ArrayRecord):
+    from ..device import select_device
+    from ..models.networks import build_network
+
+    device = select_device("auto")
+    net = build_network(rc.training_config(s).architecture())
+    net.load_state_dict(arrays.to_torch_state_dict())
+    return net.to(device), device
+
+
+def audit_outgoing(msg: Message, context: Context, call_next) -> Message:
+    """Flower mod: append the shape of every reply leaving this site (array names, shapes, dtypes; metric
+    names and values) to the node config's `audit-log` file, so a site can check what it shared."""
+    reply = call_next(msg, context)
+    path = context.node_config.get("audit-log")
+    if path and not reply.has_error():
+        content = reply.content
+        entry = {"time": time.time(), "message_type": reply.metadata.message_type,
+                 "arrays": {name: {k: [list(a.shape), str(a.dtype)] for k, a in record.items()} for name, record in content.array_records.items()},
+                 "metrics": {name: dict(record) for name, record in content.metric_records.items()},
+                 "configs": {name: dict(record) for name, record in content.config_records.items()}}
+        with open(str(path), "a") as f:
+            f.write(json.dumps(entry, default=float) + "\n")
+    return reply
+
+
+client_app = ClientApp(mods=[audit_outgoing])
+
+
+@client_app.train()
+def client_train(msg: Message, context: Context) -> Message:
+    from .local_round import train_local_round
+
+    s, train, _, site = _site(context)
+    net, device = _network(s, msg.content["arrays"])
+    config = msg.content["config"]
+    server_round = int(config.get("server-round", 0))
+    rng = np.random.default_rng([s["seed"], site, server_round])
+    loss = train_local_round(net, train, rc.training_config(s), device, int(config.get("local-iterations", s["local-iterations"])),
+                             rng, float(config.get("proximal-mu", 0.0)))
+    metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.image.shape[0] for c in train)), "site-index": site})
+    return Message(RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics}), reply_to=msg)
+
+
+@client_app.evaluate()
+def client_evaluate(msg: Message, context: Context) -> Message:
+    from ..segmentation.slice_trainer import mean_dice
+
+    s, train, val, site = _site(context)
+    net, device = _network(s, msg.content["arrays"])
+    cases = val or train  # a one-case site can only report how well the global model fits its own case
+    metrics = MetricRecord({"dice": mean_dice(net, cases, device, s["context"]), "num-examples": len(cases), "site-index": site})
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)

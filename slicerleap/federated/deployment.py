@@ -1,0 +1,201 @@
+"""Flower's deployment runtime driven from SlicerLeap: a SuperLink (coordinator), SuperNodes (sites) and
+`flwr run` submissions, each a real process talking over the network (loopback on one machine).
+
+Nothing here moves data or aggregates weights: Flower does. This module only starts Flower's own
+programs with the right flags, writes the Flower CLI's connection file (in a private FLWR_HOME, never the
+user's ~/.flwr), and waits on the run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import BadInputError, SlicerLeapError
+from .credentials import TlsFiles
+
+APP_DIR = Path(__file__).with_name("flower_app")
+CONNECTION = "slicerleap"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _toml_pairs(values: dict) -> str:
+    """{"a": 1, "b": "x"} -> 'a=1 b="x"' (Flower's --run-config / --node-config syntax)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return json.dumps(str(v)) if isinstance(v, (str, Path)) else repr(v)
+    return " ".join(f"{k}={value(v)}" for k, v in values.items())
+
+
+def _flower_bin(name: str) -> str:
+    """Flower's console scripts from the running interpreter's environment (Slicer's Python included)."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+class FlowerProcess:
+    """One Flower program in its own process group, its output in `log_path`."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict):
+        self.args, self.log_path = args, Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.time() + timeout
+        while text not in self.log():
+            if not self.alive:
+                raise SlicerLeapError(f"{Path(self.args[0]).name} stopped at start-up: {self.log()[-800:]}",
+                                      "Check the address, port and certificate paths.")
+            if time.time() > deadline:
+                raise SlicerLeapError(f"{Path(self.args[0]).name} did not start within {timeout:.0f} s.", f"See {self.log_path}.")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the whole process group (Flower starts ServerApp/ClientApp children)."""
+        if self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+class Coordinator:
+    """The server side: a SuperLink on `host:port` (TLS unless `tls` is None) and the Flower CLI pointed at it.
+    With `node_auth`, only SuperNodes whose public key was registered (`register_site`) may connect."""
+
+    def __init__(self, workdir: str | Path, tls: TlsFiles | None, node_auth: bool = True, host: str = "127.0.0.1",
+                 port: int | None = None):
+        if node_auth and tls is None:
+            raise BadInputError("Site authentication needs TLS.", "Give TLS files, or turn authentication off for a trial run.")
+        self.workdir, self.tls, self.node_auth, self.host = Path(workdir), tls, node_auth, host
+        self.port = port or free_port(host)
+        self.home = self.workdir / "flwr-home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "FLWR_HOME": str(self.home), "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+        connection = {"address": f"{host}:{self.port}"}
+        connection.update({"root-certificates": str(tls.ca_cert)} if tls else {"insecure": True})
+        lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in connection.items()]
+        (self.home / "config.toml").write_text("\n".join(lines) + "\n")
+        self.superlink: FlowerProcess | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "Coordinator":
+        args = [_flower_bin("flower-superlink"), "--host", self.host, "--port", str(self.port),
+                "--disable-runtime-dependency-installation"]  # the app's code is the installed slicerleap; nothing is fetched
+        if self.tls:
+            args += ["--ssl-ca-certfile", str(self.tls.ca_cert), "--ssl-certfile", str(self.tls.server_cert),
+                     "--ssl-keyfile", str(self.tls.server_key)]
+        else:
+            args.append("--insecure")
+        if self.node_auth:
+            args.append("--enable-supernode-auth")
+        self.superlink = FlowerProcess(args, self.workdir / "logs" / "superlink.log", self.env)
+        self.superlink.wait_for("Starting Flower SuperExec", timeout)
+        return self
+
+    def _cli(self, *args: str, timeout: float = 120.0) -> str:
+        done = subprocess.run([_flower_bin("flwr"), *args], capture_output=True, text=True, env={**self.env, "COLUMNS": "200"},
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise SlicerLeapError(f"flwr {args[0]} failed: {(done.stdout + done.stderr)[-800:]}", f"See {self.workdir / 'logs'}.")
+        return done.stdout
+
+    def register_site(self, public_key: str | Path, name: str = "") -> None:
+        self._cli("supernode", "register", str(public_key), CONNECTION, *(["--name", name] if name else []))
+
+    def submit(self, run_config: dict) -> int:
+        """Start a run of SlicerLeap's Flower App with `run_config` overrides; returns the run id."""
+        out = self._cli("run", str(APP_DIR), CONNECTION, "--run-config", _toml_pairs(run_config), "--format", "json")
+        reply = json.loads(out)
+        if not reply.get("success", True) or "run-id" not in reply:
+            raise SlicerLeapError(f"The SuperLink did not accept the run: {out[-800:]}", f"See {self.workdir / 'logs'}.")
+        return int(reply["run-id"])
+
+    def run_status(self, run_id: int) -> str:
+        """Flower's run status, e.g. 'running' or 'finished:completed' / 'finished:failed'."""
+        reply = json.loads(self._cli("list", CONNECTION, "--run-id", str(run_id), "--format", "json"))
+        runs = reply.get("runs") or []
+        return str(runs[0].get("status", "unknown")) if runs else "unknown"
+
+    def wait(self, run_id: int, timeout: float, poll: float = 2.0, on_poll=None) -> str:
+        """Block until the run finishes (status 'finished:...'); `on_poll()` is called between checks."""
+        deadline = time.time() + timeout
+        while True:
+            status = self.run_status(run_id)
+            if status.startswith("finished"):
+                return status
+            if time.time() > deadline:
+                raise SlicerLeapError(f"Federated run {run_id} did not finish within {timeout:.0f} s (status {status}).",
+                                      "Check that enough sites are connected, or raise the time limit.")
+            if on_poll:
+                on_poll()
+            time.sleep(poll)
+
+    def stop(self) -> None:
+        if self.superlink:
+            self.superlink.stop()
+
+
+class Site:
+    """One site's SuperNode: reads only `data_dir`; connects to the coordinator's address."""
+
+    def __init__(self, superlink: str, data_dir: str | Path, workdir: str | Path, index: int = 0,
+                 root_cert: str | Path | None = None, private_key: str | Path | None = None,
+                 audit_log: str | Path | None = None, threads: int | None = None):
+        data_dir = Path(data_dir).resolve()
+        if not data_dir.is_dir():
+            raise BadInputError(f"The site data folder '{data_dir}' does not exist.", "Give the folder holding images/ and labels/.")
+        self.workdir, self.index = Path(workdir), index
+        self.port = free_port()
+        node_config = {"data-dir": str(data_dir), "site-index": index}
+        if audit_log:
+            node_config["audit-log"] = str(Path(audit_log).resolve())
+        self.args = [_flower_bin("flower-supernode"), "--superlink", superlink, "--port", str(self.port),
+                     "--node-config", _toml_pairs(node_config)]
+        self.args += ["--root-certificates", str(root_cert)] if root_cert else ["--insecure"]
+        if private_key:
+            self.args += ["--auth-supernode-private-key", str(private_key)]
+        self.env = {**os.environ, "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+        if threads:
+            self.env["OMP_NUM_THREADS"] = str(threads)
+        self.process: FlowerProcess | None = None
+
+    def start(self, timeout: float = 60.0, wait: bool = True) -> "Site":
+        self.process = FlowerProcess(self.args, self.workdir / "logs" / f"site{self.index}.log", self.env)
+        if wait:
+            self.process.wait_for("SuperNode ID", timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()

@@ -1,0 +1,64 @@
+"""The federation's settings as Flower run config (one place: the Flower App's pyproject.toml declares
+the same keys with their defaults) and the 2.5D training config and model card they define."""
+from __future__ import annotations
+
+from ..segmentation.label_specs import LESION_LABEL
+from ..segmentation.slice_data import slice_input_spec
+from ..segmentation.slice_trainer import SliceTrainingConfig
+
+STRATEGIES = ("fedavg", "fedprox")
+
+DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/pyproject.toml
+    "num-server-rounds": 3,
+    "strategy": "fedavg",
+    "proximal-mu": 0.01,          # FedProx's mu (ignored by FedAvg)
+    "local-iterations": 20,       # optimiser steps per site per round
+    "min-sites": 2,               # sites that must be connected before a round starts
+    "fraction-train": 1.0,
+    "round-timeout": 600.0,       # s to wait for a round's replies; late or dead sites are left out
+    "channels": "16,32,64,128",   # MONAI 2D U-Net feature channels
+    "in-plane-spacing": 1.5,      # mm, the slice grid every site resamples to
+    "context": 1,                 # neighbour slices each side (2.5D input)
+    "crop": 96,
+    "batch-size": 8,
+    "learning-rate": 0.002,
+    "label-value": 0,             # foreground value in the sites' labelmaps (0: any non-zero)
+    "seed": 0,
+    "out-dir": "",                # coordinator folder for the global model, card and round log
+    "model-id": "fed-unet@1.0.0",
+}
+
+
+def settings(run_config) -> dict:
+    """Run config completed with the defaults, each value cast to its default's type."""
+    out = {}
+    for key, default in DEFAULTS.items():
+        value = run_config.get(key, default) if run_config is not None else default
+        out[key] = type(default)(value)
+    if out["strategy"] not in STRATEGIES:
+        raise ValueError(f"unknown strategy {out['strategy']!r}; use one of {', '.join(STRATEGIES)}")
+    return out
+
+
+def training_config(s: dict) -> SliceTrainingConfig:
+    return SliceTrainingConfig(model="unet", unet_channels=tuple(int(c) for c in s["channels"].split(",")),
+                               context=s["context"], crop=s["crop"], batch_size=s["batch-size"],
+                               learning_rate=s["learning-rate"], seed=s["seed"])
+
+
+def input_spec(s: dict) -> dict:
+    return slice_input_spec(s["in-plane-spacing"], s["context"])
+
+
+def model_card(s: dict, history: list[dict], n_sites: int) -> dict:
+    """Catalog card of the federation's global model (a 2.5D U-Net, usable by SKSSegmentation at once)."""
+    return {
+        "id": s["model-id"], "title": f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, {n_sites} sites)",
+        "task": "segmentation", "module": "SKSSegmentation", "modality": "any",
+        "architecture": training_config(s).architecture(), "input": input_spec(s), "labels": [{**LESION_LABEL, "value": 1}],
+        "licence": "user-owned",
+        "training_data": f"federated training over {n_sites} site(s); the images never left their sites, only model weights did",
+        "training": {"federated": {k: v for k, v in s.items() if k != "out-dir"}},
+        "evaluation": {"rounds": history},
+        "file": "model.safetensors",
+    }
