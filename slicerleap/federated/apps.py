@@ -37,16 +37,17 @@ class _RoundLog:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def _sites(self, replies: list[Message]) -> tuple[list[dict], list[int]]:
+    def _sites(self, replies: list[Message]) -> tuple[list[dict], list[str]]:
+        """Each answering site's metrics, and the reasons of the replies that failed (a site that died or timed out)."""
         ok = [{"node": m.metadata.src_node_id, **{k: float(v) for k, v in m.content["metrics"].items()}}
               for m in replies if not m.has_error()]
-        return ok, [m.metadata.src_node_id for m in replies if m.has_error()]
+        return ok, [str(m.error.reason) for m in replies if m.has_error()]
 
     def aggregate_train(self, server_round, replies):
         replies = list(replies)
         arrays, metrics = super().aggregate_train(server_round, replies)
         sites, failed = self._sites(replies)
-        self._write({"round": server_round, "phase": "train", "time": time.time(), "sites": sites, "failed_nodes": failed,
+        self._write({"round": server_round, "phase": "train", "time": time.time(), "sites": sites, "failures": failed,
                      "bytes_down": self.model_bytes * len(replies), "bytes_up": self.model_bytes * len(sites),
                      "mean_loss": float(metrics["loss"]) if metrics and "loss" in metrics else None})
         return arrays, metrics
@@ -55,7 +56,7 @@ class _RoundLog:
         replies = list(replies)
         metrics = super().aggregate_evaluate(server_round, replies)
         sites, failed = self._sites(replies)
-        self._write({"round": server_round, "phase": "evaluate", "time": time.time(), "sites": sites, "failed_nodes": failed,
+        self._write({"round": server_round, "phase": "evaluate", "time": time.time(), "sites": sites, "failures": failed,
                      "mean_dice": float(metrics["dice"]) if metrics and "dice" in metrics else None})
         return metrics
 

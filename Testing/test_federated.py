@@ -1,0 +1,159 @@
+"""Federated training on Flower with real processes on loopback: a SuperLink and one SuperNode per site,
+TLS and node authentication on, each site reading only its own folder (unit-test phantoms)."""
+import json
+import time
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from slicerleap.errors import SlicerLeapError
+from slicerleap.federated import run_config as rc
+from slicerleap.federated.credentials import make_node_keys, make_tls_files
+from slicerleap.federated.deployment import APP_DIR, Coordinator, Site
+from slicerleap.federated.local_federation import read_round_log, run_local_federation
+from slicerleap.federated.local_round import train_local_round
+from slicerleap.io import read_volume, write_volume
+from slicerleap.models.catalog import ModelCatalog
+from slicerleap.models.networks import build_network, load_model
+from slicerleap.segmentation.inference import segment_volume
+from slicerleap.segmentation.metrics import overlap_metrics
+from slicerleap.segmentation.slice_data import prepare_case
+
+from phantoms import blob_case
+
+# small enough for CI's two cores, large enough that Dice rises over two rounds (lr 0.01, 10 steps a round)
+TINY = {"local-iterations": 10, "crop": 32, "batch-size": 4, "channels": "8,16,32", "learning-rate": 0.01}
+METRIC_KEYS = {"loss", "num-examples", "site-index", "dice"}
+
+
+@pytest.fixture(scope="module")
+def site_dirs(tmp_path_factory):
+    """Three sites, two cases each; site 2's scanner is brighter and noisier (non-IID intensities)."""
+    root = tmp_path_factory.mktemp("sites")
+    dirs = []
+    for site in range(3):
+        for case in range(2):
+            image, labels = blob_case(100 * site + case)
+            if site == 2:
+                image = image.with_array(image.array * 1.6 + np.random.default_rng(case).normal(0, 0.05, image.array.shape).astype(np.float32))
+            write_volume(image, root / f"site{site}" / "images" / f"case{case}.nrrd")
+            write_volume(labels, root / f"site{site}" / "labels" / f"case{case}.nrrd")
+        dirs.append(root / f"site{site}")
+    return dirs
+
+
+def test_run_config_defaults_are_the_flower_apps():
+    declared = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert declared == rc.DEFAULTS
+    assert rc.settings({"strategy": "fedprox", "crop": 48.0})["crop"] == 48
+    with pytest.raises(ValueError, match="unknown strategy"):
+        rc.settings({"strategy": "fedsgd"})
+
+
+def test_fedprox_term_keeps_a_site_close_to_the_global_weights(site_dirs):
+    s = rc.settings(TINY)
+    cases = [prepare_case(image, rc.input_spec(s), labels) for image, labels in map(blob_case, range(2))]
+    drift = {}
+    for mu in (0.0, 10.0):
+        torch.manual_seed(0)
+        net = build_network(rc.training_config(s).architecture())
+        start = [p.detach().clone() for p in net.parameters()]
+        train_local_round(net, cases, rc.training_config(s), "cpu", 8, np.random.default_rng(0), proximal_mu=mu)
+        drift[mu] = float(sum(((p.detach() - q) ** 2).sum() for p, q in zip(net.parameters(), start)))
+    assert 0 < drift[10.0] < 0.8 * drift[0.0]
+
+
+def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_model(site_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
+    rounds_seen = []
+    result = run_local_federation(site_dirs, tmp_path / "out", {**TINY, "num-server-rounds": 2, "strategy": "fedprox"},
+                                  workdir=tmp_path / "fed", on_round=rounds_seen.append, timeout=900)
+    assert result["status"] == "finished:completed"
+    evaluations = {r["round"]: r for r in result["rounds"] if r["phase"] == "evaluate"}
+    assert sorted(evaluations) == [0, 1, 2] and rounds_seen == result["rounds"]
+    assert all(sorted(int(s["site-index"]) for s in evaluations[r]["sites"]) == [0, 1, 2] for r in evaluations)
+    assert evaluations[2]["mean_dice"] > evaluations[0]["mean_dice"] + 0.02
+    state = build_network(rc.training_config(rc.settings(TINY)).architecture()).state_dict()
+    model_bytes = sum(v.numel() * v.element_size() for v in state.values())
+    assert all(r["bytes_up"] == r["bytes_down"] == 3 * model_bytes and not r["failures"]
+               for r in result["rounds"] if r["phase"] == "train")
+
+    # what left each site: the network's parameters under "arrays" and scalar metrics, nothing else
+    for audit in result["audit_logs"]:
+        entries = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert {e["message_type"] for e in entries} == {"train", "evaluate"} and len(entries) == 2 + 3
+        for e in entries:
+            assert not e["configs"] and set(e["metrics"]) == {"metrics"} and set(e["metrics"]["metrics"]) <= METRIC_KEYS
+            assert all(isinstance(v, (int, float)) for v in e["metrics"]["metrics"].values())
+            if e["message_type"] == "train":
+                assert set(e["arrays"]) == {"arrays"}
+                assert {k: tuple(v[0]) for k, v in e["arrays"]["arrays"].items()} == {k: tuple(v.shape) for k, v in state.items()}
+            else:
+                assert not e["arrays"]
+
+    # the global model goes into the catalog and segments a scan no site had, on its own grid
+    card = ModelCatalog().register(result["weights"], {**result["card"], "id": "fed-test@0.1.0"})
+    net = load_model(card, "cpu")
+    image, truth = blob_case(999)
+    labels, _ = segment_volume(image, card, net, "cpu")
+    assert labels.array.shape == image.array.shape and np.allclose(labels.ijk_to_ras, image.ijk_to_ras)
+    assert overlap_metrics(labels.array > 0, truth.array > 0)["dice"] > 0.05
+
+
+def test_a_site_that_dies_mid_round_does_not_stop_the_federation_and_can_rejoin(site_dirs, tmp_path):
+    tls = make_tls_files(tmp_path / "tls")
+    coordinator = Coordinator(tmp_path, tls, node_auth=True).start()
+    sites, keys = [], []
+    try:
+        for index, folder in enumerate(site_dirs):
+            key, public = make_node_keys(tmp_path / f"keys{index}", "node")
+            coordinator.register_site(public)
+            keys.append(key)
+            sites.append(Site(coordinator.address, folder, tmp_path, index, tls.ca_cert, key, threads=1).start())
+        log = tmp_path / "out" / "rounds.jsonl"
+        run = coordinator.submit({**TINY, "local-iterations": 3, "num-server-rounds": 3, "min-sites": 2,
+                                  "round-timeout": 120.0, "out-dir": str(tmp_path / "out")})
+
+        def wait_for(round_, phase, limit=300):
+            deadline = time.time() + limit
+            while not any(e["round"] == round_ and e["phase"] == phase for e in read_round_log(log)):
+                assert time.time() < deadline, f"round {round_} {phase} never logged"
+                time.sleep(0.3)
+
+        wait_for(0, "evaluate")
+        time.sleep(1.0)  # round 1 training is under way
+        sites[2].stop()
+        wait_for(1, "train")
+        sites[2] = Site(coordinator.address, site_dirs[2], tmp_path, 2, tls.ca_cert, keys[2], threads=1).start()
+        assert coordinator.wait(run, 600) == "finished:completed"
+    finally:
+        for site in sites:
+            site.stop()
+        coordinator.stop()
+    entries = {(e["round"], e["phase"]): e for e in read_round_log(log)}
+    answered = lambda r, p: sorted(int(s["site-index"]) for s in entries[(r, p)]["sites"])
+    assert answered(1, "train") == [0, 1] and entries[(1, "train")]["failures"]
+    assert answered(3, "train") == [0, 1, 2]  # the restarted site is back
+    assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_a_site_without_registered_credentials_is_refused(site_dirs, tmp_path):
+    tls = make_tls_files(tmp_path / "tls")
+    coordinator = Coordinator(tmp_path, tls, node_auth=True).start()
+    intruder = plain = None
+    try:
+        key, _ = make_node_keys(tmp_path / "intruder", "node")  # never registered
+        intruder = Site(coordinator.address, site_dirs[0], tmp_path, 9, tls.ca_cert, key)
+        with pytest.raises(SlicerLeapError, match="stopped at start-up"):
+            intruder.start(timeout=60)
+        assert "Failed to activate SuperNode" in intruder.process.log()
+        plain = Site(coordinator.address, site_dirs[0], tmp_path, 8)  # no TLS, no key: refused as well
+        with pytest.raises(SlicerLeapError):
+            plain.start(timeout=20)
+    finally:
+        for site in (intruder, plain):
+            if site:
+                site.stop()
+        coordinator.stop()
