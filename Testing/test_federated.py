@@ -1,6 +1,8 @@
 """Federated training on Flower with real processes on loopback: a SuperLink and one SuperNode per site,
 TLS and node authentication on, each site reading only its own folder (unit-test phantoms)."""
 import json
+import os
+import subprocess
 import time
 import tomllib
 
@@ -8,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from slicerleap.cli import main
 from slicerleap.errors import SlicerLeapError
 from slicerleap.federated import run_config as rc
 from slicerleap.federated.credentials import make_node_keys, make_tls_files
-from slicerleap.federated.deployment import APP_DIR, Coordinator, Site
-from slicerleap.federated.local_federation import read_round_log, run_local_federation
+from slicerleap.federated.deployment import APP_DIR, Coordinator, Site, free_port
+from slicerleap.federated.local_federation import read_round_log
 from slicerleap.federated.local_round import train_local_round
 from slicerleap.io import read_volume, write_volume
 from slicerleap.models.catalog import ModelCatalog
@@ -65,14 +68,20 @@ def test_fedprox_term_keeps_a_site_close_to_the_global_weights(site_dirs):
     assert 0 < drift[10.0] < 0.8 * drift[0.0]
 
 
-def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_model(site_dirs, tmp_path, monkeypatch):
+def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_model(site_dirs, tmp_path, monkeypatch, capsys):
+    """`slicerleap fed simulate`: a coordinator and three SuperNodes over loopback, FedProx, two rounds."""
     monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
-    rounds_seen = []
-    result = run_local_federation(site_dirs, tmp_path / "out", {**TINY, "num-server-rounds": 2, "strategy": "fedprox"},
-                                  workdir=tmp_path / "fed", on_round=rounds_seen.append, timeout=900)
+    settings = [f"{k}={v}" for k, v in TINY.items() if k != "local-iterations"]
+    assert main(["fed", "simulate", "--sites", *map(str, site_dirs), "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "fed"),
+                 "--rounds", "2", "--strategy", "fedprox", "--local-iterations", str(TINY["local-iterations"]),
+                 "--id", "fed-test@0.1.0", "--set", *settings]) == 0
+    printed = capsys.readouterr().out
+    result = {"status": "finished:completed", "rounds": read_round_log(tmp_path / "out" / "rounds.jsonl"),
+              "audit_logs": sorted((tmp_path / "fed").glob("site*-audit.jsonl"))}
+    assert printed.count('"phase": "evaluate"') == 3 and "registered fed-test@0.1.0" in printed
     assert result["status"] == "finished:completed"
     evaluations = {r["round"]: r for r in result["rounds"] if r["phase"] == "evaluate"}
-    assert sorted(evaluations) == [0, 1, 2] and rounds_seen == result["rounds"]
+    assert sorted(evaluations) == [0, 1, 2] and len(result["audit_logs"]) == 3
     assert all(sorted(int(s["site-index"]) for s in evaluations[r]["sites"]) == [0, 1, 2] for r in evaluations)
     assert evaluations[2]["mean_dice"] > evaluations[0]["mean_dice"] + 0.02
     state = build_network(rc.training_config(rc.settings(TINY)).architecture()).state_dict()
@@ -93,8 +102,8 @@ def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_
             else:
                 assert not e["arrays"]
 
-    # the global model goes into the catalog and segments a scan no site had, on its own grid
-    card = ModelCatalog().register(result["weights"], {**result["card"], "id": "fed-test@0.1.0"})
+    # the global model is in the catalog and segments a scan no site had, on its own grid
+    card = ModelCatalog().get("fed-test@0.1.0")
     net = load_model(card, "cpu")
     image, truth = blob_case(999)
     labels, _ = segment_volume(image, card, net, "cpu")
@@ -157,3 +166,34 @@ def test_a_site_without_registered_credentials_is_refused(site_dirs, tmp_path):
             if site:
                 site.stop()
         coordinator.stop()
+
+
+def test_cli_server_and_sites_in_separate_processes(site_dirs, tmp_path):
+    """The multi-machine path: each site makes its key pair, the coordinator registers the public keys and
+    serves with TLS, the sites join with the CA certificate; the global model lands in the catalog."""
+    env = {**os.environ, "SLICERLEAP_HOME": str(tmp_path / "home")}
+    cli = lambda *a: subprocess.run(["slicerleap", *a], capture_output=True, text=True, env=env, timeout=120)
+    for n in range(2):
+        assert cli("fed", "keys", "--out", str(tmp_path / f"keys{n}")).returncode == 0
+    port = str(free_port())
+    server = subprocess.Popen(["slicerleap", "fed", "server", "--out", str(tmp_path / "out"), "--port", port, "--rounds", "1",
+                               "--site-keys", *(str(tmp_path / f"keys{n}" / "node.pub") for n in range(2)),
+                               "--local-iterations", "3", "--id", "cli-fed@0.1.0",
+                               "--set", *(f"{k}={v}" for k, v in TINY.items() if k != "local-iterations")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    sites = []
+    try:
+        assert "coordinator listening" in server.stdout.readline()
+        ca = tmp_path / "out" / "coordinator" / "tls" / "ca.crt"
+        sites = [subprocess.Popen(["slicerleap", "fed", "site", "--data", str(site_dirs[n]), "--server", f"127.0.0.1:{port}",
+                                   "--ca", str(ca), "--key", str(tmp_path / f"keys{n}" / "node"), "--index", str(n),
+                                   "--threads", "1", "--workdir", str(tmp_path / f"site{n}")], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in range(2)]
+        output = server.communicate(timeout=600)[0]
+    finally:
+        for process in [server, *sites]:
+            process.terminate()
+            process.wait(30)
+    assert server.returncode == 0, output
+    assert "registered cli-fed@0.1.0" in output and '"round": 1, "phase": "evaluate"' in output
+    assert "cli-fed@0.1.0" in cli("models", "list").stdout

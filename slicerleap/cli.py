@@ -251,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--difference", default=None, help="also write (method - cubic interpolation) here")
     common(p)
     p.set_defaults(func=cmd_superres)
+
+    from .federated.cli import add_parser as add_fed_parser
+
+    add_fed_parser(sub)
     return parser
 
 

@@ -1,0 +1,174 @@
+"""`slicerleap fed ...`: a federation from the command line.
+
+    slicerleap fed simulate --sites A/ B/ C/ --out fed-out/        # every site on this machine, loopback
+    slicerleap fed keys --out site-keys/                            # at each site: a key pair; send the .pub
+    slicerleap fed server --out fed-out/ --site-keys a.pub b.pub --host 0.0.0.0 --tls-hosts my.server.org
+    slicerleap fed site --data A/ --server my.server.org:9092 --ca ca.crt --key site-keys/node
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..errors import BadInputError
+
+
+def _run_config(args) -> dict:
+    config = {"num-server-rounds": args.rounds, "strategy": args.strategy, "proximal-mu": args.mu,
+              "local-iterations": args.local_iterations, "model-id": args.id}
+    for pair in args.set or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise BadInputError(f"--set {pair!r} is not key=value.", "Write e.g. --set crop=64.")
+        from .run_config import DEFAULTS
+
+        if key not in DEFAULTS:
+            raise BadInputError(f"Unknown federation setting '{key}'.", f"Known settings: {', '.join(DEFAULTS)}.")
+        config[key] = type(DEFAULTS[key])(value)
+    return config
+
+
+def _print_round(entry: dict) -> None:
+    sites = ", ".join(f"site {int(s['site-index'])}: " + (f"Dice {s['dice']:.3f}" if "dice" in s else f"loss {s['loss']:.3f}")
+                      for s in sorted(entry["sites"], key=lambda s: s["site-index"]))
+    mean = f"mean Dice {entry['mean_dice']:.3f}" if entry.get("mean_dice") is not None else f"mean loss {entry.get('mean_loss') or 0:.3f}"
+    failed = f"; {len(entry['failures'])} site(s) did not answer" if entry.get("failures") else ""
+    print(json.dumps({"round": entry["round"], "phase": entry["phase"]}), f"{mean} ({sites}){failed}", flush=True)
+
+
+def _register(out_dir: Path, no_register: bool) -> None:
+    card = json.loads((out_dir / "card.json").read_text())
+    if no_register:
+        print(f"global model: {out_dir / 'model.safetensors'} (card {out_dir / 'card.json'})")
+        return
+    from ..models import get_catalog
+
+    registered = get_catalog().register(out_dir / "model.safetensors", card)
+    print(f"registered {registered['id']} (sha256 {registered['sha256'][:12]}…): use it with `slicerleap segment --model {registered['id']}`")
+
+
+def cmd_simulate(args) -> int:
+    from .local_federation import run_local_federation
+
+    out = Path(args.out)
+    run_local_federation(args.sites, out, _run_config(args), workdir=args.workdir, tls=not args.no_tls, node_auth=not args.no_tls,
+                         on_round=_print_round, timeout=args.timeout)
+    _register(out, args.no_register)
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from .credentials import make_node_keys
+
+    private, public = make_node_keys(args.out, args.name)
+    print(f"private key (stays at this site): {private}\npublic key (send to the coordinator): {public}")
+    return 0
+
+
+def cmd_server(args) -> int:
+    from .credentials import TlsFiles, make_tls_files
+    from .deployment import Coordinator
+    from .local_federation import read_round_log
+
+    out, workdir = Path(args.out).resolve(), Path(args.workdir or Path(args.out) / "coordinator").resolve()
+    tls_dir = Path(args.tls_dir or workdir / "tls")
+    tls = TlsFiles(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
+    if not tls.server_cert.exists():
+        tls = make_tls_files(tls_dir, hosts=args.tls_hosts or [args.host])
+    coordinator = Coordinator(workdir, tls, node_auth=True, host=args.host, port=args.port)
+    try:
+        coordinator.start()
+        for key in args.site_keys:
+            coordinator.register_site(key, Path(key).stem)
+        print(f"coordinator listening on {coordinator.address}; sites need {tls.ca_cert} and their own private key", flush=True)
+        run = coordinator.submit({**_run_config(args), "min-sites": args.min_sites or len(args.site_keys), "out-dir": str(out)})
+        seen = 0
+
+        def progress():
+            nonlocal seen
+            entries = read_round_log(out / "rounds.jsonl")
+            for entry in entries[seen:]:
+                _print_round(entry)
+            seen = len(entries)
+        status = coordinator.wait(run, args.timeout, on_poll=progress)
+        progress()
+    finally:
+        coordinator.stop()
+    if status != "finished:completed" or not (out / "card.json").exists():
+        print(f"error: the federated run ended with status {status}; logs in {workdir / 'logs'}")
+        return 1
+    _register(out, args.no_register)
+    return 0
+
+
+def cmd_site(args) -> int:
+    import signal
+    import sys
+
+    from .deployment import Site
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated site still stops its SuperNode (finally below)
+    site = Site(args.server, args.data, args.workdir or Path(args.data) / ".slicerleap-site", args.index, args.ca, args.key,
+                args.audit_log, args.threads)
+    site.start(timeout=120)
+    print(f"site {args.index} connected to {args.server}; training runs when the coordinator starts a round (Ctrl-C leaves)", flush=True)
+    try:
+        while site.process.alive:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        site.stop()
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fed", help="federated training across sites on Flower (only model weights leave a site)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fsub = p.add_subparsers(dest="fed_command", required=True)
+
+    def run_options(q):
+        q.add_argument("--out", required=True, help="folder for the global model, its card and rounds.jsonl")
+        q.add_argument("--rounds", type=int, default=3)
+        q.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox"])
+        q.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
+        q.add_argument("--local-iterations", type=int, default=20, help="optimiser steps per site per round")
+        q.add_argument("--id", default="fed-unet@1.0.0", help="model id of the global model")
+        q.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other settings (slicerleap.federated.run_config.DEFAULTS)")
+        q.add_argument("--timeout", type=float, default=24 * 3600.0, help="s to wait for the whole run")
+        q.add_argument("--workdir", default=None, help="logs and Flower state (default: a new folder)")
+        q.add_argument("--no-register", action="store_true", help="do not add the global model to the catalog")
+
+    q = fsub.add_parser("simulate", help="run every site on this machine (real Flower processes over loopback)")
+    q.add_argument("--sites", nargs="+", required=True, help="one data folder per site (images/ + labels/)")
+    q.add_argument("--no-tls", action="store_true", help="plain connections, no site authentication (trials only)")
+    run_options(q)
+    q.set_defaults(func=cmd_simulate)
+
+    q = fsub.add_parser("keys", help="make this site's key pair (send the .pub file to the coordinator)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--name", default="node")
+    q.set_defaults(func=cmd_keys)
+
+    q = fsub.add_parser("server", help="coordinate a federation: SuperLink with TLS, registered sites only")
+    q.add_argument("--site-keys", nargs="+", required=True, help="public keys of the sites allowed to join")
+    q.add_argument("--min-sites", type=int, default=None, help="sites needed before a round starts (default: all)")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    q.add_argument("--port", type=int, default=9092)
+    q.add_argument("--tls-dir", default=None, help="ca.crt/server.crt/server.key (made here when missing)")
+    q.add_argument("--tls-hosts", nargs="*", help="names/IPs the server certificate is valid for (default: --host)")
+    run_options(q)
+    q.set_defaults(func=cmd_server)
+
+    q = fsub.add_parser("site", help="join a federation with this site's data folder")
+    q.add_argument("--data", required=True, help="this site's folder (images/ + labels/); nothing else is read")
+    q.add_argument("--server", required=True, help="coordinator address host:port")
+    q.add_argument("--ca", required=True, help="the coordinator's ca.crt")
+    q.add_argument("--key", required=True, help="this site's private key (from `slicerleap fed keys`)")
+    q.add_argument("--index", type=int, default=0, help="site number shown in the coordinator's round log")
+    q.add_argument("--audit-log", default=None, help="record every message this site sends (JSON lines)")
+    q.add_argument("--threads", type=int, default=None, help="CPU threads for training")
+    q.add_argument("--workdir", default=None)
+    q.set_defaults(func=cmd_site)
