@@ -14,8 +14,7 @@ from slicerleap.cli import main
 from slicerleap.errors import SlicerLeapError
 from slicerleap.federated import run_config as rc
 from slicerleap.federated.credentials import make_node_keys, make_tls_files
-from slicerleap.federated.deployment import APP_DIR, Coordinator, Site, free_port
-from slicerleap.federated.local_federation import read_round_log
+from slicerleap.federated.deployment import APP_DIR, Coordinator, Site, free_port, read_round_log
 from slicerleap.federated.local_round import train_local_round
 from slicerleap.io import read_volume, write_volume
 from slicerleap.models.catalog import ModelCatalog

@@ -1,12 +1,16 @@
-"""The local-site step of federated training: train a segmentation U-Net on this site's (volume,
-segmentation) pairs in a background worker and register the result in the user's model catalog.
+"""FedTools' Qt-free logic: federated training on Flower as background jobs, and local training.
 
-Federated rounds (a Flower client that runs this step per round and exchanges weights with a server)
-are not implemented yet; this is the training a site will run in each round.
+- Federated (`create_federated_job`): sites from this scene (lists of volume + segmentation cases) or
+  data folders, run as a real Flower federation on this machine; or a coordinator that remote sites join
+  (`create_coordinator_job`). Progress records carry each round's per-site loss, Dice and participation
+  (`round_history` collects them for the panel's plot). The global model is registered in the catalog
+  when the job succeeds and is usable at once in SKSSegmentation.
+- Local (`create_local_training_job`): a 3D U-Net on this computer's cases only.
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import slicer
 import vtk
@@ -109,6 +113,63 @@ class FedToolsLogic:
                   "labels": [(segmentation, image, values) for image, segmentation in zip(images, segmentations)]}
         return SceneJob(self.ctx, "train-segmentation", inputs, params, device=device, keep_files=keep_files)
 
+    def create_federated_job(self, sites: list, segment: str | None = None, rounds: int = 3, strategy: str = "fedavg",
+                             local_iterations: int = 20, model_id: str = "fed-unet@1.0.0", settings: dict | None = None,
+                             device: str = "auto", keep_files: bool = False) -> SceneJob:
+        """A federated training job (not started) over `sites`, every site on this machine as its own Flower
+        SuperNode process. Each site is a list of (volume node, segmentation node) cases from this scene, or
+        a data folder path (images/ + labels/). `segment`: the segment to learn (default: the first case's
+        first segment); `settings`: further federation settings (slicerleap.federated.run_config.DEFAULTS)."""
+        if len(sites) < 1:
+            raise BadInputError("No sites are defined.", "Add at least two sites (each a list of cases, or a data folder).")
+        if not MODEL_ID_PATTERN.match(model_id or ""):
+            raise BadInputError(f"'{model_id}' is not a valid model id.", "Use lower-case name@version, e.g. 'fed-liver@1.0.0'.")
+        if strategy not in ("fedavg", "fedprox"):
+            raise BadInputError(f"Unknown strategy '{strategy}'.", "Use 'fedavg' or 'fedprox'.")
+        folders = [str(site) for site in sites if isinstance(site, (str, Path))]
+        scene_sites = [list(site) for site in sites if not isinstance(site, (str, Path))]
+        if folders and scene_sites:
+            raise BadInputError("Sites mix scene cases and data folders.", "Use scene cases for every site, or folders for every site.")
+        images, labels = [], []
+        for n, cases in enumerate(scene_sites, start=1):
+            if not cases:
+                raise BadInputError(f"Site {n} has no cases.", "Give each site at least one volume with its segmentation.")
+            for volume, segmentation in cases:
+                require_scalar_volume(volume, f"volume of site {n}")
+                if not isinstance(segmentation, slicer.vtkMRMLSegmentationNode) or not segment_names(segmentation):
+                    raise BadInputError(f"A case of site {n} ('{volume.GetName()}') has no segmentation with segments.",
+                                        "Give each volume the segmentation drawn on it.")
+                name = segment or segment_names(scene_sites[0][0][1])[0]
+                if name not in segment_names(segmentation):
+                    raise BadInputError(f"Segmentation '{segmentation.GetName()}' (site {n}) has no segment '{name}'.",
+                                        "Name the structure the same way at every site.")
+                images.append(volume)
+                labels.append((segmentation, volume, {name: 1}))
+        run_config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
+                      "local-iterations": int(local_iterations), "model-id": model_id}
+        params = {"mode": "simulate", "run_config": run_config, "model_id": model_id}
+        if folders:
+            params["site_folders"] = folders
+        else:
+            params["site_sizes"] = [len(cases) for cases in scene_sites]
+        inputs = {"images": images, "labels": labels} if images else {}
+        return SceneJob(self.ctx, "federated-train", inputs, params, device=device, keep_files=keep_files)
+
+    def create_coordinator_job(self, site_keys: list, host: str = "127.0.0.1", port: int = 9092, rounds: int = 3,
+                               strategy: str = "fedavg", local_iterations: int = 20, model_id: str = "fed-unet@1.0.0",
+                               settings: dict | None = None, keep_files: bool = False) -> SceneJob:
+        """A job that coordinates remote sites (their public key files in `site_keys`); its first progress
+        record gives the address and the CA certificate sites join with (`slicerleap fed site`)."""
+        missing = [k for k in site_keys if not Path(k).is_file()]
+        if not site_keys or missing:
+            raise BadInputError(f"Site public keys missing: {missing or 'none given'}.",
+                                "Each site makes its key pair with `slicerleap fed keys` and sends you the .pub file.")
+        run_config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
+                      "local-iterations": int(local_iterations), "model-id": model_id}
+        params = {"mode": "coordinate", "site_keys": [str(Path(k).resolve()) for k in site_keys], "host": host, "port": int(port),
+                  "run_config": run_config, "model_id": model_id}
+        return SceneJob(self.ctx, "federated-train", {}, params, keep_files=keep_files)
+
     def start_local_training(self, images: list, segmentations: list, **options) -> SceneJob:
         """Start training in a worker process and return at once; poll() the job, then finish().
         `options` are create_local_training_job's keyword arguments."""
@@ -117,6 +178,11 @@ class FedToolsLogic:
     def process(self, images: list, segmentations: list, on_progress=None, timeout: float | None = None, **options) -> dict:
         """Blocking form: returns {"model": card} with the registered model's card (id, labels, "_path" of the weights)."""
         return self.create_local_training_job(images, segmentations, **options).run(on_progress=on_progress, timeout=timeout)
+
+
+def round_history(records: list[dict]) -> list[dict]:
+    """The round log entries carried by a federated job's progress records (for the panel's plot/table)."""
+    return [r["round_log"] for r in records if isinstance(r, dict) and "round_log" in r]
 
 
 def _triple(value, cast, what: str) -> list:

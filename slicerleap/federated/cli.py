@@ -68,37 +68,16 @@ def cmd_keys(args) -> int:
 
 
 def cmd_server(args) -> int:
-    from .credentials import TlsFiles, make_tls_files
-    from .deployment import Coordinator
-    from .local_federation import read_round_log
+    from .coordination import coordinate
 
-    out, workdir = Path(args.out).resolve(), Path(args.workdir or Path(args.out) / "coordinator").resolve()
-    tls_dir = Path(args.tls_dir or workdir / "tls")
-    tls = TlsFiles(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
-    if not tls.server_cert.exists():
-        tls = make_tls_files(tls_dir, hosts=args.tls_hosts or [args.host])
-    coordinator = Coordinator(workdir, tls, node_auth=True, host=args.host, port=args.port)
-    try:
-        coordinator.start()
-        for key in args.site_keys:
-            coordinator.register_site(key, Path(key).stem)
-        print(f"coordinator listening on {coordinator.address}; sites need {tls.ca_cert} and their own private key", flush=True)
-        run = coordinator.submit({**_run_config(args), "min-sites": args.min_sites or len(args.site_keys), "out-dir": str(out)})
-        seen = 0
-
-        def progress():
-            nonlocal seen
-            entries = read_round_log(out / "rounds.jsonl")
-            for entry in entries[seen:]:
-                _print_round(entry)
-            seen = len(entries)
-        status = coordinator.wait(run, args.timeout, on_poll=progress)
-        progress()
-    finally:
-        coordinator.stop()
-    if status != "finished:completed" or not (out / "card.json").exists():
-        print(f"error: the federated run ended with status {status}; logs in {workdir / 'logs'}")
-        return 1
+    out = Path(args.out)
+    config = _run_config(args)
+    if args.min_sites:
+        config["min-sites"] = args.min_sites
+    coordinate(args.site_keys, out, config, args.workdir or out / "coordinator", host=args.host, port=args.port,
+               tls_dir=args.tls_dir, tls_hosts=args.tls_hosts, on_round=_print_round, timeout=args.timeout,
+               on_ready=lambda address, ca: print(f"coordinator listening on {address}; sites need {ca} and their own private key",
+                                                  flush=True))
     _register(out, args.no_register)
     return 0
 

@@ -22,6 +22,12 @@ APP_DIR = Path(__file__).with_name("flower_app")
 CONNECTION = "slicerleap"
 
 
+def read_round_log(path: str | Path) -> list[dict]:
+    """The ServerApp's round log (apps._RoundLog): one dict per round and phase."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -160,6 +166,24 @@ class Coordinator:
             if on_poll:
                 on_poll()
             time.sleep(poll)
+
+    def follow(self, run_id: int, round_log: Path, on_round=None, should_stop=lambda: False, timeout: float = 24 * 3600.0) -> str:
+        """wait() for the run, calling `on_round(entry)` for each new line of its round log; a true
+        `should_stop()` raises (the caller's finally stops the processes)."""
+        seen = 0
+
+        def poll():
+            nonlocal seen
+            entries = read_round_log(round_log)
+            for entry in entries[seen:]:
+                if on_round:
+                    on_round(entry)
+            seen = len(entries)
+            if should_stop():
+                raise SlicerLeapError("Federated training was stopped.", "")
+        status = self.wait(run_id, timeout, on_poll=poll)
+        poll()
+        return status
 
     def stop(self) -> None:
         if self.superlink:

@@ -12,12 +12,7 @@ from typing import Callable
 
 from ..errors import BadInputError, SlicerLeapError
 from .credentials import make_node_keys, make_tls_files
-from .deployment import Coordinator, Site
-
-
-def read_round_log(path: str | Path) -> list[dict]:
-    path = Path(path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+from .deployment import Coordinator, Site, read_round_log
 
 
 def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict, workdir: str | Path | None = None,
@@ -35,7 +30,7 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
     workdir = Path(workdir or tempfile.mkdtemp(prefix="slicerleap-fed-")).resolve()
     tls_files = make_tls_files(workdir / "tls") if tls else None
     coordinator = Coordinator(workdir, tls_files, node_auth=node_auth)
-    sites, audits, seen = [], [], 0
+    sites, audits = [], []
     log_path = out_dir / "rounds.jsonl"
     if log_path.exists():
         log_path.unlink()  # a new run: the log describes this run only
@@ -50,18 +45,7 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
             sites.append(Site(coordinator.address, folder, workdir, index, tls_files.ca_cert if tls_files else None, key,
                               audits[-1], threads_per_site).start())
         run_id = coordinator.submit({"min-sites": len(sites), **run_config, "out-dir": str(out_dir)})
-
-        def poll():
-            nonlocal seen
-            entries = read_round_log(log_path)
-            for entry in entries[seen:]:
-                if on_round:
-                    on_round(entry)
-            seen = len(entries)
-            if should_stop():
-                raise SlicerLeapError("Federated training was stopped.", "")
-        status = coordinator.wait(run_id, timeout, on_poll=poll)
-        poll()
+        status = coordinator.follow(run_id, log_path, on_round, should_stop, timeout)
     finally:
         for site in sites:
             site.stop()

@@ -12,6 +12,7 @@ TASKS = {
     "train-sks": "slicerleap.tasks.train_sks:run",
     "register": "slicerleap.tasks.register:run",
     "superres": "slicerleap.tasks.superres:run",
+    "federated-train": "slicerleap.tasks.federated_train:run",
 }
 
 
