@@ -39,9 +39,10 @@ Train a segmentation model on this site's cases: pairs of a volume and a segment
 (segments named the same way in every case). Training runs in a background process; the trained model
 is registered in your model catalog and can be used at once in the SKS Segmentation module.
 <br><br>
-This is the local step a site runs in federated training. Federated rounds themselves (a Flower client
-that trains here each round and exchanges only model weights with a server, FedAvg/FedProx/FedICRA) are
-not in this version yet: training stays on this computer and no data or weights leave it.
+Federated training (Flower, FedAvg or FedProx) runs from the Python console in this version:
+<code>logic.startFederatedTraining(sites)</code> runs every site on this computer as its own Flower
+SuperNode process; <code>logic.startCoordinator(siteKeys)</code> coordinates remote hospitals, which join with
+<code>slicerleap fed site</code>. Only model weights leave a site (TLS, registered site keys).
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
@@ -166,9 +167,9 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
 
     @property
     def jobs(self):
-        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
+        """The Qt-free logic, created on first use after the engine's Python packages (and Flower) are installed."""
         if self._jobs is None:
-            SlicerLeapCommonLib.ensure_dependencies(requester="Fed Tools")
+            SlicerLeapCommonLib.ensure_dependencies(requester="Fed Tools", federated=True)
             from FedToolsLib.logic import FedToolsLogic as TrainingJobs
 
             self._jobs = TrainingJobs()
@@ -185,6 +186,22 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
         spacingMm and patchSize: one value (isotropic) or three (i, j, k)."""
         options = self._options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles)
         return self.jobs.start_local_training(images, segmentations, **options)
+
+    def startFederatedTraining(self, sites, segment=None, rounds=3, strategy="fedavg", localIterations=20,
+                               modelId="fed-unet@1.0.0", settings=None, device="auto", keepFiles=False):
+        """Federated training with every site on this computer, each its own Flower SuperNode process: `sites` is
+        a list with, per site, a list of (volume node, segmentation node) pairs or a data folder (images/ + labels/).
+        Returns the job; its progress records carry each round's per-site results (FedToolsLib.logic.round_history)."""
+        return self.jobs.create_federated_job(sites, segment=segment, rounds=rounds, strategy=strategy,
+                                              local_iterations=localIterations, model_id=modelId, settings=settings,
+                                              device=device, keep_files=keepFiles).start()
+
+    def startCoordinator(self, siteKeys, host="127.0.0.1", port=9092, rounds=3, strategy="fedavg", localIterations=20,
+                         modelId="fed-unet@1.0.0", settings=None, keepFiles=False):
+        """Coordinate remote sites (their public key files); they join with `slicerleap fed site`."""
+        return self.jobs.create_coordinator_job(siteKeys, host=host, port=port, rounds=rounds, strategy=strategy,
+                                                local_iterations=localIterations, model_id=modelId, settings=settings,
+                                                keep_files=keepFiles).start()
 
     def process(self, images, segmentations, modelId="my-unet@1.0.0", epochs=10, iterationsPerEpoch=10,
                 spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False) -> dict:

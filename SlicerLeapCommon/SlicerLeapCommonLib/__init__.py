@@ -26,12 +26,12 @@ def _make_engine_importable() -> None:
 _make_engine_importable()
 
 
-def ensure_dependencies(requester: str = "SlicerLeap") -> None:
-    """Install the engine's missing Python packages (asks the user first in the Slicer desktop).
-    Call it before the first job (Apply, `process`), never at import time."""
+def ensure_dependencies(requester: str = "SlicerLeap", federated: bool = False) -> None:
+    """Install the engine's missing Python packages (asks the user first in the Slicer desktop); with
+    `federated`, also Flower. Call it before the first job (Apply, `process`), never at import time."""
     from slicerleap.scene.dependencies import ensure_dependencies as ensure  # needs only what Slicer ships
 
-    ensure(requester=requester)
+    ensure(requester=requester, federated=federated)
 
 
 def logProgress(record: dict) -> None:

@@ -35,21 +35,26 @@ def _importable(name: str) -> bool:
         return False
 
 
-def missing_packages() -> list[str]:
+# Only FedTools needs these (Flower and its web/database stack): installed when FedTools first runs a job.
+FEDERATED = {"flwr": "flwr"}
+
+
+def missing_packages(federated: bool = False) -> list[str]:
     """Distribution names of the required packages that cannot be imported."""
     importlib.invalidate_caches()
-    return [dist for name, dist in REQUIRED.items() if not _importable(name)]
+    wanted = {**REQUIRED, **(FEDERATED if federated else {})}
+    return [dist for name, dist in wanted.items() if not _importable(name)]
 
 
-def ensure_dependencies(requester: str = "SlicerLeap", ask: bool = True) -> None:
-    """Make every package in REQUIRED importable, installing what is missing.
+def ensure_dependencies(requester: str = "SlicerLeap", ask: bool = True, federated: bool = False) -> None:
+    """Make every package in REQUIRED (and FEDERATED when `federated`) importable, installing what is missing.
 
     In the Slicer desktop the user confirms each installation (`ask`); elsewhere (PythonSlicer, plain
     Python) packages are pip-installed without a prompt, except torch, which is never pulled from PyPI
     behind the user's back (the default wheel is a multi-GB CUDA build).
     Raises MissingDependencyError when something is still missing afterwards.
     """
-    missing = missing_packages()
+    missing = missing_packages(federated)
     if not missing:
         return
     import slicer
@@ -58,8 +63,10 @@ def ensure_dependencies(requester: str = "SlicerLeap", ask: bool = True) -> None
     if "torch" in missing:
         _install_torch(slicer, in_desktop, ask)
     if [dist for dist in missing_packages() if dist != "torch"]:
-        _install_requirements(slicer, in_desktop, ask, requester)
-    still_missing = missing_packages()
+        _install_requirements(slicer, in_desktop, ask, requester, "requirements.txt")
+    if federated and missing_packages(federated=True):
+        _install_requirements(slicer, in_desktop, ask, requester, "requirements-federated.txt")
+    still_missing = missing_packages(federated)
     if still_missing:
         raise MissingDependencyError(
             f"These Python packages are still missing: {', '.join(still_missing)}.",
@@ -82,8 +89,8 @@ def _install_torch(slicer, in_desktop: bool, ask: bool) -> None:
                                      "Install it from the PyTorch Utils module, or accept the installation when asked.")
 
 
-def _install_requirements(slicer, in_desktop: bool, ask: bool, requester: str) -> None:
-    requirements = resources_dir() / "requirements.txt"
+def _install_requirements(slicer, in_desktop: bool, ask: bool, requester: str, filename: str) -> None:
+    requirements = resources_dir() / filename
     if not requirements.is_file():
         raise MissingDependencyError(f"The extension's package list {requirements} is missing.", "Reinstall the SlicerLeap extension.")
     try:
@@ -96,7 +103,7 @@ def _install_requirements(slicer, in_desktop: bool, ask: bool, requester: str) -
                              prompt_install=ask, requester=requester)
         return
     if in_desktop and ask:
-        names = ", ".join(dist for dist in missing_packages() if dist != "torch")
+        names = ", ".join(dist for dist in missing_packages(filename != "requirements.txt") if dist != "torch")
         if not slicer.util.confirmOkCancelDisplay(
                 f"{requester} needs these Python packages: {names}.\n\nInstall them into Slicer's Python now?",
                 f"{requester} - Install Python packages"):
