@@ -196,3 +196,18 @@ def test_cli_server_and_sites_in_separate_processes(site_dirs, tmp_path):
     assert server.returncode == 0, output
     assert "registered cli-fed@0.1.0" in output and '"round": 1, "phase": "evaluate"' in output
     assert "cli-fed@0.1.0" in cli("models", "list").stdout
+
+
+def test_site_cases_are_cached_between_clientapp_processes(site_dirs, tmp_path):
+    from slicerleap.federated.site_data import load_site_cases
+
+    spec = rc.input_spec(rc.settings({}))
+    fresh = load_site_cases(site_dirs[0], spec)
+    first = load_site_cases(site_dirs[0], spec, cache_dir=tmp_path)
+    again = load_site_cases(site_dirs[0], spec, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == len(fresh) == 2
+    for a, b, c in zip(fresh, first, again):
+        assert a.name == c.name and np.array_equal(a.image, c.image) and np.array_equal(a.labels, c.labels)
+        assert np.allclose(a.grid.ijk_to_ras, c.grid.ijk_to_ras) and np.array_equal(b.labels, c.labels)
+    load_site_cases(site_dirs[0], {**spec, "spacing_mm": [2.0, 2.0, None]}, cache_dir=tmp_path)  # another grid: new entries
+    assert len(list(tmp_path.glob("*.npz"))) == 4

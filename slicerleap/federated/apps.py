@@ -113,7 +113,8 @@ _SITE_CACHE: dict = {}
 
 
 def _site(context: Context):
-    """(train cases, validation cases, site index) of this node, read once per ClientApp process."""
+    """(train cases, validation cases, site index) of this node, read once per ClientApp process (and from the
+    node's `cache-dir`, when it has one, in later processes)."""
     from .site_data import load_site_cases, split_validation
 
     s = rc.settings(context.run_config)
@@ -121,7 +122,8 @@ def _site(context: Context):
     key = (folder, s["in-plane-spacing"], s["context"], s["label-value"])
     if key not in _SITE_CACHE:
         _SITE_CACHE.clear()
-        _SITE_CACHE[key] = split_validation(load_site_cases(folder, rc.input_spec(s), s["label-value"]))
+        cache = context.node_config.get("cache-dir")
+        _SITE_CACHE[key] = split_validation(load_site_cases(folder, rc.input_spec(s), s["label-value"], cache or None))
     train, val = _SITE_CACHE[key]
     return s, train, val, int(context.node_config.get("site-index", 0))
 

@@ -201,7 +201,7 @@ class Site:
             raise BadInputError(f"The site data folder '{data_dir}' does not exist.", "Give the folder holding images/ and labels/.")
         self.workdir, self.index = Path(workdir), index
         self.port = free_port()
-        node_config = {"data-dir": str(data_dir), "site-index": index}
+        node_config = {"data-dir": str(data_dir), "site-index": index, "cache-dir": str((self.workdir / f"site{index}-cache").resolve())}
         if audit_log:
             node_config["audit-log"] = str(Path(audit_log).resolve())
         self.args = [_flower_bin("flower-supernode"), "--superlink", superlink, "--port", str(self.port),
