@@ -153,13 +153,17 @@ class Coordinator:
         runs = reply.get("runs") or []
         return str(runs[0].get("status", "unknown")) if runs else "unknown"
 
-    def wait(self, run_id: int, timeout: float, poll: float = 2.0, on_poll=None) -> str:
-        """Block until the run finishes (status 'finished:...'); `on_poll()` is called between checks."""
-        deadline = time.time() + timeout
+    def wait(self, run_id: int, timeout: float, poll: float = 1.0, on_poll=None, done_file: Path | None = None,
+             status_every: float = 15.0) -> str:
+        """Block until the run finishes (status 'finished:...'); `on_poll()` is called every `poll` s. Each
+        status query starts the Flower CLI (a second of CPU), so it is asked every `status_every` s, and
+        every `poll` s once `done_file` (what the ServerApp writes last) exists."""
+        deadline, asked = time.time() + timeout, 0.0
         while True:
-            status = self.run_status(run_id)
-            if status.startswith("finished"):
-                return status
+            if time.time() - asked >= status_every or (done_file is not None and done_file.exists()):
+                status, asked = self.run_status(run_id), time.time()
+                if status.startswith("finished"):
+                    return status
             if time.time() > deadline:
                 raise SlicerLeapError(f"Federated run {run_id} did not finish within {timeout:.0f} s (status {status}).",
                                       "Check that enough sites are connected, or raise the time limit.")
@@ -181,7 +185,7 @@ class Coordinator:
             seen = len(entries)
             if should_stop():
                 raise SlicerLeapError("Federated training was stopped.", "")
-        status = self.wait(run_id, timeout, on_poll=poll)
+        status = self.wait(run_id, timeout, on_poll=poll, done_file=Path(round_log).with_name("card.json"))
         poll()
         return status
 
