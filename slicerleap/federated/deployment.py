@@ -213,7 +213,8 @@ class Site:
         self.args += ["--root-certificates", str(root_cert)] if root_cert else ["--insecure"]
         if private_key:
             self.args += ["--auth-supernode-private-key", str(private_key)]
-        self.env = {**os.environ, "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "FLWR_HOME": str((self.workdir / f"site{index}-flwr-home").resolve()),  # not the user's ~/.flwr
+                    "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
         if threads:
             self.env["OMP_NUM_THREADS"] = str(threads)
         self.process: FlowerProcess | None = None
