@@ -115,3 +115,14 @@ def test_cohort_files_read_back_with_geometry_and_slice_ranges(tmp_path, cases):
             assert first <= last
             flags[first:last + 1] = 1
         assert np.array_equal(flags, slice_labels(labels_back))
+
+
+def test_tissue_cases_vary_the_real_anatomy_and_label_its_white_matter():
+    from slicerleap.data.lesion_cases import make_tissue_case
+
+    (a, wm_a), (b, wm_b) = make_tissue_case(3, spacing_mm=3.0), make_tissue_case(4, spacing_mm=3.0)
+    assert a.same_geometry(wm_a) and set(np.unique(wm_a.array)) == {0, 1}
+    assert 0.05 < wm_a.array.mean() < 0.3 and not np.array_equal(wm_a.array, wm_b.array)  # warps differ
+    assert np.median(a.array[wm_a.array == 1]) > 1.2 * np.median(a.array[(wm_a.array == 0) & (a.array > 0.2 * a.array.max())])
+    again, _ = make_tissue_case(3, spacing_mm=3.0)
+    assert np.array_equal(again.array, a.array)

@@ -177,6 +177,18 @@ def make_lesion_case(seed: int, spacing_mm: float = 1.5, n_lesions: tuple[int, i
             grid.with_array(labels, name=f"{name} labels", modality="MR", labels=LESION_LABELS, lesions=lesions))
 
 
+def make_tissue_case(seed: int, spacing_mm: float = 1.5) -> tuple[Volume, Volume]:
+    """(image, white-matter labelmap) of one subject-like case: the template warped and scanned as in
+    `make_lesion_case`, without lesions; labels 1 where the warped WM probability is >= 0.5. Deterministic in `seed`."""
+    rng = np.random.default_rng(seed)
+    grid = _output_grid(float(spacing_mm))
+    warped = _warp_template(rng, grid)
+    image = _acquisition(rng, warped[..., 0].astype(np.float64), _template()[1], spacing_mm)
+    name = f"tissue case {seed:03d}"
+    return (grid.with_array(image.astype(np.float32), name=name, modality="MR"),
+            grid.with_array((warped[..., 2] >= 0.5).astype(np.uint8), name=f"{name} white matter", modality="MR"))
+
+
 def slice_labels(labels: Volume) -> np.ndarray:
     """1 for each K slice (array axis 0) holding any lesion voxel."""
     return (labels.array == 2).any(axis=(1, 2)).astype(np.int8)
