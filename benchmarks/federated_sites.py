@@ -82,12 +82,12 @@ def test_dice(net, tests: list, s: dict) -> list[float]:
     return [mean_dice(net, [prepare_case(image, spec, mask) for image, mask in site_tests], "cpu", s["context"]) for site_tests in tests]
 
 
-def rounds_to_90(rounds: list[dict]) -> int | None:
-    dice = [(r["round"], r["mean_dice"]) for r in rounds if r["phase"] == "evaluate" and r["mean_dice"] is not None]
-    if not dice:
+def rounds_to_90(validation_dice: list[float]) -> int | None:
+    """First round whose mean validation Dice reaches 90 % of the best round's (round 0 = initial weights)."""
+    if not validation_dice:
         return None
-    final = dice[-1][1]
-    return next(r for r, d in dice if d >= 0.9 * final)
+    best = max(validation_dice)
+    return next(r for r, d in enumerate(validation_dice) if d >= 0.9 * best)
 
 
 def run_local_only(folders, tests, s: dict, seed: int) -> dict:
@@ -114,8 +114,9 @@ def run_federated(folders, tests, s: dict, strategy: str, workdir: Path) -> dict
     net.load_state_dict(load_file(str(result["weights"])))
     rounds = result["rounds"]
     per_round_bytes = [r["bytes_up"] + r["bytes_down"] for r in rounds if r["phase"] == "train"]
-    return {"site_dice": test_dice(net, tests, s), "wall_s": time.time() - started, "rounds_to_90pct": rounds_to_90(rounds),
-            "bytes_per_round": int(np.mean(per_round_bytes)), "validation_dice_by_round": [r["mean_dice"] for r in rounds if r["phase"] == "evaluate"]}
+    validation = [r["mean_dice"] for r in rounds if r["phase"] == "evaluate"]
+    return {"site_dice": test_dice(net, tests, s), "wall_s": time.time() - started, "bytes_per_round": int(np.mean(per_round_bytes)),
+            "validation_dice_by_round": validation}
 
 
 def main() -> None:
@@ -150,7 +151,7 @@ def main() -> None:
 
 
 def markdown_table(results: dict) -> str:
-    lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % | MB per round | wall s | seeds |",
+    lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round | wall s | seeds |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method in ("local-only", "fedavg", "fedprox"):
         runs = [r for r in results["runs"] if r["method"] == method]
@@ -159,7 +160,7 @@ def markdown_table(results: dict) -> str:
         site = np.array([r["site_dice"] for r in runs])
         cells = [f"{site[:, n].mean():.3f} ± {site[:, n].std():.3f}" for n in range(site.shape[1])]
         mean = np.array([r["mean_dice"] for r in runs])
-        r90 = [r["rounds_to_90pct"] for r in runs if r.get("rounds_to_90pct") is not None]
+        r90 = [rounds_to_90(r["validation_dice_by_round"]) for r in runs if r.get("validation_dice_by_round")]
         mb = [r["bytes_per_round"] / 2**20 for r in runs if r.get("bytes_per_round")]
         lines.append(f"| {method} | {' | '.join(cells)} | {mean.mean():.3f} ± {mean.std():.3f} | "
                      f"{np.mean(r90):.1f} | {np.mean(mb):.2f} | {np.mean([r['wall_s'] for r in runs]):.0f} | {len(runs)} |"
