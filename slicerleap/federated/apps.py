@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from . import run_config as rc
+from .deployment import read_round_log
 
 
 def _array_bytes(arrays: ArrayRecord) -> int:
@@ -104,7 +105,7 @@ def server_main(grid: Grid, context: Context) -> None:
         return
     net.load_state_dict(result.arrays.to_torch_state_dict())
     save_weights(net, out / "model.safetensors")
-    history = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()] if (out / "rounds.jsonl").exists() else []
+    history = read_round_log(out / "rounds.jsonl")
     n_sites = len({site["node"] for r in history for site in r["sites"]})
     (out / "card.json").write_text(json.dumps(rc.model_card(s, history, n_sites), indent=2))
 
