@@ -151,7 +151,7 @@ def main() -> None:
 
 
 def markdown_table(results: dict) -> str:
-    lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round | wall s | seeds |",
+    lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round (3 sites, both ways) | wall s | seeds |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method in ("local-only", "fedavg", "fedprox"):
         runs = [r for r in results["runs"] if r["method"] == method]
