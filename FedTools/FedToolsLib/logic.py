@@ -122,10 +122,7 @@ class FedToolsLogic:
         first segment); `settings`: further federation settings (slicerleap.federated.run_config.DEFAULTS)."""
         if len(sites) < 1:
             raise BadInputError("No sites are defined.", "Add at least two sites (each a list of cases, or a data folder).")
-        if not MODEL_ID_PATTERN.match(model_id or ""):
-            raise BadInputError(f"'{model_id}' is not a valid model id.", "Use lower-case name@version, e.g. 'fed-liver@1.0.0'.")
-        if strategy not in ("fedavg", "fedprox"):
-            raise BadInputError(f"Unknown strategy '{strategy}'.", "Use 'fedavg' or 'fedprox'.")
+        run_config = _federation_config(rounds, strategy, local_iterations, model_id, settings)
         folders = [str(site) for site in sites if isinstance(site, (str, Path))]
         scene_sites = [list(site) for site in sites if not isinstance(site, (str, Path))]
         if folders and scene_sites:
@@ -145,9 +142,7 @@ class FedToolsLogic:
                                         "Name the structure the same way at every site.")
                 images.append(volume)
                 labels.append((segmentation, volume, {name: 1}))
-        run_config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
-                      "local-iterations": int(local_iterations), "model-id": model_id}
-        params = {"mode": "simulate", "run_config": run_config, "model_id": model_id}
+        params = {"mode": "simulate", "run_config": run_config}
         if folders:
             params["site_folders"] = folders
         else:
@@ -164,10 +159,8 @@ class FedToolsLogic:
         if not site_keys or missing:
             raise BadInputError(f"Site public keys missing: {missing or 'none given'}.",
                                 "Each site makes its key pair with `slicerleap fed keys` and sends you the .pub file.")
-        run_config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
-                      "local-iterations": int(local_iterations), "model-id": model_id}
         params = {"mode": "coordinate", "site_keys": [str(Path(k).resolve()) for k in site_keys], "host": host, "port": int(port),
-                  "run_config": run_config, "model_id": model_id}
+                  "run_config": _federation_config(rounds, strategy, local_iterations, model_id, settings)}
         return SceneJob(self.ctx, "federated-train", {}, params, keep_files=keep_files)
 
     def start_local_training(self, images: list, segmentations: list, **options) -> SceneJob:
@@ -178,6 +171,16 @@ class FedToolsLogic:
     def process(self, images: list, segmentations: list, on_progress=None, timeout: float | None = None, **options) -> dict:
         """Blocking form: returns {"model": card} with the registered model's card (id, labels, "_path" of the weights)."""
         return self.create_local_training_job(images, segmentations, **options).run(on_progress=on_progress, timeout=timeout)
+
+
+def _federation_config(rounds: int, strategy: str, local_iterations: int, model_id: str, settings: dict | None) -> dict:
+    """Flower run config of a federated job (slicerleap.federated.run_config keys), checked."""
+    if not MODEL_ID_PATTERN.match(model_id or ""):
+        raise BadInputError(f"'{model_id}' is not a valid model id.", "Use lower-case name@version, e.g. 'fed-liver@1.0.0'.")
+    if strategy not in ("fedavg", "fedprox"):
+        raise BadInputError(f"Unknown strategy '{strategy}'.", "Use 'fedavg' or 'fedprox'.")
+    return {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
+            "local-iterations": int(local_iterations), "model-id": model_id}
 
 
 def round_history(records: list[dict]) -> list[dict]:

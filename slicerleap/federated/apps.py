@@ -110,22 +110,15 @@ def server_main(grid: Grid, context: Context) -> None:
     (out / "card.json").write_text(json.dumps(rc.model_card(s, history, n_sites), indent=2))
 
 
-_SITE_CACHE: dict = {}
-
-
 def _site(context: Context):
-    """(train cases, validation cases, site index) of this node, read once per ClientApp process (and from the
-    node's `cache-dir`, when it has one, in later processes)."""
+    """(settings, train cases, validation cases, site index) of this node. Flower starts a ClientApp process
+    per message, so the prepared cases come from the node's `cache-dir` after the first round."""
     from .site_data import load_site_cases, split_validation
 
     s = rc.settings(context.run_config)
-    folder = str(context.node_config["data-dir"])
-    key = (folder, s["in-plane-spacing"], s["context"], s["label-value"])
-    if key not in _SITE_CACHE:
-        _SITE_CACHE.clear()
-        cache = context.node_config.get("cache-dir")
-        _SITE_CACHE[key] = split_validation(load_site_cases(folder, rc.input_spec(s), s["label-value"], cache or None))
-    train, val = _SITE_CACHE[key]
+    cases = load_site_cases(str(context.node_config["data-dir"]), rc.input_spec(s), s["label-value"],
+                            context.node_config.get("cache-dir") or None)
+    train, val = split_validation(cases)
     return s, train, val, int(context.node_config.get("site-index", 0))
 
 

@@ -4,11 +4,10 @@ mode "simulate" (default): every site on this machine (slicerleap.federated.loca
 sites' cases come as inputs images/labels split by params["site_sizes"] (cases per site, in order), or
 as existing site folders in params["site_folders"]. mode "coordinate": a coordinator for remote sites
 whose public keys are params["site_keys"] (sites join with `slicerleap fed site` or the FedTools panel).
-params["run_config"]: federation settings (slicerleap.federated.run_config.DEFAULTS).
+params["run_config"]: federation settings (slicerleap.federated.run_config.DEFAULTS; "model-id" names the model).
 Progress lines carry each round's per-site record, so a panel can plot loss, Dice and participation."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -68,8 +67,6 @@ def run(ctx) -> dict:
                    timeout=float(p.get("timeout", 24 * 3600)))
     else:
         raise BadInputError(f"Unknown federation mode '{mode}'.", "Use 'simulate' or 'coordinate'.")
-    card = json.loads((out / "card.json").read_text())
-    (out / "card.json").write_text(json.dumps({**card, "id": p.get("model_id", card["id"])}, indent=2))
     log = read_round_log(out / "rounds.jsonl")
     final = [e for e in log if e["phase"] == "evaluate"]
     return {"outputs": {"model": {"kind": "model", "file": "outputs/federation/model.safetensors", "card": "outputs/federation/card.json"}},
