@@ -42,15 +42,24 @@ thick-slice blurring on this scan's own sharp in-plane (usually axial) images, t
 coronal and sagittal views. It trains on this scan only: nothing is learned from, or shared with, other
 patients. A larger training budget (iterations, or a time limit) takes longer and usually restores more
 detail. While SR4ZCT trains, <b>Stop early, keep result</b> ends the training at once and restores the volume
-with the network trained so far. Cubic (B-spline), linear and sinc are the classical interpolation
+with the network trained so far; <b>Continue training</b> later picks up that network (kept with the
+result, also in a saved scene) and trains it further. Cubic (B-spline), linear and sinc are the classical interpolation
 baselines: fast, but they cannot recover detail lost between the slices.
 <br><br>
-Dual-modal deep image prior, undersampled MRI reconstruction and MRI-to-PET synthesis are not in this
-version yet.
+<b>dmDIP</b> (dual-modal deep image prior) optimises a network on this scan alone, and, when you select a
+<b>second contrast</b> of the same subject on the same voxel grid (e.g. T2w beside T1w), on both together, so
+each contrast's edges guide the other; both restored volumes are created. Its result always reproduces
+the measured slices exactly. Say how the thick slices were made: <i>slice-profile</i> for 2D multi-slice
+scans (each slice averages its thickness), <i>kspace</i> for 3D MRI acquired at low through-plane resolution.
+The iteration budget is per slab of 16 coronal slices.
+<br><br>
+Undersampled MRI reconstruction and MRI-to-PET synthesis are not in this version yet.
 """)
         self.parent.acknowledgementText = _("""
 The SR4ZCT method: Shi, Pelt, Batenburg: "SR4ZCT: Self-supervised Through-plane Resolution Enhancement
 for CT Images with Arbitrary Resolution and Overlap", MLMI 2023 (doi:10.1007/978-3-031-45673-2_6).
+The dmDIP method: Bi et al.: "Robust Unsupervised Super-Resolution of Infant MRI via Dual-Modal Deep Image
+Prior", MLMI 2023.
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer.
 The module layout follows Slicer's scripted-module template by Jean-Christophe Fillion-Robin (Kitware),
 Andras Lasso (PerkLab) and Steve Pieper (Isomics).
@@ -66,14 +75,18 @@ Andras Lasso (PerkLab) and Steve Pieper (Isomics).
 class SuperResolutionParameterNode:
     """
     inputVolume - The thick-slice volume to restore.
-    method - sr4zct (self-supervised network trained on this scan), or an interpolator: bspline (cubic
-        B-spline), linear, or sinc (windowed sinc).
+    secondVolume - dmDIP: an optional second contrast of the same subject on the input's voxel grid.
+    method - sr4zct (self-supervised network trained on this scan), dmdip (dual-modal deep image prior), or
+        an interpolator: bspline (cubic B-spline), linear, or sinc (windowed sinc).
     targetSpacing - Isotropic output voxel size (mm); 0 = the input's finest spacing.
-    iterations - SR4ZCT training iterations (the budget: more is slower and usually better).
-    timeBudget - SR4ZCT: stop training after this many seconds; 0 = no time limit.
-    sliceThickness - SR4ZCT: slice thickness (mm) when it differs from the slice spacing
+    iterations - SR4ZCT training iterations, or dmDIP iterations per slab (the budget: more is slower and
+        usually better).
+    timeBudget - SR4ZCT/dmDIP: stop after this many seconds, keeping the result so far; 0 = no time limit.
+    sliceThickness - SR4ZCT/dmDIP: slice thickness (mm) when it differs from the slice spacing
         (overlapping slices); 0 = same as the spacing.
     network - SR4ZCT network: unet (small 2D U-Net, fast on CPU) or msd (the paper's MS-D net).
+    continueTraining - SR4ZCT: continue training the network that made outputVolume instead of starting afresh.
+    degradation - dmDIP: how the thick slices were made: slice-profile (2D multi-slice) or kspace (3D MRI).
     differenceFromCubic - Also create the result minus cubic interpolation (what the method added).
     outputVolume - The latest result.
     device - Where the job runs: auto picks CUDA, then Apple MPS, then CPU (interpolators use the CPU).
@@ -81,12 +94,15 @@ class SuperResolutionParameterNode:
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(["sr4zct", "bspline", "linear", "sinc"])] = "sr4zct"
+    secondVolume: vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(["sr4zct", "dmdip", "bspline", "linear", "sinc"])] = "sr4zct"
     targetSpacing: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
     iterations: Annotated[int, WithinRange(1, 20000)] = 400
     timeBudget: Annotated[float, WithinRange(0.0, 86400.0)] = 0.0
     sliceThickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     network: Annotated[str, Choice(["unet", "msd"])] = "unet"
+    degradation: Annotated[str, Choice(["slice-profile", "kspace"])] = "slice-profile"
+    continueTraining: bool = False
     differenceFromCubic: bool = False
     outputVolume: vtkMRMLScalarVolumeNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
@@ -109,21 +125,37 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         if not self._parameterNode.inputVolume:
             return False, _("Select an input volume")
         if self._parameterNode.method == "sr4zct":
+            if self._parameterNode.continueTraining:
+                if not self.logic.hasSR4ZCTNetwork(self._parameterNode.outputVolume):
+                    return False, _("No SR4ZCT result to continue from: run SR4ZCT once, or untick Continue training")
+                return True, _("Continue training the network of the latest SR4ZCT result, and restore again")
             return True, _("Train SR4ZCT on the input volume and restore it at the target spacing")
+        if self._parameterNode.method == "dmdip":
+            if self._parameterNode.secondVolume:
+                return True, _("Restore the input volume and the second contrast together with dmDIP")
+            return True, _("Restore the input volume with a deep image prior (dmDIP, one contrast)")
+        if self._parameterNode.secondVolume:
+            return False, _("A second contrast is used by dmDIP only: choose dmdip, or clear the second contrast")
         return True, _("Resample the input volume to the target spacing")
 
     def onParameterNodeModified(self) -> None:
-        """The SR4ZCT training settings apply to SR4ZCT only ("difference from cubic" to every method)."""
-        isSR4ZCT = bool(self._parameterNode) and self._parameterNode.method == "sr4zct"
-        for widget in (self.ui.iterationsSpinBox, self.ui.timeBudgetSpinBox, self.ui.sliceThicknessSpinBox, self.ui.networkComboBox):
-            widget.enabled = isSR4ZCT
+        """The budget applies to the per-scan methods, the network to SR4ZCT, the second contrast and the
+        degradation model to dmDIP ("difference from cubic" to every method)."""
+        method = self._parameterNode.method if self._parameterNode else ""
+        for widget in (self.ui.iterationsSpinBox, self.ui.timeBudgetSpinBox, self.ui.sliceThicknessSpinBox):
+            widget.enabled = method in ("sr4zct", "dmdip")
+        self.ui.networkComboBox.enabled = self.ui.continueTrainingCheckBox.enabled = method == "sr4zct"
+        for widget in (self.ui.secondVolumeSelector, self.ui.degradationComboBox):
+            widget.enabled = method == "dmdip"
 
     def startJob(self):
         p = self._parameterNode
         return self.logic.start(p.inputVolume, method=p.method, spacingMm=p.targetSpacing or None,
                                 iterations=p.iterations, timeBudgetS=p.timeBudget or None,
                                 sliceThicknessMm=p.sliceThickness or None, network=p.network,
-                                differenceFromCubic=p.differenceFromCubic, device=p.device, keepFiles=p.keepFiles)
+                                differenceFromCubic=p.differenceFromCubic, secondVolume=p.secondVolume if p.method == "dmdip" else None,
+                                degradation=p.degradation, device=p.device, keepFiles=p.keepFiles,
+                                resumeFrom=p.outputVolume if p.method == "sr4zct" and p.continueTraining else None)
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputVolume = outputs["volume"]
@@ -142,6 +174,7 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
         logic = slicer.util.getModuleLogic("SuperResolution")
         outputs = logic.process(getNode("CTChest"), method="sr4zct", iterations=400, differenceFromCubic=True)
         outputs = logic.process(getNode("CTChest"), method="sinc", spacingMm=1.0)
+        outputs = logic.process(getNode("T1"), method="dmdip", secondVolume=getNode("T2"), iterations=300)
     """
 
     def __init__(self) -> None:
@@ -163,31 +196,42 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                 device, keepFiles) -> dict:
-        return {"method": method, "spacing": spacingMm, "iterations": iterations, "time_budget_s": timeBudgetS,
+                 secondVolume, degradation, device, keepFiles, resumeFrom=None) -> dict:
+        return {"resume_from": resumeFrom, "method": method, "spacing": spacingMm, "iterations": iterations, "time_budget_s": timeBudgetS,
                 "thickness_mm": sliceThicknessMm, "network": network, "difference_from_cubic": differenceFromCubic,
-                "device": device, "keep_files": keepFiles}
+                "second_volume": secondVolume, "degradation": degradation, "device": device, "keep_files": keepFiles}
 
     def start(self, inputVolume, method="sr4zct", spacingMm=None, iterations=400, timeBudgetS=None, sliceThicknessMm=None,
-              network="unet", differenceFromCubic=False, device="auto", keepFiles=False):
+              network="unet", differenceFromCubic=False, secondVolume=None, degradation="slice-profile", device="auto",
+              keepFiles=False, resumeFrom=None):
         """Start restoring in a background process; returns the job (poll(), cancel(), finish()).
         spacingMm: None = isotropic at the input's finest spacing; a number = isotropic; [i, j, k] per axis.
-        SR4ZCT only: iterations (training budget), timeBudgetS (seconds; None = no limit), sliceThicknessMm
-        (None = same as the slice spacing), network ("unet" or "msd")."""
+        SR4ZCT and dmDIP: iterations (the budget; dmDIP: per slab), timeBudgetS (seconds; None = no limit),
+        sliceThicknessMm (None = same as the slice spacing). SR4ZCT: network ("unet" or "msd"). dmDIP:
+        secondVolume (optional second contrast on the same grid, restored too), degradation ("slice-profile"
+        for 2D multi-slice scans, "kspace" for 3D MRI). resumeFrom: a volume an earlier SR4ZCT job restored
+        from this input: training continues from its network."""
         options = self._options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                                device, keepFiles)
+                                secondVolume, degradation, device, keepFiles, resumeFrom)
         return self.jobs.start(inputVolume, **options)
 
     def process(self, inputVolume, method="sr4zct", spacingMm=None, iterations=400, timeBudgetS=None, sliceThicknessMm=None,
-                network="unet", differenceFromCubic=False, device="auto", keepFiles=False, showResult=True) -> dict:
+                network="unet", differenceFromCubic=False, secondVolume=None, degradation="slice-profile", device="auto",
+                keepFiles=False, showResult=True, resumeFrom=None) -> dict:
         """Restore and wait. Returns {"volume": vtkMRMLScalarVolumeNode}, plus "difference" (the result minus
-        cubic interpolation, on the same grid) when differenceFromCubic."""
+        cubic interpolation, on the same grid) when differenceFromCubic and "volume2" (the restored second
+        contrast) for dmDIP with a secondVolume."""
         options = self._options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                                device, keepFiles)
+                                secondVolume, degradation, device, keepFiles, resumeFrom)
         outputs = self.jobs.process(inputVolume, on_progress=SlicerLeapCommonLib.logProgress, **options)
         if showResult:
             self.showResult(outputs)
         return outputs
+
+    @staticmethod
+    def hasSR4ZCTNetwork(volumeNode) -> bool:
+        """Whether an SR4ZCT job kept its network with this volume (so training can continue from it)."""
+        return volumeNode is not None and bool(volumeNode.GetAttribute("SlicerLeap.SR4ZCT.checkpoint"))
 
     @staticmethod
     def showResult(outputs: dict) -> None:

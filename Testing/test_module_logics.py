@@ -4,6 +4,7 @@ processes: the same scenarios as each module's ScriptedLoadableModuleTest, which
 Kept small for 2 CPU cores: 32^3 phantoms at 2 mm, few iterations, a tiny U-Net; SR4ZCT's quality check uses
 a 64^3 block of real anatomy (the MNI T1) and a small training budget.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from SuperResolutionLib.logic import SuperResolutionLogic  # noqa: E402
 
 from slicerleap import Volume  # noqa: E402
 from slicerleap.errors import BadInputError  # noqa: E402
+from slicerleap.jobs import JobFailed  # noqa: E402
 from slicerleap.models import ModelCatalog  # noqa: E402
 from slicerleap.scene import labels_to_segmentation_node, new_scene_context, node_to_volume, volume_to_node  # noqa: E402
 from slicerleap.scene.segmentations import hex_to_rgb, segmentation_node_to_labels  # noqa: E402
@@ -299,6 +301,89 @@ def test_superresolution_sr4zct_beats_cubic_on_oblique_real_anatomy():
     assert difference_volume.same_geometry(restored)
     data_range = float(hr.array.max() - hr.array.min())
     np.testing.assert_allclose(difference_volume.array, restored.array - cubic.array, atol=1e-3 * data_range)
+
+
+def test_superresolution_dmdip_restores_two_contrasts_on_oblique_real_anatomy():
+    """dmDIP through the module logic with a second contrast: 4 mm box-profile slices of a 64^3 block of the MNI T1
+    and of a second contrast on the same oblique grid. Both restored volumes lie on the 1 mm grid of the truth,
+    each next to its input, and the first beats cubic interpolation of the same slices."""
+    from slicerleap.demo import psnr, thick_slices
+    from slicerleap.transforms import resample_to_reference
+
+    rotation = _rotation((2.0, -1.0, 0.5), 25.0)
+    hr_straight = _mni_block()
+    hr = _rotated(hr_straight, rotation)
+    thick = _rotated(thick_slices(hr_straight, 4), rotation)
+    ctx = new_scene_context()
+    first = volume_to_node(ctx, thick, "T1 thick")
+    second = volume_to_node(ctx, thick.with_array(np.sqrt(np.maximum(thick.array, 0.0)) * 10.0), "T2 thick")
+
+    outputs = SuperResolutionLogic(ctx).process(first, method="dmdip", second_volume=second, iterations=10, timeout=300)
+    assert set(outputs) == {"volume", "volume2"}
+    restored, restored2 = node_to_volume(outputs["volume"]), node_to_volume(outputs["volume2"])
+    n = hr.array.shape[0]
+    for volume in (restored, restored2):
+        np.testing.assert_allclose(volume.ijk_to_ras, hr.ijk_to_ras, atol=1e-6)  # the truth's 1 mm oblique grid
+        assert volume.array.shape == hr.array.shape and np.isfinite(volume.array).all()
+    assert outputs["volume2"].GetName().startswith("T2 thick")
+    cubic = resample_to_reference(node_to_volume(first), restored, "bspline", extrapolate=True)
+    psnr_dmdip, psnr_cubic = psnr(hr.array, restored.array[:n]), psnr(hr.array, cubic.array[:n])
+    assert psnr_dmdip > psnr_cubic + 0.3, f"dmDIP {psnr_dmdip:.2f} dB vs cubic {psnr_cubic:.2f} dB PSNR"
+
+
+def test_superresolution_sr4zct_continues_training_from_a_saved_result(ctx):
+    """An SR4ZCT result keeps its network (a checkpoint referenced by a node attribute); a later job continues from
+    it: one more iteration then stays close to the 30-iteration result, unlike one iteration from scratch. A result
+    without a network, a tampered checkpoint and another input volume are refused with a clear message."""
+    import json
+
+    from slicerleap.tasks.superres import CHECKPOINT_ATTRIBUTE
+
+    image, _ = phantom(seed=7)
+    thick = volume_to_node(ctx, Volume.from_geometry(image[::4], (SPACING, SPACING, 4 * SPACING), ORIGIN, LPS_LIKE), "thick to resume")
+    logic = SuperResolutionLogic(ctx)
+    first = logic.process(thick, method="sr4zct", iterations=30)["volume"]
+    reference = json.loads(first.GetAttribute(CHECKPOINT_ATTRIBUTE))
+    assert reference["iterations_done"] == 30 and reference["network"] == "unet"
+    resumed = logic.process(thick, method="sr4zct", iterations=1, resume_from=first)["volume"]
+    assert json.loads(resumed.GetAttribute(CHECKPOINT_ATTRIBUTE))["iterations_done"] == 31
+    fresh = logic.process(thick, method="sr4zct", iterations=1)["volume"]
+    a, b, c = (node_to_volume(n).array.astype(np.float64) for n in (first, resumed, fresh))
+    assert np.abs(b - a).mean() < 0.5 * np.abs(c - a).mean()
+
+    cubic = logic.process(thick, method="cubic")["volume"]
+    with pytest.raises(BadInputError, match="not restored by SR4ZCT"):
+        logic.create_job(thick, method="sr4zct", resume_from=cubic)
+    with pytest.raises(BadInputError, match="Only SR4ZCT"):
+        logic.create_job(thick, method="dmdip", resume_from=first)
+    other = volume_to_node(ctx, Volume.from_geometry(image[:24:3], (SPACING, SPACING, 3 * SPACING), ORIGIN, LPS_LIKE), "other")
+    nodes_before = ctx.scene.GetNumberOfNodes()
+    with pytest.raises(JobFailed, match="different spacing_mm.*Fix:"):
+        logic.process(other, method="sr4zct", iterations=1, resume_from=first)
+    path = Path(os.environ["SLICERLEAP_HOME"]) / "checkpoints" / f"{reference['id']}.safetensors"
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with pytest.raises(JobFailed, match="failed verification.*Fix:"):
+        logic.process(thick, method="sr4zct", iterations=1, resume_from=first)
+    assert ctx.scene.GetNumberOfNodes() == nodes_before  # failed jobs leave the scene as it was
+
+
+def test_superresolution_checks_the_dmdip_inputs(ctx):
+    image, _ = phantom()
+    thick = volume_to_node(ctx, Volume.from_geometry(image[::4], (SPACING, SPACING, 4 * SPACING), ORIGIN, LPS_LIKE), "thick T1")
+    same_grid = volume_to_node(ctx, Volume.from_geometry(image[::4] * 2, (SPACING, SPACING, 4 * SPACING), ORIGIN, LPS_LIKE), "thick T2")
+    shifted = volume_to_node(ctx, Volume.from_geometry(image[::4], (SPACING, SPACING, 4 * SPACING), (61.0, 50.0, -20.0), LPS_LIKE), "moved")
+    logic = SuperResolutionLogic(ctx)
+    job = logic.create_job(thick, method="dmdip", second_volume=same_grid, iterations=20, degradation="kspace")
+    assert set(job.inputs) == {"image", "image2"}
+    assert job.spec.params == {"method": "dmdip", "spacing": None, "difference_from_cubic": False, "iterations": 20,
+                               "time_budget_s": None, "thickness_mm": None, "degradation": "kspace", "output_name2": "thick T2"}
+    assert set(logic.create_job(thick, method="dmdip").inputs) == {"image"}  # single-modal
+    for options, message in [({"second_volume": shifted}, "not on the same voxel grid"), ({"second_volume": thick}, "input volume itself"),
+                             ({"degradation": "gaussian"}, "Unknown dmDIP degradation"), ({"iterations": 0}, "at least 1")]:
+        with pytest.raises(BadInputError, match=message):
+            logic.create_job(thick, method="dmdip", **options)
+    with pytest.raises(BadInputError, match="dmDIP only"):
+        logic.create_job(thick, method="sr4zct", second_volume=same_grid)
 
 
 def test_superresolution_difference_from_cubic_with_an_interpolator(ctx):

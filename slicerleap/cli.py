@@ -157,6 +157,8 @@ def cmd_superres(args) -> int:
         raise SlicerLeapError("--output2 needs --input2 (the second contrast to restore).", "Add --input2, or drop --output2.")
     params = {"method": args.method, "spacing": args.spacing, "iterations": args.iterations, "time_budget_s": args.time_budget,
               "thickness_mm": args.thickness, "difference_from_cubic": bool(args.difference)}
+    if args.method == "dmdip":
+        params["degradation"] = args.degradation
     inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
     return _run("superres", inputs, params, None, args.device, args.keep_files,
                 {"volume": args.output, "difference": args.difference, "volume2": args.output2})
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT or interpolation)")
+    p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT, dmDIP or interpolation)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--method", default="sr4zct", choices=["sr4zct", "dmdip", "cubic", "bspline", "linear", "sinc"],
@@ -247,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mm: one value (isotropic) or three (default: isotropic at the in-plane pixel size)")
     p.add_argument("--iterations", type=int, default=400, help="SR4ZCT training iterations / dmDIP iterations per slab (budget)")
     p.add_argument("--time-budget", type=float, default=None, help="stop the optimisation after this many seconds")
-    p.add_argument("--thickness", type=float, default=None, help="SR4ZCT: slice thickness in mm if it differs from the spacing (overlap)")
+    p.add_argument("--thickness", type=float, default=None, help="slice thickness in mm if it differs from the spacing (overlap)")
+    p.add_argument("--degradation", default="slice-profile", choices=["slice-profile", "kspace"],
+                   help="dmdip: how the thick slices were made: box slice profile (2D multi-slice, default) or "
+                        "central k-space (3D acquisition, the dmDIP paper's model)")
     p.add_argument("--difference", default=None, help="also write (method - cubic interpolation) here")
     common(p)
     p.set_defaults(func=cmd_superres)

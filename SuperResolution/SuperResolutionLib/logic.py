@@ -6,18 +6,24 @@ Methods: "sr4zct" (default), self-supervised through-plane super-resolution (Shi
 degrade, then applied to its coronal and sagittal slices; nothing is learned from other patients, and
 the training budget (iterations, optional time limit) trades time for quality. "bspline" (cubic
 B-spline; "cubic" is accepted as an alias), "linear" and "sinc" (windowed sinc) are the classical
-interpolators it is measured against. Optionally also returns the result minus cubic interpolation
+interpolators it is measured against. "dmdip": dual-modal deep image prior (Bi et al., MLMI 2023), a
+per-scan optimisation that restores the input and, optionally, a second contrast of the same subject on
+the same grid (e.g. T2w beside T1w) together, each output consistent with its measured slices.
+Optionally also returns the result minus cubic interpolation
 (output "difference"), i.e. what the method added beyond the classical baseline."""
 from __future__ import annotations
 
 import math
 
-from slicerleap.enhancement.slice_profile import check_thick_slices
+import numpy as np
+
+from slicerleap.enhancement.slice_profile import DEGRADATIONS, check_thick_slices
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
-METHODS = ("sr4zct", "bspline", "linear", "sinc")
+METHODS = ("sr4zct", "dmdip", "bspline", "linear", "sinc")
+PER_SCAN_METHODS = ("sr4zct", "dmdip")
 METHOD_ALIASES = {"cubic": "bspline"}
 NETWORKS = ("unet", "msd")  # SR4ZCT: small residual 2D U-Net (CPU-friendly default), or the paper's MS-D net
 
@@ -57,19 +63,70 @@ def _optional_non_negative(value, what: str, unit: str, fix: str) -> float | Non
     return number
 
 
+def _budget_params(what: str, iterations, time_budget_s, thickness_mm) -> dict:
+    count = _number(iterations, f"number of {what} iterations", "Use a whole number of at least 1, e.g. 400.")
+    if count < 1 or count != int(count):
+        raise BadInputError(f"{what} iterations must be a whole number of at least 1 (got {iterations}).",
+                            "Use e.g. 400; fewer is faster, more restores more detail.")
+    budget = _optional_non_negative(time_budget_s, f"{what} time budget", "s", "Use 0 for no time limit, or a number of seconds, e.g. 120.")
+    thickness = _optional_non_negative(thickness_mm, "slice thickness", "mm",
+                                       "Use 0 when the thickness equals the slice spacing, or the scanner's slice thickness in mm.")
+    return {"iterations": int(count), "time_budget_s": budget or None, "thickness_mm": thickness or None}
+
+
 def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network: str = "unet") -> dict:
     """Checked SR4ZCT job parameters. `time_budget_s` None or 0: no time limit; `thickness_mm` None or 0:
     the slice thickness equals the slice spacing (no overlap or gap)."""
-    count = _number(iterations, "number of SR4ZCT iterations", "Use a whole number of at least 1, e.g. 400.")
-    if count < 1 or count != int(count):
-        raise BadInputError(f"SR4ZCT iterations must be a whole number of at least 1 (got {iterations}).",
-                            "Use e.g. 400; fewer is faster, more restores more detail.")
-    budget = _optional_non_negative(time_budget_s, "SR4ZCT time budget", "s", "Use 0 for no time limit, or a number of seconds, e.g. 120.")
-    thickness = _optional_non_negative(thickness_mm, "slice thickness", "mm",
-                                       "Use 0 when the thickness equals the slice spacing, or the scanner's slice thickness in mm.")
     if network not in NETWORKS:
         raise BadInputError(f"Unknown SR4ZCT network '{network}'.", f"Use one of: {', '.join(NETWORKS)}.")
-    return {"iterations": int(count), "time_budget_s": budget or None, "thickness_mm": thickness or None, "network": network}
+    return {**_budget_params("SR4ZCT", iterations, time_budget_s, thickness_mm), "network": network}
+
+
+def dmdip_params(iterations=300, time_budget_s=None, thickness_mm=None, degradation: str = "slice-profile") -> dict:
+    """Checked dmDIP job parameters (iterations per slab of coronal slices; the time budget is for the whole
+    volume). `degradation`: "slice-profile" (thick slices are box averages, as 2D multi-slice acquisitions)
+    or "kspace" (the paper's central-k-space truncation, for 3D acquisitions)."""
+    if degradation not in DEGRADATIONS:
+        raise BadInputError(f"Unknown dmDIP degradation model '{degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
+    return {**_budget_params("dmDIP", iterations, time_budget_s, thickness_mm), "degradation": degradation}
+
+
+def sr4zct_checkpoint(restored_volume) -> dict:
+    """The reference to the SR4ZCT network an earlier job kept with `restored_volume` (saved with the scene)."""
+    import json
+
+    from slicerleap.tasks.superres import CHECKPOINT_ATTRIBUTE
+
+    text = restored_volume.GetAttribute(CHECKPOINT_ATTRIBUTE) if restored_volume is not None else None
+    if not text:
+        name = restored_volume.GetName() if restored_volume is not None else "None"
+        raise BadInputError(f"'{name}' was not restored by SR4ZCT, so there is no training to continue.",
+                            "Select a volume an SR4ZCT job created, or start from scratch.")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BadInputError(f"The SR4ZCT network reference on '{restored_volume.GetName()}' is malformed.", "Start from scratch.") from None
+
+
+def _ijk_to_ras(node) -> np.ndarray:
+    import slicer.util
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    return slicer.util.arrayFromVTKMatrix(m)
+
+
+def check_second_contrast(first, second) -> None:
+    """dmDIP's second contrast must be a scalar volume on exactly the first one's voxel grid."""
+    require_scalar_volume(second, "second contrast")
+    if second is first:
+        raise BadInputError("The second contrast is the input volume itself.",
+                            "Select another contrast of the same subject (e.g. T2w for a T1w input), or none.")
+    same_dims = tuple(first.GetImageData().GetDimensions()) == tuple(second.GetImageData().GetDimensions())
+    if not (same_dims and np.allclose(_ijk_to_ras(first), _ijk_to_ras(second), atol=1e-4)):
+        raise BadInputError(f"The second contrast '{second.GetName()}' is not on the same voxel grid as '{first.GetName()}'.",
+                            "Register it to the input (RegistrationDL), resample it onto the input's grid, then run again.")
 
 
 class SuperResolutionLogic:
@@ -80,22 +137,39 @@ class SuperResolutionLogic:
 
     def create_job(self, input_volume, method: str = "sr4zct", spacing=None, iterations: int = 400,
                    time_budget_s: float | None = None, thickness_mm: float | None = None, network: str = "unet",
-                   difference_from_cubic: bool = False, device: str = "auto", keep_files: bool = False) -> SceneJob:
-        """A job (not started yet); see spacing_param for `spacing` (mm). SR4ZCT only: `iterations`
-        (training budget), `time_budget_s` (stop training after this many seconds; None or 0: no limit),
-        `thickness_mm` (slice thickness when it differs from the slice spacing, e.g. overlapping slices;
-        None or 0: same as the spacing), `network` ("unet" or "msd"). `difference_from_cubic`: also
-        output the result minus cubic interpolation ("difference")."""
+                   difference_from_cubic: bool = False, second_volume=None, degradation: str = "slice-profile",
+                   resume_from=None, device: str = "auto", keep_files: bool = False) -> SceneJob:
+        """A job (not started yet); see spacing_param for `spacing` (mm). The per-scan methods (SR4ZCT,
+        dmDIP): `iterations` (the budget; dmDIP: per slab of coronal slices), `time_budget_s` (stop after
+        this many seconds, keeping the result so far; None or 0: no limit), `thickness_mm` (slice thickness
+        when it differs from the slice spacing, e.g. overlapping slices; None or 0: same as the spacing).
+        SR4ZCT only: `network` ("unet" or "msd"); `resume_from` (a volume an earlier SR4ZCT job restored from
+        this input: training continues from its network for `iterations` more). dmDIP only: `second_volume` (another contrast of the same
+        subject on the same voxel grid, restored too: output "volume2"), `degradation` ("slice-profile" or
+        "kspace"). `difference_from_cubic`: also output the result minus cubic interpolation ("difference")."""
         require_scalar_volume(input_volume, "input volume")
         method = METHOD_ALIASES.get(method, method)
         if method not in METHODS:
             raise BadInputError(f"Unknown super-resolution method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+        if second_volume is not None and method != "dmdip":
+            raise BadInputError("A second contrast is used by dmDIP only.", "Choose the dmdip method, or clear the second contrast.")
         params = {"method": method, "spacing": spacing_param(spacing), "difference_from_cubic": bool(difference_from_cubic)}
         checked = sr4zct_params(iterations, time_budget_s, thickness_mm, network)  # checked whatever the method
-        if method == "sr4zct":
+        inputs = {"image": input_volume}
+        if method == "dmdip":
+            checked = dmdip_params(iterations, time_budget_s, thickness_mm, degradation)
+            if second_volume is not None:
+                check_second_contrast(input_volume, second_volume)
+                inputs["image2"] = second_volume
+                params["output_name2"] = second_volume.GetName()
+        if method in PER_SCAN_METHODS:
             check_thick_slices(input_volume.GetSpacing(), checked["thickness_mm"], input_volume.GetName())
             params.update(checked)
-        return SceneJob(self.ctx, "superres", {"image": input_volume}, params, device=device, keep_files=keep_files)
+        if resume_from is not None:
+            if method != "sr4zct":
+                raise BadInputError("Only SR4ZCT can continue an earlier optimisation.", "Choose the sr4zct method, or start from scratch.")
+            params["resume_from"] = sr4zct_checkpoint(resume_from)
+        return SceneJob(self.ctx, "superres", inputs, params, device=device, keep_files=keep_files)
 
     def start(self, input_volume, **options) -> SceneJob:
         """Start restoring in a worker process and return at once; poll() the job, then finish().
@@ -105,5 +179,6 @@ class SuperResolutionLogic:
     def process(self, input_volume, on_progress=None, timeout: float | None = None, **options) -> dict:
         """Blocking form: returns {"volume": vtkMRMLScalarVolumeNode} at the target spacing, covering the
         input's extent, with the input's orientation, plus "difference" (the result minus cubic
-        interpolation, on the same grid) when `difference_from_cubic`. `options` are create_job's."""
+        interpolation, on the same grid) when `difference_from_cubic`, and "volume2" (the restored second
+        contrast) for dmDIP with a `second_volume`. `options` are create_job's."""
         return self.create_job(input_volume, **options).run(on_progress=on_progress, timeout=timeout)

@@ -22,9 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import BadInputError
 from ..transforms.intensity import robust_range
 from ..volume import Volume, move_axis_first, restore_axis
-from .slice_profile import check_thick_slices
+from .slice_profile import DEGRADATIONS, check_thick_slices, downsample_matrix
+
+PRIOR_INPUTS = ("upsampled", "noise")
 
 
 @dataclass
@@ -36,6 +39,13 @@ class DMDIPConfig:
     slab: int = 16  # coronal slices optimised together
     time_budget_s: float | None = None  # for the whole volume, split evenly over the slabs
     seed: int = 0
+    thickness_mm: float | None = None  # slice thickness r; None: equal to the spacing (no overlap)
+    # "slice-profile": thick slices are box averages (2D multi-slice acquisitions, SR4ZCT's model);
+    # "kspace": the paper's central-k-space truncation (3D acquisitions with low through-plane resolution)
+    degradation: str = "slice-profile"
+    # "upsampled": the prior's input is the cubic upsampling of every contrast (plus DIP noise) and each head
+    # adds a residual, so a CPU budget starts from cubic quality; "noise": the paper's pure-noise input
+    prior_input: str = "upsampled"
 
 
 def _shifted_spectrum(x: torch.Tensor, shift: float) -> torch.Tensor:
@@ -79,45 +89,100 @@ def kspace_replace(x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifft(spectrum * torch.exp(-2j * math.pi * freqs * shift), dim=-1, norm="ortho").real
 
 
+class SliceProfile:
+    """Thick-slice acquisition along the last axis: the SR4ZCT box slice profile F_down (thickness r every
+    d mm) as a matrix A. `consistent` is the exact analogue of k-space replacement for this model: the
+    smallest change to x with A x = y (x + A^T (A A^T)^-1 (y - A x)), so the output never contradicts the
+    measured slices."""
+
+    def __init__(self, n_high: int, pixel_mm: float, thickness_mm: float, spacing_mm: float, device):
+        a = downsample_matrix(n_high, pixel_mm, thickness_mm, spacing_mm)
+        self.a = torch.from_numpy(a.astype(np.float32)).to(device)
+        self.correction = torch.from_numpy((a.T @ np.linalg.pinv(a @ a.T)).astype(np.float32)).to(device)
+
+    def degrade(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.a.T
+
+    def consistent(self, x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        return x + (low - self.degrade(x)) @ self.correction.T
+
+
+class KSpaceTruncation:
+    """The dmDIP paper's degradation d(.) (central k-space kept) and its k-space replacement."""
+
+    def __init__(self, n_low: int):
+        self.n_low = n_low
+
+    def degrade(self, x: torch.Tensor) -> torch.Tensor:
+        return kspace_truncate(x, self.n_low)
+
+    def consistent(self, x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        return kspace_replace(x, low)
+
+
 class DualModalDIP(nn.Module):
     """Shared trunk f1 and one head per contrast: MONAI BasicUNets as DIP skip networks. Upsampling is
     bilinear, as in DIP's skip network: transposed convolutions put checkerboard energy into the
     frequencies k-space truncation does not see, which wrecked the output (mean squared error 50-100x
-    that of cubic interpolation on MNI slices, against 0.6x with bilinear upsampling)."""
+    that of cubic interpolation on MNI slices, against 0.6x with bilinear upsampling).
 
-    def __init__(self, modalities: int, channels: int = 32, noise_channels: int = 8):
+    `residual`: each head adds to a starting image (the cubic upsampling of its contrast, which is also
+    part of the input), its last layer zero-initialised so optimisation starts from cubic interpolation."""
+
+    def __init__(self, modalities: int, channels: int = 32, input_channels: int = 8, residual: bool = False):
         super().__init__()
         from monai.networks.nets import BasicUNet
 
         c = channels
         kw = dict(act=("LeakyReLU", {"negative_slope": 0.1, "inplace": True}), norm="instance", upsample="nontrainable")
-        self.trunk = BasicUNet(2, noise_channels, c, (c // 2, c // 2, c, c, c, c // 2), **kw)
+        self.trunk = BasicUNet(2, input_channels, c, (c // 2, c // 2, c, c, c, c // 2), **kw)
         self.heads = nn.ModuleList(BasicUNet(2, c, 1, (c // 2, c, c, c, 2 * c, c // 2), **kw) for _ in range(modalities))
+        self.residual = residual
+        if residual:
+            for head in self.heads:
+                nn.init.zeros_(head.final_conv.weight)
+                nn.init.zeros_(head.final_conv.bias)
 
-    def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, z: torch.Tensor, starts: torch.Tensor | None = None) -> list[torch.Tensor]:
         features = self.trunk(z)
-        return [head(features) for head in self.heads]
+        outputs = [head(features) for head in self.heads]
+        if self.residual:
+            outputs = [o + starts[:, m:m + 1] for m, o in enumerate(outputs)]
+        return outputs
 
 
 def _pad16(n: int) -> int:
     return -(-n // 16) * 16  # BasicUNet halves the size four times
 
 
-def dmdip_slab(lows: list[np.ndarray], n_high: int, config: DMDIPConfig, device, report=lambda *a, **k: None,
+def dmdip_slab(lows: list[np.ndarray], n_high: int, config: DMDIPConfig, device, operator,
+               starts: list[np.ndarray] | None = None, report=lambda *a, **k: None,
                should_stop: Callable[[], bool] = lambda: False, budget_s: float | None = None) -> list[np.ndarray]:
-    """lows: per contrast, (B, W, n_low) slabs with the thick axis last. Returns (B, W, n_high) per contrast."""
+    """lows: per contrast, (B, W, n_low) slabs with the thick axis last; starts: per contrast, (B, W, n_high)
+    cubic upsamplings (the prior's input when config.prior_input == "upsampled"). Returns (B, W, n_high)
+    per contrast, made consistent with the measured slices by `operator`."""
     generator = torch.Generator().manual_seed(config.seed)
     b, w, n_low = lows[0].shape
-    net = DualModalDIP(len(lows), config.channels, config.noise_channels).to(device)
     hh, ww = _pad16(w), _pad16(n_high)
-    z = (torch.rand((b, config.noise_channels, hh, ww), generator=generator) * 0.1).to(device)  # fixed input, U(0, 0.1) as DIP
+    noise = torch.rand((b, config.noise_channels, hh, ww), generator=generator) * 0.1  # fixed input, U(0, 0.1) as DIP
+    upsampled = config.prior_input == "upsampled"
+    start = None
+    if upsampled:  # replicate-padded to the network's size; the noise channels keep DIP's random input
+        start = torch.from_numpy(np.stack(starts, axis=1).astype(np.float32))
+        start = nn.functional.pad(start, (0, ww - n_high, 0, hh - w), mode="replicate")
+        z = torch.cat([start, noise], dim=1)
+        start = start.to(device)
+    else:
+        z = noise
+    net = DualModalDIP(len(lows), config.channels, z.shape[1], residual=upsampled).to(device)
+    z = z.to(device)
     targets = [torch.from_numpy(np.ascontiguousarray(low, dtype=np.float32)).to(device) for low in lows]
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     started = time.monotonic()
     for it in range(config.iterations):
         optimiser.zero_grad(set_to_none=True)
-        outputs = [o[:, 0, :w, :n_high] for o in net(z)]
-        loss = sum(torch.mean((kspace_truncate(o, n_low) - t) ** 2) for o, t in zip(outputs, targets))
+        outputs = [o[:, 0, :w, :n_high] for o in net(z, start)]
+        loss = sum(torch.mean((operator.degrade(o) - t) ** 2) for o, t in zip(outputs, targets))
         loss.backward()
         optimiser.step()
         if (it + 1) % 25 == 0:
@@ -125,42 +190,57 @@ def dmdip_slab(lows: list[np.ndarray], n_high: int, config: DMDIPConfig, device,
         if should_stop() or (budget_s and time.monotonic() - started > budget_s):
             break
     with torch.no_grad():
-        outputs = [o[:, 0, :w, :n_high] for o in net(z)]
-        return [kspace_replace(o, t).cpu().numpy() for o, t in zip(outputs, targets)]
+        outputs = [o[:, 0, :w, :n_high] for o in net(z, start)]
+        return [operator.consistent(o, t).cpu().numpy() for o, t in zip(outputs, targets)]
 
 
 def dmdip(volumes: list[Volume], config: DMDIPConfig, device, report=lambda *a, **k: None,
           should_stop: Callable[[], bool] = lambda: False) -> list[Volume]:
     """Super-resolve one or two co-registered thick-slice volumes (same grid) to the in-plane pixel
-    size along the thick axis. Returns one Volume per input, on the same high-resolution grid."""
+    size along the thick axis. Returns one Volume per input, on the same high-resolution grid
+    (SR4ZCT's: voxel 0 covers the start of the first thick slice)."""
+    from ..transforms import resample_to_reference
     from .sr4zct import linear_upsample, thick_axis
 
+    if config.degradation not in DEGRADATIONS:
+        raise BadInputError(f"Unknown dmDIP degradation model '{config.degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
+    if config.prior_input not in PRIOR_INPUTS:
+        raise BadInputError(f"Unknown dmDIP prior input '{config.prior_input}'.", f"Use one of: {', '.join(PRIOR_INPUTS)}.")
     first = volumes[0]
-    check_thick_slices(first.spacing, None, first.metadata.get("name", "volume"))
+    check_thick_slices(first.spacing, config.thickness_mm, first.metadata.get("name", "volume"))
     axis = thick_axis(first)
     moved = [move_axis_first(v, axis) for v in volumes]
-    grid, _ = linear_upsample(moved[0])  # the output grid (same as SR4ZCT's)
+    grid, _ = linear_upsample(moved[0], config.thickness_mm)  # the output grid (same as SR4ZCT's)
     n_high = grid.array.shape[0]
-    scaled, scales = [], []
+    n_low = moved[0].array.shape[0]
+    pixel, spacing = float(min(moved[0].spacing[:2])), float(moved[0].spacing[2])
+    if config.degradation == "kspace":
+        operator = KSpaceTruncation(n_low)
+    else:
+        operator = SliceProfile(n_high, pixel, config.thickness_mm or spacing, spacing, device)
+    scaled, scales, starts = [], [], []
     for v in moved:
         scales.append(robust_range(v.array, v.array.shape[0] // 16))
         scaled.append((v.array.astype(np.float32) - scales[-1][0]) / scales[-1][1])
+        if config.prior_input == "upsampled":
+            starts.append(resample_to_reference(v.with_array(scaled[-1]), grid, "bspline", extrapolate=True).array)
     k, j, i = moved[0].array.shape
     outputs = [np.zeros((n_high, j, i), np.float32) for _ in volumes]
     slabs = list(range(0, j, config.slab))
     budget = config.time_budget_s / len(slabs) if config.time_budget_s else None
     torch.manual_seed(config.seed)
-    for n, start in enumerate(slabs):
-        stop = min(j, start + config.slab)
-        lows = [a[:, start:stop, :].transpose(1, 2, 0) for a in scaled]  # (B=coronal slices, W=i, n_low=k)
-        highs = dmdip_slab(lows, n_high, config, device, should_stop=should_stop, budget_s=budget)
+    for n, begin in enumerate(slabs):
+        stop = min(j, begin + config.slab)
+        lows = [a[:, begin:stop, :].transpose(1, 2, 0) for a in scaled]  # (B=coronal slices, W=i, n_low=k)
+        slab_starts = [s[:, begin:stop, :].transpose(1, 2, 0) for s in starts] or None
+        highs = dmdip_slab(lows, n_high, config, device, operator, slab_starts, should_stop=should_stop, budget_s=budget)
         for out, high in zip(outputs, highs):
-            out[:, start:stop, :] = high.transpose(2, 0, 1)
+            out[:, begin:stop, :] = high.transpose(2, 0, 1)
         report(0.05 + 0.9 * (n + 1) / len(slabs), "optimisation", f"coronal slab {n + 1}/{len(slabs)} done")
         if should_stop():
             report(None, "optimisation", "stopped early by the user: remaining slabs use linear upsampling")
             if stop < j:
                 for out, a in zip(outputs, scaled):
-                    out[:, stop:, :] = linear_upsample(Volume(a[:, stop:, :], moved[0].ijk_to_ras))[0].array
+                    out[:, stop:, :] = linear_upsample(Volume(a[:, stop:, :], moved[0].ijk_to_ras), config.thickness_mm)[0].array
             break
     return [restore_axis(grid.with_array(out * scale + low), axis) for out, (low, scale) in zip(outputs, scales)]

@@ -15,6 +15,11 @@ import numpy as np
 from ..errors import BadInputError
 
 
+# how thick slices were made: box averages (2D multi-slice acquisitions; this module's F_down), or the central
+# k-space kept along the slice axis (3D acquisitions; the dmDIP paper's model, in dmdip.py)
+DEGRADATIONS = ("slice-profile", "kspace")
+
+
 def _interp_weights(positions_mm: np.ndarray, centres_mm: np.ndarray) -> np.ndarray:
     """Matrix W (len(positions) x len(centres)): linear interpolation of samples located at
     `centres_mm` (increasing) evaluated at `positions_mm`, with edge values held."""

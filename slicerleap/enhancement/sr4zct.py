@@ -78,15 +78,19 @@ def _pad_to(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int
 
 
 def train_sr4zct(thick: np.ndarray, pixel_mm: float, spacing_mm: float, config: SR4ZCTConfig, device,
-                 report: Callable = lambda *a, **k: None, should_stop: Callable[[], bool] = lambda: False
-                 ) -> tuple[torch.nn.Module, list[float]]:
+                 report: Callable = lambda *a, **k: None, should_stop: Callable[[], bool] = lambda: False,
+                 initial_state: dict | None = None) -> tuple[torch.nn.Module, list[float]]:
     """Train on the axial slices of `thick` (Z, H, W; already intensity-scaled). `should_stop` ends
-    training early (the user's "stop and keep the result so far")."""
+    training early (the user's "stop and keep the result so far"); `initial_state` resumes from a network
+    trained before on the same volume."""
     thickness = config.thickness_mm or spacing_mm
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     pairs = _training_pairs(thick.astype(np.float32), pixel_mm, thickness, spacing_mm, config.points)
-    net = build_network(config.network).to(device)
+    net = build_network(config.network)
+    if initial_state is not None:
+        net.load_state_dict(initial_state)
+    net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, config.iterations))
     started, losses = time.monotonic(), []
@@ -174,10 +178,12 @@ def linear_upsample(volume: Volume, thickness_mm: float | None = None) -> tuple[
     return Volume(array, matrix, dict(volume.metadata)), axis
 
 
-def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lambda *a, **k: None,
-           should_stop: Callable[[], bool] = lambda: False) -> Volume:
+def sr4zct_with_network(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lambda *a, **k: None,
+                        should_stop: Callable[[], bool] = lambda: False, initial_state: dict | None = None
+                        ) -> tuple[Volume, torch.nn.Module, int]:
     """Enhanced volume on the linear-upsampling grid (through-plane spacing = in-plane pixel size),
-    in the input's orientation and physical extent."""
+    in the input's orientation and physical extent; plus the trained network and the iterations run
+    (fewer than asked when stopped early or out of time). `initial_state` continues an earlier training."""
     check_thick_slices(volume.spacing, config.thickness_mm, volume.metadata.get("name", "volume"))
     axis = thick_axis(volume)
     moved = move_axis_first(volume, axis)
@@ -185,8 +191,14 @@ def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lamb
     low, scale = robust_range(moved.array, moved.array.shape[0] // 32)
     normalised = moved.with_array((moved.array.astype(np.float32) - low) / scale)
     report(0.03, "training", f"training on {normalised.array.shape[0]} axial slices ({config.network})")
-    net, _ = train_sr4zct(normalised.array, pixel, float(moved.spacing[2]), config, device, report, should_stop)
+    net, losses = train_sr4zct(normalised.array, pixel, float(moved.spacing[2]), config, device, report, should_stop, initial_state)
     upsampled, _ = linear_upsample(normalised, config.thickness_mm)
     enhanced = apply_sr4zct(net, upsampled.array, device, report=report)
     out = upsampled.with_array(enhanced * scale + low)
-    return restore_axis(out, axis)
+    return restore_axis(out, axis), net, len(losses)
+
+
+def sr4zct(volume: Volume, config: SR4ZCTConfig, device, report: Callable = lambda *a, **k: None,
+           should_stop: Callable[[], bool] = lambda: False) -> Volume:
+    """The enhanced volume only (see sr4zct_with_network)."""
+    return sr4zct_with_network(volume, config, device, report, should_stop)[0]

@@ -128,6 +128,8 @@ class SceneJob:
             node = volume_to_node(self.ctx, read_volume(path), spec["name"], reference_node=reference)
             if reference is None and spec.get("next_to") in self.inputs:
                 place_next_to(self.ctx, node, self.inputs[spec["next_to"]])
+            for key, value in (spec.get("attributes") or {}).items():  # saved with the scene
+                node.SetAttribute(key, str(value))
             return node
         if kind == "displacement":
             return displacement_to_grid_transform_node(self.ctx, read_displacement(path), spec["name"],

@@ -5,6 +5,8 @@ deep image prior with k-space replacement; a second co-registered contrast is op
 baselines "linear", "bspline" (cubic B-spline, alias "cubic") and "sinc" (Welch-windowed sinc)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..errors import BadInputError
@@ -30,14 +32,35 @@ def _at_spacing(volume, spacing):
     return volume if np.allclose(volume.spacing, spacing, rtol=1e-3) else resample_to_spacing(volume, spacing, "bspline")
 
 
+CHECKPOINT_ATTRIBUTE = "SlicerLeap.SR4ZCT.checkpoint"  # on the restored volume: the network to resume from
+
+
 def _sr4zct(ctx, image, spacing):
-    from ..enhancement.sr4zct import SR4ZCTConfig, sr4zct
+    """SR4ZCT, from scratch or resuming the network of an earlier result on the same volume ("resume_from": its
+    checkpoint reference). Returns the restored volume and the new checkpoint reference."""
+    from ..enhancement.checkpoints import load_checkpoint, save_checkpoint
+    from ..enhancement.sr4zct import SR4ZCTConfig, sr4zct_with_network
 
     p = ctx.params
     config = SR4ZCTConfig(thickness_mm=p.get("thickness_mm"), network=p.get("network", "unet"),
                           iterations=int(p.get("iterations", 400)), time_budget_s=p.get("time_budget_s"),
                           seed=int(p.get("seed", 0)))
-    return _at_spacing(sr4zct(image, config, ctx.device, ctx.report, should_stop=ctx.stop_requested), spacing)
+    info = {"network": config.network, "thickness_mm": config.thickness_mm, "shape_ijk": list(image.shape_ijk),
+            "spacing_mm": [round(float(s), 5) for s in image.spacing]}
+    resume, state, done_before = p.get("resume_from"), None, 0
+    if resume:
+        changed = [key for key in info if resume.get(key) != info[key]]
+        if changed:
+            raise BadInputError(f"The result to continue from was trained with a different {', '.join(changed)} "
+                                "(another volume or other settings).",
+                                "Continue only from a result of this volume with the same settings, or start from scratch.")
+        state, done_before = load_checkpoint(resume), int(resume.get("iterations_done", 0))
+        config.seed += done_before  # new crops, not the first run's again
+        ctx.report(0.03, "training", f"continuing from {done_before} iterations")
+    restored, net, done = sr4zct_with_network(image, config, ctx.device, ctx.report, should_stop=ctx.stop_requested,
+                                              initial_state=state)
+    reference = save_checkpoint(net, {**info, "iterations_done": done_before + done})
+    return _at_spacing(restored, spacing), reference
 
 
 def _dmdip(ctx, image, spacing):
@@ -54,7 +77,8 @@ def _dmdip(ctx, image, spacing):
         check_scalar_volume(second, "second contrast", min_size=2)
         volumes.append(second.with_array(second.array.astype(np.float32)))
     config = DMDIPConfig(iterations=int(p.get("iterations", 300)), time_budget_s=p.get("time_budget_s"),
-                         slab=int(p.get("slab", 16)), seed=int(p.get("seed", 0)))
+                         slab=int(p.get("slab", 16)), seed=int(p.get("seed", 0)), thickness_mm=p.get("thickness_mm"),
+                         degradation=p.get("degradation", "slice-profile"), prior_input=p.get("prior_input", "upsampled"))
     restored = dmdip(volumes, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     return [_at_spacing(r, spacing) for r in restored]
 
@@ -70,9 +94,10 @@ def run(ctx) -> dict:
     check_scalar_volume(image, min_size=2 if method != "sr4zct" else 8, working_spacing=spacing, bytes_per_voxel=16)
     ctx.report(0.02, "resampling" if method != "sr4zct" else "training", f"{method} to {spacing} mm")
     source = image.with_array(image.array.astype(np.float32))
-    outputs = {}
+    outputs, attributes = {}, {}
     if method == "sr4zct":
-        out = _sr4zct(ctx, source, spacing)
+        out, checkpoint = _sr4zct(ctx, source, spacing)
+        attributes[CHECKPOINT_ATTRIBUTE] = json.dumps(checkpoint)
     elif method == "dmdip":
         out, *second = _dmdip(ctx, source, spacing)
         if second:
@@ -89,7 +114,8 @@ def run(ctx) -> dict:
         info = np.iinfo(image.array.dtype)
         out = out.with_array(np.clip(np.rint(out.array), info.min, info.max).astype(image.array.dtype))
     name = ctx.params.get("output_name", f"{image.metadata.get('name', 'volume')} {method} {spacing[2]:g}mm")
-    outputs["volume"] = {"kind": "volume", "file": ctx.write_output(out, "restored.nrrd"), "next_to": "image", "name": name}
+    outputs["volume"] = {"kind": "volume", "file": ctx.write_output(out, "restored.nrrd"), "next_to": "image", "name": name,
+                         "attributes": attributes}
     return {"outputs": outputs,
             "metrics": {"method": method, "input_spacing_mm": image.spacing.round(4).tolist(), "output_spacing_mm": spacing,
                         "output_shape_ijk": list(out.shape_ijk)}}
