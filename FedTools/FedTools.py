@@ -1,9 +1,12 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+
+import qt
 
 import slicer
 from slicer.i18n import tr as _
@@ -39,10 +42,13 @@ Train a segmentation model on this site's cases: pairs of a volume and a segment
 (segments named the same way in every case). Training runs in a background process; the trained model
 is registered in your model catalog and can be used at once in the SKS Segmentation module.
 <br><br>
-Federated training (Flower, FedAvg or FedProx) runs from the Python console in this version:
-<code>logic.startFederatedTraining(sites)</code> runs every site on this computer as its own Flower
-SuperNode process; <code>logic.startCoordinator(siteKeys)</code> coordinates remote hospitals, which join with
-<code>slicerleap fed site</code>. Only model weights leave a site (TLS, registered site keys).
+<b>Federation</b> (Flower; FedAvg or FedProx): train one model across hospitals without moving images.
+<i>simulate</i> runs every site on this computer (each case belongs to the site number it was added with);
+<i>coordinate</i> serves remote sites, which send you their public keys and receive your CA certificate and
+address (shown in the log when the coordinator starts); <i>join</i> takes part as one site with the listed
+cases: make the site's keys once, send the .pub file to the coordinator. Connections use TLS, only registered
+sites may join, and only model weights and scalar metrics leave a site. The plot shows every site's
+validation Dice per round; the global model is registered in the catalog at the coordinator and at every site.
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
@@ -65,6 +71,12 @@ class FedToolsParameterNode:
     epochs, iterationsPerEpoch - Length of training.
     spacing - Isotropic voxel size (mm) the model works at.
     patchSize - Edge of the cubic training patch (voxels at that spacing).
+    role - local (train here), simulate (all sites on this computer), coordinate (serve remote sites), join (be a site).
+    caseSite, caseSites - simulate: the site number of the next added case, and of every listed case.
+    rounds, strategy, localIterations - The federation: rounds, fedavg/fedprox, optimiser steps per site and round.
+    siteKeys, host, port - coordinate: the sites' public key files (';'-separated) and where to listen.
+    server, caCertificate, privateKey, siteIndex - join: the coordinator's address and CA certificate, this site's
+        private key and number.
     device - Where training runs: auto picks CUDA, then Apple MPS, then CPU.
     keepFiles - Keep the job folder for troubleshooting.
     """
@@ -80,6 +92,19 @@ class FedToolsParameterNode:
     iterationsPerEpoch: Annotated[int, WithinRange(1, 1000)] = 10
     spacing: Annotated[float, WithinRange(0.5, 10.0)] = 2.0
     patchSize: Annotated[int, WithinRange(16, 256)] = 64
+    role: Annotated[str, Choice(["local", "simulate", "coordinate", "join"])] = "local"
+    caseSite: Annotated[int, WithinRange(0, 63)] = 0
+    caseSites: list[int]
+    rounds: Annotated[int, WithinRange(1, 1000)] = 3
+    strategy: Annotated[str, Choice(["fedavg", "fedprox"])] = "fedavg"
+    localIterations: Annotated[int, WithinRange(1, 10000)] = 20
+    siteKeys: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, WithinRange(1024, 65535)] = 9092
+    server: str = ""
+    caCertificate: Path
+    privateKey: Path
+    siteIndex: Annotated[int, WithinRange(0, 63)] = 0
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     keepFiles: bool = False
 
@@ -95,23 +120,60 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         self.setupPanel(FedToolsLogic())
         self.ui.addCaseButton.connect("clicked(bool)", self.onAddCase)
         self.ui.removeCaseButton.connect("clicked(bool)", self.onRemoveCase)
+        self.ui.makeKeysButton.connect("clicked(bool)", self.onMakeKeys)
+        self._records, self._roundTable, self._roundChart = [], None, None
+        self._plotView = slicer.qMRMLPlotView()  # the rounds' Dice, live, inside the panel
+        self._plotView.setMRMLScene(slicer.mrmlScene)
+        self.ui.roundsPlotFrame.layout().addWidget(self._plotView)
 
     def onParameterNodeModified(self) -> None:
         p = self._parameterNode
         self.ui.casesListWidget.clear()
         cases = zip(p.caseImages, p.caseSegmentations) if p else []
-        for image, segmentation in cases:
+        role = p.role if p else "local"
+        for n, (image, segmentation) in enumerate(cases):
             imageName = image.GetName() if image else _("(deleted volume)")
             segmentationName = segmentation.GetName() if segmentation else _("(deleted segmentation)")
-            self.ui.casesListWidget.addItem(f"{imageName}  /  {segmentationName}")
+            site = f"site {self._caseSite(n)}:  " if role == "simulate" else ""
+            self.ui.casesListWidget.addItem(f"{site}{imageName}  /  {segmentationName}")
         self.ui.addCaseButton.enabled = bool(p and p.trainingImage and p.trainingSegmentation)
+        federated = role != "local"
+        for widget in (self.ui.roundsSpinBox, self.ui.strategyComboBox, self.ui.localIterationsSpinBox):
+            widget.enabled = federated and role != "join"  # the coordinator decides these
+        self.ui.caseSiteSpinBox.enabled = role == "simulate"
+        for widget in (self.ui.siteKeysLineEdit, self.ui.hostLineEdit, self.ui.portSpinBox):
+            widget.enabled = role == "coordinate"
+        for widget in (self.ui.serverLineEdit, self.ui.caPathLineEdit, self.ui.privateKeyPathLineEdit, self.ui.siteIndexSpinBox,
+                       self.ui.makeKeysButton):
+            widget.enabled = role == "join"
+        for widget in (self.ui.epochsSpinBox, self.ui.iterationsPerEpochSpinBox, self.ui.spacingSpinBox, self.ui.patchSizeSpinBox):
+            widget.enabled = role == "local"  # the federation trains the 2.5D U-Net with its own run settings
+
+    def _caseSite(self, n: int) -> int:
+        sites = self._parameterNode.caseSites
+        return sites[n] if n < len(sites) else 0
 
     def canApply(self) -> tuple:
-        if len(self._parameterNode.caseImages) > 0:
-            return True, _("Train a segmentation model on the listed cases")
-        return False, _("Add at least one training case (volume and segmentation)")
+        p = self._parameterNode
+        if p.role == "coordinate":
+            if not [k for k in p.siteKeys.split(";") if k.strip()]:
+                return False, _("Give the public key files of the sites that may join")
+            return True, _("Start the coordinator; sites join with its address and CA certificate (shown in the log)")
+        if len(p.caseImages) == 0:
+            return False, _("Add at least one training case (volume and segmentation)")
+        if p.role == "simulate":
+            if len({self._caseSite(n) for n in range(len(p.caseImages))}) < 2:
+                return False, _("Give the cases at least two different site numbers")
+            return True, _("Federated training with every site on this computer")
+        if p.role == "join":
+            if not p.server.strip() or not p.caCertificate.is_file() or not p.privateKey.is_file():
+                return False, _("Give the coordinator's address, its CA certificate and this site's private key")
+            return True, _("Join the federation as a site with the listed cases (only model weights leave)")
+        return True, _("Train a segmentation model on the listed cases")
 
     def cancelToolTip(self) -> str:
+        if self._parameterNode and self._parameterNode.role == "join":
+            return _("Leave the federation")
         return _("Stop training; no model is registered")
 
     def onAddCase(self) -> None:
@@ -120,8 +182,11 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
             slicer.util.errorDisplay(_("'{name}' is already a training case.").format(name=p.trainingImage.GetName()))
             return
         with slicer.util.NodeModify(p):
+            while len(p.caseSites) < len(p.caseImages):  # cases listed before sites existed belong to site 0
+                p.caseSites.append(0)
             p.caseImages.append(p.trainingImage)
             p.caseSegmentations.append(p.trainingSegmentation)
+            p.caseSites.append(p.caseSite)
 
     def onRemoveCase(self) -> None:
         row = self.ui.casesListWidget.currentRow
@@ -130,19 +195,71 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         with slicer.util.NodeModify(self._parameterNode):
             del self._parameterNode.caseImages[row]
             del self._parameterNode.caseSegmentations[row]
+            if row < len(self._parameterNode.caseSites):
+                del self._parameterNode.caseSites[row]
+
+    def onMakeKeys(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for this site's keys"))
+        if not folder:
+            return
+        try:
+            private, public = self.logic.makeSiteKeys(folder, f"site{self._parameterNode.siteIndex}")
+        except Exception as exc:
+            slicer.util.errorDisplay(str(exc))
+            return
+        self._parameterNode.privateKey = Path(private)
+        self.ui.logText.appendPlainText(_("Keys made. Send {public} to the coordinator; {private} stays here.").format(
+            public=public, private=private))
 
     def startJob(self):
         p = self._parameterNode
+        self._records = []
+        modelId = f"{p.modelName.strip()}@{p.modelVersion.strip()}"
+        federation = {"rounds": p.rounds, "strategy": p.strategy, "localIterations": p.localIterations, "modelId": modelId,
+                      "device": p.device, "keepFiles": p.keepFiles}
+        cases = list(zip(p.caseImages, p.caseSegmentations))
+        if p.role == "simulate":
+            sites = {}
+            for n, case in enumerate(cases):
+                sites.setdefault(self._caseSite(n), []).append(case)
+            return self.logic.startFederatedTraining([sites[k] for k in sorted(sites)], **federation)
+        if p.role == "coordinate":
+            del federation["device"]
+            keys = [k.strip() for k in p.siteKeys.split(";") if k.strip()]
+            return self.logic.startCoordinator(keys, host=p.host.strip(), port=p.port, **federation)
+        if p.role == "join":
+            return self.logic.joinFederation(cases, p.server.strip(), str(p.caCertificate), str(p.privateKey), siteIndex=p.siteIndex,
+                                             device=p.device, keepFiles=p.keepFiles)
         return self.logic.startLocalTraining(
             list(p.caseImages), list(p.caseSegmentations), modelId=f"{p.modelName.strip()}@{p.modelVersion.strip()}",
             epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch, spacingMm=p.spacing, patchSize=p.patchSize,
             channels=[int(c) for c in p.channels.split(",")], device=p.device, keepFiles=p.keepFiles)
 
+    def onJobRecord(self, record: dict) -> None:
+        """Rounds as they arrive: the coordinator's round log, or this site's own replies, into the plot."""
+        if "address" in record:
+            self.ui.logText.appendPlainText(_("Sites join with address {address} and the CA certificate {ca}").format(
+                address=record["address"], ca=record.get("ca_cert")))
+        if "round_log" not in record and "site_log" not in record:
+            return
+        self._records.append(record)
+        history = self.logic.roundHistory(self._records, self._parameterNode.siteIndex)
+        self._roundTable, self._roundChart = self.logic.updateRoundChart(history, self._roundTable, self._roundChart)
+        self._showChart()
+
+    def _showChart(self) -> None:
+        viewNode = getattr(self, "_plotViewNode", None)
+        if viewNode is None:
+            viewNode = self._plotViewNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "FedTools rounds view")
+            self._plotView.setMRMLPlotViewNode(viewNode)
+        viewNode.SetPlotChartNodeID(self._roundChart.GetID())
+
     def onJobSucceeded(self, outputs: dict) -> None:
         card = outputs["model"]
+        dice = (card.get("evaluation") or {}).get("final_val_dice")
+        detail = _(" (final validation Dice {dice:.3f})").format(dice=dice) if dice is not None else ""
         self.ui.logText.appendPlainText(
-            _("Registered model {id} (final validation Dice {dice:.3f}). Select it in the SKS Segmentation module.").format(
-                id=card["id"], dice=card["evaluation"]["final_val_dice"]))
+            _("Registered model {id}{detail}. Select it in the SKS Segmentation module.").format(id=card["id"], detail=detail))
 
 
 #
@@ -198,10 +315,33 @@ class FedToolsLogic(ScriptedLoadableModuleLogic):
 
     def startCoordinator(self, siteKeys, host="127.0.0.1", port=9092, rounds=3, strategy="fedavg", localIterations=20,
                          modelId="fed-unet@1.0.0", settings=None, keepFiles=False):
-        """Coordinate remote sites (their public key files); they join with `slicerleap fed site`."""
+        """Coordinate remote sites (their public key files); they join with joinFederation (the FedTools panel)
+        or `slicerleap fed site`. The job's first progress record gives the address and CA certificate file."""
         return self.jobs.create_coordinator_job(siteKeys, host=host, port=port, rounds=rounds, strategy=strategy,
                                                 local_iterations=localIterations, model_id=modelId, settings=settings,
                                                 keep_files=keepFiles).start()
+
+    def joinFederation(self, site, server, caCertificate, privateKey, segment=None, siteIndex=0, device="auto", keepFiles=False):
+        """Join the coordinator at `server` ("host:port") as one site: `site` is a list of (volume node,
+        segmentation node) pairs or a data folder. Ends when the final global model arrives (registered here)."""
+        return self.jobs.create_site_job(site, server, caCertificate, privateKey, segment=segment, site_index=siteIndex,
+                                         device=device, keep_files=keepFiles).start()
+
+    def makeSiteKeys(self, folder, name="site"):
+        """This site's key pair: returns (private key path, public key path to send to the coordinator)."""
+        return self.jobs.create_site_keys(folder, name)
+
+    def roundHistory(self, records, siteIndex=0):
+        """Round log entries from a federated job's progress records (a site's own replies become entries too)."""
+        from FedToolsLib.logic import round_history
+
+        return round_history(records, siteIndex)
+
+    def updateRoundChart(self, history, table=None, chart=None):
+        """Table and plot chart nodes of the rounds (FedToolsLib.round_chart)."""
+        from FedToolsLib.round_chart import update_round_chart
+
+        return update_round_chart(slicer.mrmlScene, history, table, chart)
 
     def process(self, images, segmentations, modelId="my-unet@1.0.0", epochs=10, iterationsPerEpoch=10,
                 spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False) -> dict:

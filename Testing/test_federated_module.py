@@ -89,3 +89,106 @@ def test_fedtools_rejects_bad_federations(scene_sites, tmp_path):
         logic.create_federated_job(sites, strategy="fedsgd")
     with pytest.raises(BadInputError, match="public keys"):
         logic.create_coordinator_job([str(tmp_path / "missing.pub")])
+
+
+def test_fedtools_coordinates_and_joins_as_a_site_from_the_panel_logic(scene_sites, tmp_path, monkeypatch):
+    """The panel's two deployment roles on one machine: a coordinator job for two registered site keys, and two site
+    jobs joining it (scene cases, and a data folder) with the address and CA certificate the coordinator reports.
+    Every job ends by itself when the run is over; the coordinator registers the global model, each site receives
+    the same final weights; each site's audit trail shows only weights and scalar metrics left it."""
+    from slicerleap.federated.deployment import free_port
+    from slicerleap.io import write_volume
+
+    monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
+    ctx, sites = scene_sites
+    logic = FedToolsLogic(ctx)
+    keys = [logic.create_site_keys(tmp_path / f"keys{n}", f"site{n}") for n in range(2)]
+    coordinator = logic.create_coordinator_job([public for _, public in keys], port=free_port(), rounds=1, local_iterations=3,
+                                               model_id="fed-joined@0.1.0", settings=TINY).start()
+    records = []
+    deadline = time.time() + 120
+    while not any("address" in r for r in records):
+        assert coordinator.running and time.time() < deadline, "the coordinator reported no address"
+        records += coordinator.poll()
+        time.sleep(0.3)
+    ready = next(r for r in records if "address" in r)
+    folder = tmp_path / "site1-data"  # the second site reads a data folder: images/ + labels/ paired by name
+    for case in range(2):
+        image, labels = blob_case(50 + case)
+        write_volume(image, folder / "images" / f"case{case}.nrrd")
+        write_volume(labels, folder / "labels" / f"case{case}.nrrd")
+    joined = [logic.create_site_job(sites[0], ready["address"], ready["ca_cert"], keys[0][0], site_index=0).start(),
+              logic.create_site_job(folder, ready["address"], ready["ca_cert"], keys[1][0], site_index=1).start()]
+    site_records = [[], []]
+    deadline = time.time() + 600
+    while coordinator.running or any(job.running for job in joined):
+        assert time.time() < deadline, "the federation did not finish"
+        records += coordinator.poll()
+        for job, got in zip(joined, site_records):
+            got += job.poll()
+        time.sleep(0.5)
+    card = coordinator.finish()["model"]
+    received = [job.finish()["model"] for job in joined]  # registered in this computer's catalog (same id: the last one wins)
+    assert card["id"] == "fed-joined@0.1.0" and all(r["id"] == card["id"] for r in received)
+    assert [(r["round"], r["phase"]) for r in round_history(records)] == [(0, "evaluate"), (1, "train"), (1, "evaluate")]
+    from safetensors.torch import load_file
+
+    server_weights = load_file(card["_path"])
+    for site in received:
+        site_weights = load_file(site["_path"])
+        assert set(site_weights) == set(server_weights)
+        assert all(np.allclose(site_weights[k].numpy(), server_weights[k].numpy()) for k in server_weights)
+    for got in site_records:
+        logs = [r["site_log"] for r in got if "site_log" in r]
+        assert [entry["phase"] for entry in logs] == ["evaluate", "train", "evaluate"]
+        assert "loss" in logs[1] and "dice" in logs[2]
+    assert not flower_processes()
+
+
+def test_fedtools_rejects_bad_site_settings(scene_sites, tmp_path):
+    ctx, sites = scene_sites
+    logic = FedToolsLogic(ctx)
+    private, _ = logic.create_site_keys(tmp_path / "keys", "site")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not used")
+    for args, message in [(("not an address", ca, private), "not a coordinator address"),
+                          (("127.0.0.1:9092", tmp_path / "none.crt", private), "CA certificate"),
+                          (("127.0.0.1:9092", ca, tmp_path / "none"), "private key")]:
+        with pytest.raises(BadInputError, match=message):
+            logic.create_site_job(sites[0], *args)
+    with pytest.raises(BadInputError, match="does not exist"):
+        logic.create_site_job(str(tmp_path / "no-folder"), "127.0.0.1:9092", ca, private)
+
+
+def test_round_chart_tables_every_site_and_plots_their_dice(scene_sites):
+    """The panel's live plot: a table node with each site's Dice and loss per round (NaN where a site did not
+    answer), participation and failures, and a chart with the mean and one series per site; updated in place."""
+    import slicer.util
+    from FedToolsLib.round_chart import update_round_chart
+
+    ctx, _ = scene_sites
+    history = [{"round": 0, "phase": "evaluate", "sites": [{"dice": 0.1, "site-index": 0.0}, {"dice": 0.3, "site-index": 1.0}],
+                "failures": [], "mean_dice": 0.2},
+               {"round": 1, "phase": "train", "sites": [{"loss": 0.8, "site-index": 0.0}], "failures": ["site 1 timed out"]},
+               {"round": 1, "phase": "evaluate", "sites": [{"dice": 0.5, "site-index": 0.0}, {"dice": 0.6, "site-index": 1.0}],
+                "failures": [], "mean_dice": 0.55}]
+    table, chart = update_round_chart(ctx.scene, history[:1])
+    assert chart.GetNumberOfPlotSeriesNodes() == 3 and table.GetNumberOfRows() == 1
+    same_table, same_chart = update_round_chart(ctx.scene, history, table, chart)
+    assert (same_table, same_chart) == (table, chart) and chart.GetNumberOfPlotSeriesNodes() == 3
+    column = lambda name: slicer.util.arrayFromTableColumn(table, name)
+    np.testing.assert_allclose(column("Round"), [0, 1])
+    np.testing.assert_allclose(column("Mean Dice"), [0.2, 0.55])
+    np.testing.assert_allclose(column("Site 1 Dice"), [0.3, 0.6])
+    assert np.isnan(column("Site 1 loss")).all() and column("Site 0 loss")[1] == pytest.approx(0.8)
+    np.testing.assert_allclose(column("Sites trained"), [0, 1])
+    np.testing.assert_allclose(column("Failures"), [0, 1])
+    series = {chart.GetNthPlotSeriesNode(i).GetYColumnName() for i in range(3)}
+    assert series == {"Mean Dice", "Site 0 Dice", "Site 1 Dice"}
+    # a site's own replies (site job records) plot as that site's curve
+    site_records = [{"site_log": {"phase": "evaluate", "count": 1, "dice": 0.2}}, {"site_log": {"phase": "train", "count": 1, "loss": 0.7}},
+                    {"site_log": {"phase": "evaluate", "count": 2, "dice": 0.4}}]
+    entries = round_history(site_records, site_index=3)
+    assert [(e["round"], e["phase"]) for e in entries] == [(0, "evaluate"), (1, "train"), (1, "evaluate")]
+    site_table, _ = update_round_chart(ctx.scene, entries)
+    np.testing.assert_allclose(slicer.util.arrayFromTableColumn(site_table, "Site 3 Dice"), [0.2, 0.4])

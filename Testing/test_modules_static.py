@@ -36,7 +36,8 @@ COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", 
 sys.path.insert(0, str(ROOT / COMMON))  # as Slicer does for each scripted module's folder: the Libs import SlicerLeapCommonLib
 # Widget class -> the field type it can be bound to (Slicer's parameterNodeWrapper GUI connectors)
 WIDGET_TYPES = {"QCheckBox": "bool", "QSpinBox": "int", "QSlider": "int", "QDoubleSpinBox": "float",
-                "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node"}
+                "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node",
+                "ctkPathLineEdit": "Path"}
 
 
 # -- parsing helpers ---------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ def kspace_thick(volume: Volume, factor: int) -> Volume:
     return Volume(low, m)
 
 
+CASES = [("box", 2, 2), ("box", 3, 3), ("box", 4, 4), ("box", 4, 2), ("kspace", 2, 2), ("kspace", 4, 4)]
+
+
 def print_table(results: dict) -> None:
     print("| degradation | method | PSNR (dB) | SSIM 3D | SSIM axial | SSIM coronal | SSIM sagittal | wall time (s) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -93,36 +96,45 @@ def main() -> None:
     hr1, hr2 = slab(t1, j0, args.slices), slab(t2, j0, args.slices)
     results = {"data": f"MNI T1 + synthetic T2w, {args.slices} central coronal slices", "iterations": args.iterations,
                "channels": args.channels, "cases": {}}
-    for profile, factors in (("box", (2, 3, 4)), ("kspace", (4,))):
-        for factor in factors:
-            thick1 = simulate_thick(hr1, factor, factor) if profile == "box" else kspace_thick(hr1, factor)
-            thick2 = simulate_thick(hr2, factor, factor) if profile == "box" else kspace_thick(hr2, factor)
-            grid, _ = linear_upsample(thick1)
-            truth1, truth2 = hr1.array[: grid.array.shape[0]], hr2.array[: grid.array.shape[0]]
-            row = {"linear": metrics(truth1, grid.array)}
-            for name, interpolator in (("cubic", "bspline"), ("sinc", "sinc")):
-                row[name] = metrics(truth1, resample_to_reference(thick1, grid, interpolator, extrapolate=True).array)
-            degradation = "slice-profile" if profile == "box" else "kspace"
-            n_high = grid.array.shape[0]
-            operator = (SliceProfile(n_high, float(hr1.spacing[2]), factor, factor, "cpu") if profile == "box"
-                        else KSpaceTruncation(thick1.array.shape[0]))
-            cubic = resample_to_reference(thick1, grid, "bspline", extrapolate=True).array
-            consistent = operator.consistent(torch.from_numpy(np.moveaxis(cubic, 0, -1).copy()),
-                                             torch.from_numpy(np.moveaxis(thick1.array, 0, -1).copy())).numpy()
-            row["cubic + data consistency"] = metrics(truth1, np.moveaxis(consistent, -1, 0))
-            for name, volumes, prior in (("DIP (T1 only)", [thick1], "upsampled"), ("dmDIP (T1 + T2w)", [thick1, thick2], "upsampled"),
-                                         ("dmDIP, paper's noise input", [thick1, thick2], "noise")):
-                config = DMDIPConfig(iterations=args.iterations, channels=args.channels, slab=args.slices,
-                                     degradation=degradation, prior_input=prior)
-                t = time.perf_counter()
-                restored = dmdip(volumes, config, torch.device("cpu"))
-                row[name] = {**metrics(truth1, restored[0].array), "seconds": round(time.perf_counter() - t, 1)}
-                if len(restored) == 2:
-                    row[name]["t2_psnr"] = metrics(truth2, restored[1].array)["psnr"]
-            key = f"{profile} x{factor}"
-            results["cases"][key] = row
-            print(key, json.dumps({k: (v["psnr"], v["ssim3d"]) for k, v in row.items()}), flush=True)
-            (HERE / "superres_dmdip_results.json").write_text(json.dumps(results, indent=2))
+    saved = HERE / "superres_dmdip_results.json"
+    if saved.exists():  # resumable: keep the cases already measured with the same settings
+        previous = json.loads(saved.read_text())
+        if all(previous.get(k) == results[k] for k in ("data", "iterations", "channels")):
+            results["cases"] = previous["cases"]
+    # (profile, slice thickness mm, slice spacing mm); box 4/2 = 4 mm slices every 2 mm (overlap)
+    for profile, thickness, spacing in CASES:
+        key = f"{profile} x{thickness}" if thickness == spacing else f"{profile} {thickness}/{spacing} mm"
+        if key in results["cases"]:
+            continue
+        if profile == "box":
+            thick1, thick2 = simulate_thick(hr1, thickness, spacing), simulate_thick(hr2, thickness, spacing)
+        else:
+            thick1, thick2 = kspace_thick(hr1, thickness), kspace_thick(hr2, thickness)
+        grid, _ = linear_upsample(thick1, thickness)
+        truth1, truth2 = hr1.array[: grid.array.shape[0]], hr2.array[: grid.array.shape[0]]
+        row = {"linear": metrics(truth1, grid.array)}
+        for name, interpolator in (("cubic", "bspline"), ("sinc", "sinc")):
+            row[name] = metrics(truth1, resample_to_reference(thick1, grid, interpolator, extrapolate=True).array)
+        degradation = "slice-profile" if profile == "box" else "kspace"
+        n_high = grid.array.shape[0]
+        operator = (SliceProfile(n_high, float(hr1.spacing[2]), thickness, spacing, "cpu") if profile == "box"
+                    else KSpaceTruncation(thick1.array.shape[0]))
+        cubic = resample_to_reference(thick1, grid, "bspline", extrapolate=True).array
+        consistent = operator.consistent(torch.from_numpy(np.moveaxis(cubic, 0, -1).copy()),
+                                         torch.from_numpy(np.moveaxis(thick1.array, 0, -1).copy())).numpy()
+        row["cubic + data consistency"] = metrics(truth1, np.moveaxis(consistent, -1, 0))
+        for name, volumes, prior in (("DIP (T1 only)", [thick1], "upsampled"), ("dmDIP (T1 + T2w)", [thick1, thick2], "upsampled"),
+                                     ("dmDIP, paper's noise input", [thick1, thick2], "noise")):
+            config = DMDIPConfig(iterations=args.iterations, channels=args.channels, slab=args.slices,
+                                 degradation=degradation, prior_input=prior, thickness_mm=thickness)
+            t = time.perf_counter()
+            restored = dmdip(volumes, config, torch.device("cpu"))
+            row[name] = {**metrics(truth1, restored[0].array), "seconds": round(time.perf_counter() - t, 1)}
+            if len(restored) == 2:
+                row[name]["t2_psnr"] = metrics(truth2, restored[1].array)["psnr"]
+        results["cases"][key] = row
+        print(key, json.dumps({k: (v["psnr"], v["ssim3d"]) for k, v in row.items()}), flush=True)
+        saved.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -127,6 +127,18 @@ class FedToolsLogic:
         scene_sites = [list(site) for site in sites if not isinstance(site, (str, Path))]
         if folders and scene_sites:
             raise BadInputError("Sites mix scene cases and data folders.", "Use scene cases for every site, or folders for every site.")
+        images, labels = self._site_cases(scene_sites, segment)
+        params = {"mode": "simulate", "run_config": run_config}
+        if folders:
+            params["site_folders"] = folders
+        else:
+            params["site_sizes"] = [len(cases) for cases in scene_sites]
+        inputs = {"images": images, "labels": labels} if images else {}
+        return SceneJob(self.ctx, "federated-train", inputs, params, device=device, keep_files=keep_files)
+
+    @staticmethod
+    def _site_cases(scene_sites: list, segment: str | None) -> tuple[list, list]:
+        """Checked (volumes, labelmap inputs) of every site's (volume, segmentation) cases, in order."""
         images, labels = [], []
         for n, cases in enumerate(scene_sites, start=1):
             if not cases:
@@ -142,13 +154,7 @@ class FedToolsLogic:
                                         "Name the structure the same way at every site.")
                 images.append(volume)
                 labels.append((segmentation, volume, {name: 1}))
-        params = {"mode": "simulate", "run_config": run_config}
-        if folders:
-            params["site_folders"] = folders
-        else:
-            params["site_sizes"] = [len(cases) for cases in scene_sites]
-        inputs = {"images": images, "labels": labels} if images else {}
-        return SceneJob(self.ctx, "federated-train", inputs, params, device=device, keep_files=keep_files)
+        return images, labels
 
     def create_coordinator_job(self, site_keys: list, host: str = "127.0.0.1", port: int = 9092, rounds: int = 3,
                                strategy: str = "fedavg", local_iterations: int = 20, model_id: str = "fed-unet@1.0.0",
@@ -162,6 +168,37 @@ class FedToolsLogic:
         params = {"mode": "coordinate", "site_keys": [str(Path(k).resolve()) for k in site_keys], "host": host, "port": int(port),
                   "run_config": _federation_config(rounds, strategy, local_iterations, model_id, settings)}
         return SceneJob(self.ctx, "federated-train", {}, params, keep_files=keep_files)
+
+    def create_site_job(self, site, server: str, ca_cert: str | Path, private_key: str | Path, segment: str | None = None,
+                        site_index: int = 0, device: str = "auto", keep_files: bool = False) -> SceneJob:
+        """A job (not started) that joins the coordinator at `server` ("host:port") as one site: `site` is a
+        list of (volume node, segmentation node) cases of this scene, or a data folder (images/ + labels/).
+        `ca_cert`: the coordinator's ca.crt; `private_key`: this site's key (create_site_keys). Only model
+        weights and scalar metrics leave the site. The job ends when the final global model arrives, and
+        registers it in this computer's catalog; cancel leaves the federation."""
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}", str(server or "")):
+            raise BadInputError(f"'{server}' is not a coordinator address.", "Give host:port as the coordinator shows it, e.g. 10.0.0.5:9092.")
+        for path, what, fix in ((ca_cert, "coordinator's CA certificate", "Ask the coordinator for its ca.crt."),
+                                (private_key, "site private key", "Make the site's keys with create_site_keys (or `slicerleap fed keys`).")):
+            if not path or not Path(path).is_file():
+                raise BadInputError(f"The {what} '{path}' does not exist.", fix)
+        params = {"mode": "site", "server": server, "ca_cert": str(Path(ca_cert).resolve()),
+                  "private_key": str(Path(private_key).resolve()), "site_index": int(site_index)}
+        if isinstance(site, (str, Path)):
+            if not Path(site).is_dir():
+                raise BadInputError(f"The site data folder '{site}' does not exist.", "Give the folder holding images/ and labels/.")
+            params["site_folders"] = [str(Path(site).resolve())]
+            return SceneJob(self.ctx, "federated-train", {}, params, device=device, keep_files=keep_files)
+        images, labels = self._site_cases([list(site)], segment)
+        params["site_sizes"] = [len(images)]
+        return SceneJob(self.ctx, "federated-train", {"images": images, "labels": labels}, params, device=device, keep_files=keep_files)
+
+    @staticmethod
+    def create_site_keys(folder: str | Path, name: str) -> tuple[Path, Path]:
+        """This site's key pair (private key stays here; send the .pub file to the coordinator)."""
+        from slicerleap.federated.credentials import make_node_keys
+
+        return make_node_keys(folder, name)
 
     def start_local_training(self, images: list, segmentations: list, **options) -> SceneJob:
         """Start training in a worker process and return at once; poll() the job, then finish().
@@ -183,9 +220,23 @@ def _federation_config(rounds: int, strategy: str, local_iterations: int, model_
             "local-iterations": int(local_iterations), "model-id": model_id}
 
 
-def round_history(records: list[dict]) -> list[dict]:
-    """The round log entries carried by a federated job's progress records (for the panel's plot/table)."""
-    return [r["round_log"] for r in records if isinstance(r, dict) and "round_log" in r]
+def round_history(records: list[dict], site_index: int = 0) -> list[dict]:
+    """The round log entries carried by a federated job's progress records (for the panel's plot/table). A site
+    job's records ("site_log": this site's own replies, in order) become entries of this site alone: its n-th
+    evaluation reply is round n - 1 (round 0 scores the initial weights), its n-th training reply round n."""
+    history = []
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        if "round_log" in record:
+            history.append(record["round_log"])
+        elif "site_log" in record:
+            reply = record["site_log"]
+            evaluate = reply["phase"] == "evaluate"
+            value = {"dice": reply["dice"]} if evaluate and "dice" in reply else {"loss": reply["loss"]} if "loss" in reply else {}
+            history.append({"round": reply["count"] - 1 if evaluate else reply["count"], "phase": reply["phase"], "failures": [],
+                            "sites": [{**value, "site-index": site_index}], "mean_dice": value.get("dice")})
+    return history
 
 
 def _triple(value, cast, what: str) -> list:

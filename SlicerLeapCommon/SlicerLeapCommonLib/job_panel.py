@@ -54,6 +54,9 @@ class JobPanelMixin:
     def onJobSucceeded(self, outputs: dict) -> None:
         """Called with what `job.finish()` returned."""
 
+    def onJobRecord(self, record: dict) -> None:
+        """Every progress record of the running job (e.g. a federated round for a plot); default: nothing."""
+
     def onParameterNodeModified(self) -> None:
         """Called when the parameter node is set or modified, also while a job runs (and with no
         parameter node when a job ends after the scene was closed)."""
@@ -183,6 +186,7 @@ class JobPanelMixin:
                 self.ui.progressBar.value = int(round(100 * record["progress"]))
             if record.get("message"):
                 self.ui.logText.appendPlainText(record["message"])
+            self.onJobRecord(record)
         if self._job.running:
             return
         self._jobTimer.stop()

@@ -233,7 +233,7 @@ def dmdip(volumes: list[Volume], config: DMDIPConfig, device, report=lambda *a, 
         stop = min(j, begin + config.slab)
         lows = [a[:, begin:stop, :].transpose(1, 2, 0) for a in scaled]  # (B=coronal slices, W=i, n_low=k)
         slab_starts = [s[:, begin:stop, :].transpose(1, 2, 0) for s in starts] or None
-        highs = dmdip_slab(lows, n_high, config, device, operator, slab_starts, should_stop=should_stop, budget_s=budget)
+        highs = dmdip_slab(lows, n_high, config, device, operator, slab_starts, report, should_stop, budget)
         for out, high in zip(outputs, highs):
             out[:, begin:stop, :] = high.transpose(2, 0, 1)
         report(0.05 + 0.9 * (n + 1) / len(slabs), "optimisation", f"coronal slab {n + 1}/{len(slabs)} done")

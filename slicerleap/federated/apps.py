@@ -5,7 +5,8 @@ configured rounds, logs every round (participating sites, their loss and Dice, b
 `<out-dir>/rounds.jsonl`, and writes the global model and its card to `out-dir`.
 Client (one per site, inside that site's SuperNode): reads only the folder named in its node config
 (`data-dir`), trains from the global weights, and answers with weights and scalar metrics; the
-`audit_outgoing` mod records what left the site in `audit-log` when the node config names one.
+`audit_outgoing` mod records what left the site in `audit-log` when the node config names one; with a
+`model-dir`, the site keeps the final global model (from the last round's evaluation) and its card there.
 """
 from __future__ import annotations
 
@@ -174,4 +175,19 @@ def client_evaluate(msg: Message, context: Context) -> Message:
     net, device = _network(s, msg.content["arrays"])
     cases = val or train  # a one-case site can only report how well the global model fits its own case
     metrics = MetricRecord({"dice": mean_dice(net, cases, device, s["context"]), "num-examples": len(cases), "site-index": site})
+    model_dir = context.node_config.get("model-dir")
+    if model_dir and int(msg.content["config"].get("server-round", 0)) == s["num-server-rounds"]:
+        _keep_final_model(net, s, site, Path(str(model_dir)))  # the last evaluation carries the final global weights
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+def _keep_final_model(net, s: dict, site: int, folder: Path) -> None:
+    """The site's copy of the final global model with its card (card.json last: it marks the copy complete)."""
+    from ..models.weights import save_weights
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(net, folder / "model.safetensors")
+    card = rc.model_card(s, [], 0)
+    card["title"] = f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, received at site {site})"
+    card["training_data"] = "federated training; this site's images never left it, only model weights did"
+    (folder / "card.json").write_text(json.dumps(card, indent=2))

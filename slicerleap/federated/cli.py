@@ -86,20 +86,25 @@ def cmd_site(args) -> int:
     import signal
     import sys
 
-    from .deployment import Site
+    from .joining import join_federation
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated site still stops its SuperNode (finally below)
-    site = Site(args.server, args.data, args.workdir or Path(args.data) / ".slicerleap-site", args.index, args.ca, args.key,
-                args.audit_log, args.threads)
-    site.start(timeout=120)
-    print(f"site {args.index} connected to {args.server}; training runs when the coordinator starts a round (Ctrl-C leaves)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated site still stops its SuperNode (finally inside)
+    workdir = Path(args.workdir or Path(args.data) / ".slicerleap-site")
+    model_out = Path(args.model_out or workdir / "global-model")
+
+    def on_reply(entry: dict) -> None:
+        metrics = entry["metrics"].get("metrics", {})
+        print(f"sent {entry['message_type']} reply: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
+
+    print(f"site {args.index} joining {args.server}; training runs when the coordinator starts a round (Ctrl-C leaves)", flush=True)
     try:
-        while site.process.alive:
-            time.sleep(1.0)
+        join_federation(args.data, args.server, args.ca, args.key, workdir, model_out, args.index, args.threads, args.audit_log,
+                        on_reply=on_reply,
+                        timeout=args.timeout)
     except KeyboardInterrupt:
-        pass
-    finally:
-        site.stop()
+        return 130
+    print(f"the federation finished; final global model: {model_out / 'model.safetensors'}", flush=True)
+    _register(model_out, not args.register)
     return 0
 
 
@@ -150,4 +155,7 @@ def add_parser(sub) -> None:
     q.add_argument("--audit-log", default=None, help="record every message this site sends (JSON lines)")
     q.add_argument("--threads", type=int, default=None, help="CPU threads for training")
     q.add_argument("--workdir", default=None)
+    q.add_argument("--model-out", default=None, help="where the final global model arrives (default: WORKDIR/global-model)")
+    q.add_argument("--register", action="store_true", help="add the final global model to this computer's catalog")
+    q.add_argument("--timeout", type=float, default=24 * 3600.0, help="s to wait for the federation to finish")
     q.set_defaults(func=cmd_site)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class ModelCatalog:
         catalog_file = folder / "catalog.json"
         entries = json.loads(catalog_file.read_text())["models"] if catalog_file.exists() else []
         entries = [c for c in entries if c["id"] != card["id"]] + [card]
-        tmp = catalog_file.with_suffix(".tmp")
+        tmp = catalog_file.with_suffix(f".{os.getpid()}.tmp")  # one per process: sites on one machine may register at once
         tmp.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2))
         tmp.replace(catalog_file)  # atomic: a crash never leaves a half-written catalog
         return {**card, "_path": str(folder / card["file"])}

@@ -4,6 +4,8 @@ mode "simulate" (default): every site on this machine (slicerleap.federated.loca
 sites' cases come as inputs images/labels split by params["site_sizes"] (cases per site, in order), or
 as existing site folders in params["site_folders"]. mode "coordinate": a coordinator for remote sites
 whose public keys are params["site_keys"] (sites join with `slicerleap fed site` or the FedTools panel).
+mode "site": join a remote coordinator (params "server", "ca_cert", "private_key", "site_index") with this
+job's cases (one site) or params["site_folders"][0]; ends when the final global model reaches the site.
 params["run_config"]: federation settings (slicerleap.federated.run_config.DEFAULTS; "model-id" names the model).
 Progress lines carry each round's per-site record, so a panel can plot loss, Dice and participation."""
 from __future__ import annotations
@@ -32,6 +34,30 @@ def _site_folders(ctx) -> list[Path]:
         folders.append(folder)
         start += size
     return folders
+
+
+def _join(ctx, should_stop) -> dict:
+    """mode "site": this scene's (or folder's) cases as one site of a remote federation, until its final model arrives."""
+    from ..federated.joining import join_federation
+
+    p = ctx.params
+    folder = _site_folders(ctx)[0]
+    rounds = {"train": 0, "evaluate": 0}
+
+    def on_reply(entry: dict) -> None:
+        phase = "train" if entry["message_type"] == "train" else "evaluate"
+        rounds[phase] += 1
+        metrics = entry["metrics"].get("metrics", {})
+        value = f"loss {metrics['loss']:.3f}" if "loss" in metrics else f"Dice {metrics.get('dice', float('nan')):.3f}"
+        ctx.report(None, "federated round", f"sent {phase} reply {rounds[phase]}: {value}",
+                   site_log={"phase": phase, "count": rounds[phase], **metrics})
+
+    ctx.report(0.02, "joining", f"connecting to the coordinator at {p['server']}")
+    join_federation(folder, p["server"], p["ca_cert"], p["private_key"], ctx.job_dir / "site-work",
+                    ctx.output_path("federation"), int(p.get("site_index", 0)), on_reply=on_reply,
+                    should_stop=should_stop, timeout=float(p.get("timeout", 24 * 3600)))
+    return {"outputs": {"model": {"kind": "model", "file": "outputs/federation/model.safetensors", "card": "outputs/federation/card.json"}},
+            "metrics": {"train_replies": rounds["train"], "evaluate_replies": rounds["evaluate"]}}
 
 
 def run(ctx) -> dict:
@@ -65,8 +91,10 @@ def run(ctx) -> dict:
                    on_ready=lambda address, ca: ctx.report(0.03, "waiting for sites", f"listening on {address}; sites need {ca}",
                                                           address=address, ca_cert=str(ca)),
                    timeout=float(p.get("timeout", 24 * 3600)))
+    elif mode == "site":
+        return _join(ctx, should_stop)
     else:
-        raise BadInputError(f"Unknown federation mode '{mode}'.", "Use 'simulate' or 'coordinate'.")
+        raise BadInputError(f"Unknown federation mode '{mode}'.", "Use 'simulate', 'coordinate' or 'site'.")
     log = read_round_log(out / "rounds.jsonl")
     final = [e for e in log if e["phase"] == "evaluate"]
     return {"outputs": {"model": {"kind": "model", "file": "outputs/federation/model.safetensors", "card": "outputs/federation/card.json"}},
