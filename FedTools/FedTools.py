@@ -47,7 +47,9 @@ is registered in your model catalog and can be used at once in the SKS Segmentat
 <i>coordinate</i> serves remote sites, which send you their public keys and receive your CA certificate and
 address (shown in the log when the coordinator starts); <i>join</i> takes part as one site with the listed
 cases: make the site's keys once, send the .pub file to the coordinator. Connections use TLS, only registered
-sites may join, and only model weights and scalar metrics leave a site. The plot shows every site's
+sites may join, and only model weights and scalar metrics leave a site; <i>differential privacy</i> (Flower's)
+can also bound what the updates reveal: <i>central</i> (clipped and noised at the coordinator) or <i>local</i>
+(each site noises its own update before sending it). The plot shows every site's
 validation Dice per round; the global model is registered in the catalog at the coordinator and at every site.
 """)
         self.parent.acknowledgementText = _("""
@@ -74,6 +76,7 @@ class FedToolsParameterNode:
     role - local (train here), simulate (all sites on this computer), coordinate (serve remote sites), join (be a site).
     caseSite, caseSites - simulate: the site number of the next added case, and of every listed case.
     rounds, strategy, localIterations - The federation: rounds, fedavg/fedprox, optimiser steps per site and round.
+    privacy - Differential privacy of the updates: off, central (clip + noise at the coordinator), local (at each site).
     siteKeys, host, port - coordinate: the sites' public key files (';'-separated) and where to listen.
     server, caCertificate, privateKey, siteIndex - join: the coordinator's address and CA certificate, this site's
         private key and number.
@@ -98,6 +101,7 @@ class FedToolsParameterNode:
     rounds: Annotated[int, WithinRange(1, 1000)] = 3
     strategy: Annotated[str, Choice(["fedavg", "fedprox"])] = "fedavg"
     localIterations: Annotated[int, WithinRange(1, 10000)] = 20
+    privacy: Annotated[str, Choice(["off", "central", "local"])] = "off"
     siteKeys: str = ""
     host: str = "127.0.0.1"
     port: Annotated[int, WithinRange(1024, 65535)] = 9092
@@ -138,7 +142,7 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
             self.ui.casesListWidget.addItem(f"{site}{imageName}  /  {segmentationName}")
         self.ui.addCaseButton.enabled = bool(p and p.trainingImage and p.trainingSegmentation)
         federated = role != "local"
-        for widget in (self.ui.roundsSpinBox, self.ui.strategyComboBox, self.ui.localIterationsSpinBox):
+        for widget in (self.ui.roundsSpinBox, self.ui.strategyComboBox, self.ui.localIterationsSpinBox, self.ui.privacyComboBox):
             widget.enabled = federated and role != "join"  # the coordinator decides these
         self.ui.caseSiteSpinBox.enabled = role == "simulate"
         for widget in (self.ui.siteKeysLineEdit, self.ui.hostLineEdit, self.ui.portSpinBox):
@@ -216,7 +220,7 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         self._records = []
         modelId = f"{p.modelName.strip()}@{p.modelVersion.strip()}"
         federation = {"rounds": p.rounds, "strategy": p.strategy, "localIterations": p.localIterations, "modelId": modelId,
-                      "device": p.device, "keepFiles": p.keepFiles}
+                      "settings": {"dp": p.privacy}, "device": p.device, "keepFiles": p.keepFiles}
         cases = list(zip(p.caseImages, p.caseSegmentations))
         if p.role == "simulate":
             sites = {}

@@ -211,3 +211,35 @@ def test_site_cases_are_cached_between_clientapp_processes(site_dirs, tmp_path):
         assert np.allclose(a.grid.ijk_to_ras, c.grid.ijk_to_ras) and np.array_equal(b.labels, c.labels)
     load_site_cases(site_dirs[0], {**spec, "spacing_mm": [2.0, 2.0, None]}, cache_dir=tmp_path)  # another grid: new entries
     assert len(list(tmp_path.glob("*.npz"))) == 4
+
+
+def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_the_model(site_dirs, tmp_path):
+    """Flower's DP on the updates. Central (server-side clipping, noise multiplier 0 so the bound is exact): one
+    round moves the global weights by at most the clipping norm. Local (each site's LocalDpMod): the run
+    completes and the global model carries the sites' noise, far beyond what a clipped plain update could move it."""
+    from safetensors.torch import load_file
+
+    from slicerleap.federated.local_federation import run_local_federation
+
+    s = rc.settings(TINY)
+    torch.manual_seed(s["seed"])  # the ServerApp's initial weights
+    initial = build_network(rc.training_config(s).architecture()).state_dict()
+    clip = 1e-3
+    central = run_local_federation(site_dirs[:2], tmp_path / "central", {**TINY, "num-server-rounds": 1, "min-sites": 2,
+                                                                         "dp": "central", "dp-clipping-norm": clip,
+                                                                         "dp-noise-multiplier": 0.0},
+                                   workdir=tmp_path / "central-work", timeout=600)
+    assert central["status"] == "finished:completed", central["status"]
+    final = load_file(str(tmp_path / "central" / "model.safetensors"))
+    moved = float(np.sqrt(sum(((final[k].double() - initial[k].double()) ** 2).sum() for k in initial)))
+    assert 0 < moved <= clip * 1.001, moved
+
+    local = run_local_federation(site_dirs[:2], tmp_path / "local", {**TINY, "num-server-rounds": 1, "min-sites": 2, "dp": "local",
+                                                                     "dp-clipping-norm": 1.0, "dp-epsilon": 1.0},
+                                 workdir=tmp_path / "local-work", timeout=600)
+    assert local["status"] == "finished:completed", local["status"]
+    card = json.loads((tmp_path / "local" / "card.json").read_text())
+    assert card["training"]["federated"]["dp"] == "local"
+    final = load_file(str(tmp_path / "local" / "model.safetensors"))
+    moved = float(np.sqrt(sum(((final[k].double() - initial[k].double()) ** 2).sum() for k in initial)))
+    assert moved > 1.0  # Gaussian noise of std ~4.8 per weight (epsilon 1): far beyond a clipped (norm <= 1) plain update

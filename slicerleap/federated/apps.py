@@ -1,6 +1,7 @@
 """The Flower ServerApp and ClientApp of SlicerLeap's federated segmentation training (Message API).
 
-Server: builds the 2.5D U-Net from the run config, runs Flower's FedAvg or FedProx strategy for the
+Server: builds the 2.5D U-Net from the run config, runs Flower's FedAvg or FedProx strategy (optionally
+inside Flower's central differential-privacy wrapper; sites can add local DP with Flower's LocalDpMod) for the
 configured rounds, logs every round (participating sites, their loss and Dice, bytes on the wire) to
 `<out-dir>/rounds.jsonl`, and writes the global model and its card to `out-dir`.
 Client (one per site, inside that site's SuperNode): reads only the folder named in its node config
@@ -18,7 +19,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg, FedProx
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, FedProx
 
 from . import run_config as rc
 from .deployment import read_round_log
@@ -76,6 +77,9 @@ def make_strategy(s: dict, log_path: Path | None, model_bytes: int):
                   min_available_nodes=s["min-sites"])
     strategy = LoggedFedProx(proximal_mu=s["proximal-mu"], **common) if s["strategy"] == "fedprox" else LoggedFedAvg(**common)
     strategy.log_path, strategy.model_bytes = log_path, model_bytes
+    if s["dp"] == "central":  # Flower's wrapper: clips every site's update, then noises the aggregate
+        return DifferentialPrivacyServerSideFixedClipping(strategy, s["dp-noise-multiplier"], s["dp-clipping-norm"],
+                                                          num_sampled_clients=s["min-sites"])
     return strategy
 
 
@@ -149,10 +153,22 @@ def audit_outgoing(msg: Message, context: Context, call_next) -> Message:
     return reply
 
 
+def local_privacy(msg: Message, context: Context, call_next) -> Message:
+    """Flower's LocalDpMod on training replies when the run config asks for local differential privacy: the
+    site clips its update and adds noise before the reply leaves (inside `audit_outgoing`, which so records
+    what really left)."""
+    s = rc.settings(context.run_config)
+    if s["dp"] != "local":
+        return call_next(msg, context)
+    from flwr.clientapp.mod import LocalDpMod
+
+    return LocalDpMod(s["dp-clipping-norm"], s["dp-clipping-norm"], s["dp-epsilon"], s["dp-delta"])(msg, context, call_next)
+
+
 client_app = ClientApp(mods=[audit_outgoing])
 
 
-@client_app.train()
+@client_app.train(mods=[local_privacy])
 def client_train(msg: Message, context: Context) -> Message:
     from .local_round import train_local_round
 

@@ -17,7 +17,7 @@ from ..errors import BadInputError
 
 def _run_config(args) -> dict:
     config = {"num-server-rounds": args.rounds, "strategy": args.strategy, "proximal-mu": args.mu,
-              "local-iterations": args.local_iterations, "model-id": args.id}
+              "local-iterations": args.local_iterations, "model-id": args.id, "dp": args.dp}
     for pair in args.set or []:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -120,6 +120,10 @@ def add_parser(sub) -> None:
         q.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
         q.add_argument("--local-iterations", type=int, default=20, help="optimiser steps per site per round")
         q.add_argument("--id", default="fed-unet@1.0.0", help="model id of the global model")
+        q.add_argument("--dp", default="off", choices=["off", "central", "local"],
+                       help="differential privacy of the updates (Flower's): central = clip at the coordinator + Gaussian "
+                            "noise (--set dp-noise-multiplier=, dp-clipping-norm=); local = each site clips and adds noise "
+                            "(--set dp-epsilon=, dp-delta=)")
         q.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other settings (slicerleap.federated.run_config.DEFAULTS)")
         q.add_argument("--timeout", type=float, default=24 * 3600.0, help="s to wait for the whole run")
         q.add_argument("--workdir", default=None, help="logs and Flower state (default: a new folder)")

@@ -2,11 +2,10 @@
 the same keys with their defaults) and the 2.5D training config and model card they define."""
 from __future__ import annotations
 
-from ..segmentation.label_specs import LESION_LABEL
-from ..segmentation.slice_data import slice_input_spec
-from ..segmentation.slice_trainer import SliceTrainingConfig
+# the training imports are in the functions: the settings alone are read where torch is not wanted (the Slicer GUI)
 
 STRATEGIES = ("fedavg", "fedprox")
+PRIVACY = ("off", "central", "local")  # differential privacy: Flower's server-side wrapper, or each site's LocalDpMod
 
 DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/pyproject.toml
     "num-server-rounds": 3,
@@ -26,6 +25,15 @@ DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/
     "seed": 0,
     "out-dir": "",                # coordinator folder for the global model, card and round log
     "model-id": "fed-unet@1.0.0",
+    # differential privacy of the model updates (Flower's own): "central" clips each site's update at the
+    # coordinator and adds Gaussian noise to their sum (dp-noise-multiplier x dp-clipping-norm); "local":
+    # each site clips its update and adds Gaussian noise itself before it leaves (Flower's LocalDpMod, std
+    # dp-clipping-norm * sqrt(2 ln(1.25 / dp-delta)) / dp-epsilon per weight)
+    "dp": "off",
+    "dp-clipping-norm": 1.0,      # L2 bound of one site's update (all weights together)
+    "dp-noise-multiplier": 1.0,   # central: noise std in units of the clipping norm
+    "dp-epsilon": 10.0,           # local: privacy budget per update (smaller: more noise)
+    "dp-delta": 1e-5,
 }
 
 
@@ -37,21 +45,30 @@ def settings(run_config) -> dict:
         out[key] = type(default)(value)
     if out["strategy"] not in STRATEGIES:
         raise ValueError(f"unknown strategy {out['strategy']!r}; use one of {', '.join(STRATEGIES)}")
+    if out["dp"] not in PRIVACY:
+        raise ValueError(f"unknown differential privacy mode {out['dp']!r}; use one of {', '.join(PRIVACY)}")
     return out
 
 
-def training_config(s: dict) -> SliceTrainingConfig:
+def training_config(s: dict):
+    """The SliceTrainingConfig of the federation's 2.5D U-Net."""
+    from ..segmentation.slice_trainer import SliceTrainingConfig
+
     return SliceTrainingConfig(model="unet", unet_channels=tuple(int(c) for c in s["channels"].split(",")),
                                context=s["context"], crop=s["crop"], batch_size=s["batch-size"],
                                learning_rate=s["learning-rate"], seed=s["seed"])
 
 
 def input_spec(s: dict) -> dict:
+    from ..segmentation.slice_data import slice_input_spec
+
     return slice_input_spec(s["in-plane-spacing"], s["context"])
 
 
 def model_card(s: dict, history: list[dict], n_sites: int) -> dict:
     """Catalog card of the federation's global model (a 2.5D U-Net, usable by SKSSegmentation at once)."""
+    from ..segmentation.label_specs import LESION_LABEL
+
     return {
         "id": s["model-id"], "title": f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, {n_sites} sites)",
         "task": "segmentation", "module": "SKSSegmentation", "modality": "any",
