@@ -19,6 +19,7 @@ from slicerleap.federated.local_round import train_local_round
 from slicerleap.io import read_volume, write_volume
 from slicerleap.models.catalog import ModelCatalog
 from slicerleap.models.networks import build_network, load_model
+from slicerleap.models.weights import sha256_of
 from slicerleap.segmentation.inference import segment_volume
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.slice_data import prepare_case
@@ -243,3 +244,39 @@ def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_
     final = load_file(str(tmp_path / "local" / "model.safetensors"))
     moved = float(np.sqrt(sum(((final[k].double() - initial[k].double()) ** 2).sum() for k in initial)))
     assert moved > 1.0  # Gaussian noise of std ~4.8 per weight (epsilon 1): far beyond a clipped (norm <= 1) plain update
+
+
+def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, tmp_path):
+    """FedICRA over two SuperNodes with different sparse labels (scribbles, boxes): the run completes; each site keeps
+    its decoder and, from the aggregation round on, its learned element-wise weights W in its own cache folder
+    (never sent); each site receives its personalised model (its site code, its decoder), loadable from its card;
+    what left the sites is weights and scalar metrics only."""
+    from safetensors.torch import load_file
+
+    from slicerleap.federated.local_federation import run_local_federation
+
+    config = {**TINY, "strategy": "fedicra", "num-server-rounds": 2, "aa-from-round": 2, "aa-iterations": 3, "min-sites": 2}
+    model_dirs = [tmp_path / f"site{n}-model" for n in range(2)]
+    result = run_local_federation(site_dirs[:2], tmp_path / "out", config, workdir=tmp_path / "fed", timeout=900,
+                                  label_kinds=["scribble", "box"], model_dirs=model_dirs)
+    assert result["card"]["architecture"]["name"] == "slicerleap.FedICRAUNet"
+    assert [(r["round"], r["phase"]) for r in result["rounds"]] == [(0, "evaluate"), (1, "train"), (1, "evaluate"),
+                                                                   (2, "train"), (2, "evaluate")]
+    assert all(len(r["sites"]) == 2 and not r["failures"] for r in result["rounds"])
+    personal = [load_file(str(p)) for p in sorted((tmp_path / "fed").glob("site*-cache/fedicra-run*-site*.safetensors"))]
+    assert len(personal) == 2
+    for state in personal:
+        weights = [v for k, v in state.items() if k.startswith("weight.")]
+        assert weights and all(float(w.min()) >= 0 and float(w.max()) <= 1 for w in weights)
+        assert any(k.startswith("decoder.upcat_") for k in state) and not any(k.startswith("decoder.down_") for k in state)
+    cards = [json.loads((d / "card.json").read_text()) for d in model_dirs]
+    assert [c["id"] for c in cards] == [f"fed-unet-site{n}@1.0.0" for n in range(2)]
+    assert [c["architecture"]["args"]["site"] for c in cards] == [0, 1]
+    models = [load_model({**c, "_path": str(d / "model.safetensors"), "sha256": sha256_of(d / "model.safetensors")}, "cpu")
+              for c, d in zip(cards, model_dirs)]
+    decoder_key = next(k for k in models[0].state_dict() if k.startswith("upcat_1."))
+    assert not torch.equal(models[0].state_dict()[decoder_key], models[1].state_dict()[decoder_key])  # personalised
+    for audit in result["audit_logs"]:
+        for entry in (json.loads(line) for line in audit.read_text().splitlines()):
+            assert set(entry["metrics"].get("metrics", {})) <= METRIC_KEYS
+            assert all(not k.startswith("weight.") for record in entry["arrays"].values() for k in record)

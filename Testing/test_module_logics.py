@@ -318,7 +318,7 @@ def test_superresolution_dmdip_restores_two_contrasts_on_oblique_real_anatomy():
     first = volume_to_node(ctx, thick, "T1 thick")
     second = volume_to_node(ctx, thick.with_array(np.sqrt(np.maximum(thick.array, 0.0)) * 10.0), "T2 thick")
 
-    outputs = SuperResolutionLogic(ctx).process(first, method="dmdip", second_volume=second, iterations=10, timeout=300)
+    outputs = SuperResolutionLogic(ctx).process(first, method="dmdip", second_volume=second, iterations=5, timeout=600)
     assert set(outputs) == {"volume", "volume2"}
     restored, restored2 = node_to_volume(outputs["volume"]), node_to_volume(outputs["volume2"])
     n = hr.array.shape[0]

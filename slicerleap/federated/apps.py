@@ -1,6 +1,7 @@
 """The Flower ServerApp and ClientApp of SlicerLeap's federated segmentation training (Message API).
 
-Server: builds the 2.5D U-Net from the run config, runs Flower's FedAvg or FedProx strategy (optionally
+Server: builds the 2.5D U-Net (FedICRA: the SCR-calibrated U-Net) from the run config, runs Flower's FedAvg or
+FedProx strategy (FedICRA: sample-weighted FedAvg of the whole model, each site personalising its decoder; optionally
 inside Flower's central differential-privacy wrapper; sites can add local DP with Flower's LocalDpMod) for the
 configured rounds, logs every round (participating sites, their loss and Dice, bytes on the wire) to
 `<out-dir>/rounds.jsonl`, and writes the global model and its card to `out-dir`.
@@ -98,7 +99,7 @@ def server_main(grid: Grid, context: Context) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s["seed"])
-    net = build_network(rc.training_config(s).architecture())
+    net = build_network(rc.architecture(s))
     arrays = ArrayRecord(net.state_dict())
     strategy = make_strategy(s, out / "rounds.jsonl" if out else None, _array_bytes(arrays))
     # round 0: every site scores the initial weights, the baseline the rounds are measured against
@@ -127,14 +128,51 @@ def _site(context: Context):
     return s, train, val, int(context.node_config.get("site-index", 0))
 
 
-def _network(s: dict, arrays: ArrayRecord):
+def _network(s: dict, arrays: ArrayRecord, site: int = 0):
     from ..device import select_device
     from ..models.networks import build_network
 
     device = select_device("auto")
-    net = build_network(rc.training_config(s).architecture())
+    net = build_network(rc.architecture(s, site))
     net.load_state_dict(arrays.to_torch_state_dict())
     return net.to(device), device
+
+
+def _fedicra_site(context: Context, s: dict):
+    """FedICRA: (sparse training cases, validation cases with full masks, site, personal-state path). The site's
+    label kind (node config label-kind) is simulated from its masks with a fixed seed: the same labels every round."""
+    import tempfile
+
+    from .fedicra.personal import personal_path
+    from .fedicra.training import sparsify
+
+    _, train, val, site = _site(context)
+    kind = str(context.node_config.get("label-kind", "full"))
+    rng = np.random.default_rng([s["seed"], site])
+    cache = context.node_config.get("cache-dir") or Path(tempfile.gettempdir()) / "slicerleap-fedicra"
+    return [sparsify(c, kind, rng) for c in train], val or train, site, personal_path(str(cache), context.run_id, site)
+
+
+def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
+    """Adaptive aggregation of the decoder (from round aa-from-round), then local training on the sparse labels;
+    the site's decoder and W stay in its cache folder, the whole model goes to the coordinator (theta_g is the
+    sites' average decoder)."""
+    from .fedicra.network import split_state
+    from .fedicra.personal import adapt, load_personal, save_personal
+    from .fedicra.training import train_fedicra_round
+
+    sparse, _, site, path = _fedicra_site(context, s)
+    net, device = _network(s, msg.content["arrays"], site)
+    config = msg.content["config"]
+    server_round = int(config.get("server-round", 0))
+    rng = np.random.default_rng([s["seed"], site, server_round])
+    cfg = rc.training_config(s)
+    personal = load_personal(path) if server_round >= s["aa-from-round"] else None
+    weights = adapt(net, msg.content["arrays"].to_torch_state_dict(), personal, sparse, site, cfg, device, s["aa-iterations"], rng)
+    loss = train_fedicra_round(net, sparse, site, cfg, device, int(config.get("local-iterations", s["local-iterations"])), rng)
+    save_personal(path, split_state(net.state_dict())[1], weights)
+    metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.case.image.shape[0] for c in sparse)), "site-index": site})
+    return Message(RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics}), reply_to=msg)
 
 
 def audit_outgoing(msg: Message, context: Context, call_next) -> Message:
@@ -172,6 +210,9 @@ client_app = ClientApp(mods=[audit_outgoing])
 def client_train(msg: Message, context: Context) -> Message:
     from .local_round import train_local_round
 
+    s = rc.settings(context.run_config)
+    if s["strategy"] == "fedicra":
+        return _fedicra_train(msg, context, s)
     s, train, _, site = _site(context)
     net, device = _network(s, msg.content["arrays"])
     config = msg.content["config"]
@@ -187,9 +228,17 @@ def client_train(msg: Message, context: Context) -> Message:
 def client_evaluate(msg: Message, context: Context) -> Message:
     from ..segmentation.slice_trainer import mean_dice
 
-    s, train, val, site = _site(context)
-    net, device = _network(s, msg.content["arrays"])
-    cases = val or train  # a one-case site can only report how well the global model fits its own case
+    s = rc.settings(context.run_config)
+    if s["strategy"] == "fedicra":  # the site's personalised model: phi_g + blend(theta_g, theta_i, W_i)
+        from .fedicra.personal import load_personal, personalised_state
+
+        _, cases, site, path = _fedicra_site(context, s)
+        net, device = _network(s, msg.content["arrays"], site)
+        net.load_state_dict(personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path)))
+    else:
+        s, train, val, site = _site(context)
+        net, device = _network(s, msg.content["arrays"])
+        cases = val or train  # a one-case site can only report how well the global model fits its own case
     metrics = MetricRecord({"dice": mean_dice(net, cases, device, s["context"]), "num-examples": len(cases), "site-index": site})
     model_dir = context.node_config.get("model-dir")
     if model_dir and int(msg.content["config"].get("server-round", 0)) == s["num-server-rounds"]:
@@ -205,5 +254,9 @@ def _keep_final_model(net, s: dict, site: int, folder: Path) -> None:
     save_weights(net, folder / "model.safetensors")
     card = rc.model_card(s, [], 0)
     card["title"] = f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, received at site {site})"
+    if s["strategy"] == "fedicra":  # this site's personalised model
+        name, version = s["model-id"].split("@")
+        card.update(id=f"{name}-site{site}@{version}", architecture=rc.architecture(s, site),
+                    title=f"{name} (FedICRA, personalised for site {site})")
     card["training_data"] = "federated training; this site's images never left it, only model weights did"
     (folder / "card.json").write_text(json.dumps(card, indent=2))

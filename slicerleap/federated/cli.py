@@ -53,8 +53,10 @@ def cmd_simulate(args) -> int:
     from .local_federation import run_local_federation
 
     out = Path(args.out)
+    if args.label_kinds and len(args.label_kinds) != len(args.sites):
+        raise BadInputError(f"{len(args.label_kinds)} label kinds for {len(args.sites)} sites.", "Give one --label-kinds entry per site.")
     run_local_federation(args.sites, out, _run_config(args), workdir=args.workdir, tls=not args.no_tls, node_auth=not args.no_tls,
-                         on_round=_print_round, timeout=args.timeout)
+                         on_round=_print_round, timeout=args.timeout, label_kinds=args.label_kinds)
     _register(out, args.no_register)
     return 0
 
@@ -99,7 +101,7 @@ def cmd_site(args) -> int:
     print(f"site {args.index} joining {args.server}; training runs when the coordinator starts a round (Ctrl-C leaves)", flush=True)
     try:
         join_federation(args.data, args.server, args.ca, args.key, workdir, model_out, args.index, args.threads, args.audit_log,
-                        on_reply=on_reply,
+                        args.label_kind, on_reply=on_reply,
                         timeout=args.timeout)
     except KeyboardInterrupt:
         return 130
@@ -116,7 +118,8 @@ def add_parser(sub) -> None:
     def run_options(q):
         q.add_argument("--out", required=True, help="folder for the global model, its card and rounds.jsonl")
         q.add_argument("--rounds", type=int, default=3)
-        q.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox"])
+        q.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox", "fedicra"],
+                       help="fedicra: personalised decoders with adaptive aggregation, trained on each site's sparse labels")
         q.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
         q.add_argument("--local-iterations", type=int, default=20, help="optimiser steps per site per round")
         q.add_argument("--id", default="fed-unet@1.0.0", help="model id of the global model")
@@ -132,6 +135,8 @@ def add_parser(sub) -> None:
     q = fsub.add_parser("simulate", help="run every site on this machine (real Flower processes over loopback)")
     q.add_argument("--sites", nargs="+", required=True, help="one data folder per site (images/ + labels/)")
     q.add_argument("--no-tls", action="store_true", help="plain connections, no site authentication (trials only)")
+    q.add_argument("--label-kinds", nargs="+", choices=["point", "scribble", "box", "full"], default=None,
+                   help="fedicra: each site's label kind, simulated from its masks (default: full)")
     run_options(q)
     q.set_defaults(func=cmd_simulate)
 
@@ -157,6 +162,8 @@ def add_parser(sub) -> None:
     q.add_argument("--key", required=True, help="this site's private key (from `slicerleap fed keys`)")
     q.add_argument("--index", type=int, default=0, help="site number shown in the coordinator's round log")
     q.add_argument("--audit-log", default=None, help="record every message this site sends (JSON lines)")
+    q.add_argument("--label-kind", default=None, choices=["point", "scribble", "box", "full"],
+                   help="fedicra: the kind of sparse labels simulated from this site's masks (default: full)")
     q.add_argument("--threads", type=int, default=None, help="CPU threads for training")
     q.add_argument("--workdir", default=None)
     q.add_argument("--model-out", default=None, help="where the final global model arrives (default: WORKDIR/global-model)")

@@ -199,7 +199,8 @@ class Site:
 
     def __init__(self, superlink: str, data_dir: str | Path, workdir: str | Path, index: int = 0,
                  root_cert: str | Path | None = None, private_key: str | Path | None = None,
-                 audit_log: str | Path | None = None, threads: int | None = None, model_dir: str | Path | None = None):
+                 audit_log: str | Path | None = None, threads: int | None = None, model_dir: str | Path | None = None,
+                 label_kind: str | None = None):
         data_dir = Path(data_dir).resolve()
         if not data_dir.is_dir():
             raise BadInputError(f"The site data folder '{data_dir}' does not exist.", "Give the folder holding images/ and labels/.")
@@ -210,6 +211,12 @@ class Site:
             node_config["audit-log"] = str(Path(audit_log).resolve())
         if model_dir:  # the site keeps the final global model here
             node_config["model-dir"] = str(Path(model_dir).resolve())
+        if label_kind:  # FedICRA: this site's sparse-label kind
+            from .fedicra.weak_labels import KINDS
+
+            if label_kind not in KINDS:
+                raise BadInputError(f"Unknown label kind '{label_kind}'.", f"Use one of: {', '.join(KINDS)}.")
+            node_config["label-kind"] = label_kind
         self.args = [_flower_bin("flower-supernode"), "--superlink", superlink, "--port", str(self.port),
                      "--node-config", _toml_pairs(node_config)]
         self.args += ["--root-certificates", str(root_cert)] if root_cert else ["--insecure"]

@@ -20,6 +20,7 @@ def _replies(audit_log: Path, seen: int) -> list[dict]:
 
 def join_federation(data_dir: str | Path, server: str, ca_cert: str | Path, private_key: str | Path, workdir: str | Path,
                     model_dir: str | Path, index: int = 0, threads: int | None = None, audit_log: str | Path | None = None,
+                    label_kind: str | None = None,
                     on_reply: Callable[[dict], None] = lambda entry: None, should_stop: Callable[[], bool] = lambda: False,
                     timeout: float = 24 * 3600.0) -> Path:
     """Serve this site's data to the coordinator at `server` (host:port) until its run ends; returns the card of
@@ -29,7 +30,7 @@ def join_federation(data_dir: str | Path, server: str, ca_cert: str | Path, priv
     model within `timeout`, is an error naming the site log."""
     workdir, model_dir = Path(workdir).resolve(), Path(model_dir).resolve()
     audit_log = Path(audit_log or workdir / "audit.jsonl").resolve()
-    site = Site(server, data_dir, workdir, index, ca_cert, private_key, audit_log, threads, model_dir)
+    site = Site(server, data_dir, workdir, index, ca_cert, private_key, audit_log, threads, model_dir, label_kind)
     deadline, seen = time.time() + timeout, 0
     try:
         site.start(timeout=120)

@@ -18,9 +18,11 @@ from .deployment import Coordinator, Site, read_round_log
 def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict, workdir: str | Path | None = None,
                          tls: bool = True, node_auth: bool = True, audit: bool = True, threads_per_site: int | None = 1,
                          timeout: float = 3600.0, on_round: Callable[[dict], None] | None = None,
-                         should_stop: Callable[[], bool] = lambda: False) -> dict:
+                         should_stop: Callable[[], bool] = lambda: False, label_kinds: list[str] | None = None,
+                         model_dirs: list | None = None) -> dict:
     """Run SlicerLeap's Flower App over `site_dirs` and wait for it. `run_config`: keys of run_config.DEFAULTS
-    (out-dir is set here). `on_round(entry)` is called for each new line of the round log. With `audit`, each
+    (out-dir is set here). `label_kinds`: each site's sparse-label kind for FedICRA (point, scribble, box, full);
+    `model_dirs`: where each site keeps the final model it receives (FedICRA: its personalised model). `on_round(entry)` is called for each new line of the round log. With `audit`, each
     site's outgoing messages are recorded in <workdir>/site<N>-audit.jsonl.
 
     Returns {"status", "rounds", "weights", "card", "audit_logs"}; weights/card are None when the run failed."""
@@ -43,7 +45,8 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
                 coordinator.register_site(public, f"site{index}")
             audits.append(workdir / f"site{index}-audit.jsonl" if audit else None)
             sites.append(Site(coordinator.address, folder, workdir, index, tls_files.ca_cert if tls_files else None, key,
-                              audits[-1], threads_per_site).start())
+                              audits[-1], threads_per_site, model_dirs[index] if model_dirs else None,
+                              label_kinds[index] if label_kinds else None).start())
         run_id = coordinator.submit({"min-sites": len(sites), **run_config, "out-dir": str(out_dir)})
         status = coordinator.follow(run_id, log_path, on_round, should_stop, timeout)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # the training imports are in the functions: the settings alone are read where torch is not wanted (the Slicer GUI)
 
-STRATEGIES = ("fedavg", "fedprox")
+STRATEGIES = ("fedavg", "fedprox", "fedicra")
 PRIVACY = ("off", "central", "local")  # differential privacy: Flower's server-side wrapper, or each site's LocalDpMod
 
 DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/pyproject.toml
@@ -29,6 +29,12 @@ DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/
     # coordinator and adds Gaussian noise to their sum (dp-noise-multiplier x dp-clipping-norm); "local":
     # each site clips its update and adds Gaussian noise itself before it leaves (Flower's LocalDpMod, std
     # dp-clipping-norm * sqrt(2 ln(1.25 / dp-delta)) / dp-epsilon per weight)
+    # FedICRA: sites in the site code (0: min-sites), adaptive-aggregation steps per round and the first round
+    # with AA (the paper: t > 2); each site's label kind is its own (node config label-kind: point, scribble,
+    # box or full)
+    "sites": 0,
+    "aa-iterations": 10,
+    "aa-from-round": 3,
     "dp": "off",
     "dp-clipping-norm": 1.0,      # L2 bound of one site's update (all weights together)
     "dp-noise-multiplier": 1.0,   # central: noise std in units of the clipping norm
@@ -59,6 +65,16 @@ def training_config(s: dict):
                                learning_rate=s["learning-rate"], seed=s["seed"])
 
 
+def architecture(s: dict, site: int = 0) -> dict:
+    """The network of the federation: the 2.5D U-Net, or for FedICRA the SCR-calibrated U-Net answering as `site`."""
+    if s["strategy"] != "fedicra":
+        return training_config(s).architecture()
+    channels = [int(c) for c in s["channels"].split(",")]
+    unet = (channels + [channels[-1]] * 5)[:5] + [channels[0]]  # BasicUNet's six feature counts
+    return {"name": "slicerleap.FedICRAUNet", "args": {"in_channels": 2 * s["context"] + 1, "classes": 2,
+                                                       "sites": s["sites"] or s["min-sites"], "channels": unet, "site": site}}
+
+
 def input_spec(s: dict) -> dict:
     from ..segmentation.slice_data import slice_input_spec
 
@@ -72,7 +88,7 @@ def model_card(s: dict, history: list[dict], n_sites: int) -> dict:
     return {
         "id": s["model-id"], "title": f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, {n_sites} sites)",
         "task": "segmentation", "module": "SKSSegmentation", "modality": "any",
-        "architecture": training_config(s).architecture(), "input": input_spec(s), "labels": [{**LESION_LABEL, "value": 1}],
+        "architecture": architecture(s), "input": input_spec(s), "labels": [{**LESION_LABEL, "value": 1}],
         "licence": "user-owned",
         "training_data": f"federated training over {n_sites} site(s); the images never left their sites, only model weights did",
         "training": {"federated": {k: v for k, v in s.items() if k != "out-dir"}},

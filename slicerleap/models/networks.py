@@ -14,6 +14,10 @@ def build_network(architecture: dict):
         from ..segmentation.sks_net import SKSNet
 
         return SKSNet(**args)
+    if name == "slicerleap.FedICRAUNet":
+        from ..federated.fedicra.network import FedICRAUNet
+
+        return FedICRAUNet(**args)
     raise ModelError(f"Unknown architecture '{name}' in the model card.", "Update SlicerLeap, or fix the card's architecture name.")
 
 

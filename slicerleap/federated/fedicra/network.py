@@ -30,10 +30,11 @@ class SiteCodeCalibration(nn.Module):
 
 
 class FedICRAUNet(nn.Module):
-    """2D U-Net with SCR at the bottleneck. forward(x, site) -> logits; `site` is the site index per sample
-    (at inference: the site the model was personalised for). channels: BasicUNet's six feature counts."""
+    """2D U-Net with SCR at the bottleneck. forward(x, site) -> logits; `site` is the site index per sample, or
+    `site` given at construction (the site a model was personalised for: forward(x) answers as that site, so
+    inference code can call net(x)). channels: BasicUNet's six feature counts."""
 
-    def __init__(self, in_channels: int, classes: int, sites: int, channels=(16, 32, 64, 128, 256, 16)):
+    def __init__(self, in_channels: int, classes: int, sites: int, channels=(16, 32, 64, 128, 256, 16), site: int = 0):
         super().__init__()
         from monai.networks.nets import BasicUNet
 
@@ -41,9 +42,10 @@ class FedICRAUNet(nn.Module):
         for name in ("conv_0", "down_1", "down_2", "down_3", "down_4", "upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv"):
             setattr(self, name, getattr(unet, name))
         self.scr = SiteCodeCalibration(sites, channels[4])
-        self.sites = sites
+        self.sites, self.site = sites, site
 
-    def forward(self, x: torch.Tensor, site: torch.Tensor | int = 0, return_code: bool = False):
+    def forward(self, x: torch.Tensor, site: torch.Tensor | int | None = None, return_code: bool = False):
+        site = self.site if site is None else site
         if isinstance(site, int):
             site = torch.full((x.shape[0],), site, dtype=torch.long, device=x.device)
         x0 = self.conv_0(x)
@@ -69,3 +71,4 @@ def split_state(state: dict) -> tuple[dict, dict]:
     """(shared encoder + SCR, personalised decoder) parts of a FedICRAUNet state dict."""
     shared = {k: v for k, v in state.items() if is_shared(k)}
     return shared, {k: v for k, v in state.items() if not is_shared(k)}
+

@@ -21,19 +21,12 @@ def _innermost(component: np.ndarray) -> tuple[int, int]:
     return tuple(int(v) for v in np.unravel_index(int(np.argmax(distance)), component.shape))
 
 
-def _background_ring(mask: np.ndarray, gap: int, width: int) -> np.ndarray:
-    """Background pixels between `gap` and `gap + width` pixels from the object (an annotator's outside stroke)."""
-    near = ndimage.binary_dilation(mask, iterations=gap) if mask.any() else mask
-    far = ndimage.binary_dilation(mask, iterations=gap + width) if mask.any() else mask
-    return far & ~near
-
-
 def weak_label(mask: np.ndarray, kind: str, rng: np.random.Generator, radius: int = 2) -> np.ndarray:
     """The sparse label of one 2D binary `mask`.
 
-    point: a disc of `radius` at the innermost pixel of every object, and as many background discs at random
-    places at least 5 pixels away from any object. scribble: the skeleton of every object (eroded by one pixel so it
-    stays inside) and a background stroke: the skeleton of a ring around the objects. box: the bounding box of
+    point: a disc of `radius` at the innermost pixel of every object, and three times as many background discs at
+    random places at least 5 pixels away from any object. scribble: the skeleton of every object (eroded by one pixel so it
+    stays inside) and background strokes: the skeleton of the background more than 3 pixels from any object. box: the bounding box of
     every object, its inner half labelled foreground (a "block", as the paper converts boxes) and everything
     outside the box dilated by 2 pixels background. full: the mask itself. A slice without objects gets a
     background label of the same kind (points, a skeleton stroke, or everything for box/full)."""
@@ -51,17 +44,15 @@ def weak_label(mask: np.ndarray, kind: str, rng: np.random.Generator, radius: in
             cy, cx = _innermost(component)
             out[((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2) & component] = 1
         candidates = np.argwhere(far)
-        for cy, cx in candidates[rng.choice(len(candidates), size=min(len(candidates), max(1, len(components))), replace=False)]:
+        for cy, cx in candidates[rng.choice(len(candidates), size=min(len(candidates), 3 * max(1, len(components))), replace=False)]:
             out[((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2) & far] = 0
         return out
     if kind == "scribble":
         for component in components:
             inner = ndimage.binary_erosion(component) if component.sum() > 8 else component
             out[skeletonize(inner if inner.any() else component)] = 1
-        ring = _background_ring(mask, 3, 4) if mask.any() else np.zeros_like(mask)
-        if not ring.any():  # no object: one horizontal stroke through the middle
-            ring[mask.shape[0] // 2, mask.shape[1] // 4: 3 * mask.shape[1] // 4] = True
-        out[skeletonize(ring) & ~mask] = 0
+        background = ~ndimage.binary_dilation(mask, iterations=3) if mask.any() else np.ones_like(mask)
+        out[skeletonize(background) & ~mask] = 0  # strokes through the whole background, as annotators draw them
         return out
     # box
     outside = np.ones_like(mask)

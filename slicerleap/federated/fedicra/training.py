@@ -1,0 +1,79 @@
+"""One FedICRA site's training on sparse labels: L = L_pCE + 0.1 L_gCRF + 1.0 L_con (the paper's weights; the
+multiscale tree-energy term is not used: it needs a minimum-spanning-tree filter op, and the paper's ablation
+credits most of the gain to AA + SCR + gCRF). Same 2.5D slices and intensity augmentation as the other trainers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...segmentation.slice_data import SliceCase, neighbour_stack
+from ...segmentation.slice_trainer import SliceTrainingConfig, _augment, _crop
+from .losses import gated_crf_loss, partial_cross_entropy, site_code_contrast
+from .weak_labels import UNLABELLED, weak_label
+
+CRF_WEIGHT, CONTRAST_WEIGHT = 0.1, 1.0
+
+
+@dataclass
+class SparseCase:
+    """A site's scan with sparse labels (K, J, I): 0 background, 1 foreground, UNLABELLED elsewhere."""
+    case: SliceCase
+    sparse: np.ndarray
+
+
+def sparsify(case: SliceCase, kind: str, rng: np.random.Generator) -> SparseCase:
+    """The site's label kind simulated from the case's full mask, slice by slice (as the paper simulates its sites)."""
+    masks = case.labels > 0
+    return SparseCase(case, np.stack([weak_label(m, kind, rng) for m in masks]))
+
+
+def sample_sparse(cases: list[SparseCase], rng, config: SliceTrainingConfig):
+    """A batch (x (B, 2c+1, crop, crop), sparse labels (B, crop, crop)); slices with labelled foreground drawn
+    with probability config.lesion_fraction, centred on a labelled foreground pixel."""
+    xs, ys = [], []
+    for _ in range(config.batch_size):
+        item = cases[int(rng.integers(len(cases)))]
+        has_fg = (item.sparse == 1).reshape(item.sparse.shape[0], -1).any(axis=1)
+        pool = np.flatnonzero(has_fg) if rng.random() < config.lesion_fraction else np.flatnonzero(~has_fg)
+        k = int(rng.choice(pool if pool.size else np.arange(item.sparse.shape[0])))
+        stack = neighbour_stack(item.case.image, [k], config.context)[0]
+        fg = np.argwhere(item.sparse[k] == 1)
+        centre = fg[int(rng.integers(len(fg)))] if len(fg) else None
+        target = item.sparse[k].astype(np.int64)
+        stack, target = _crop(stack, np.where(target == UNLABELLED, -1, target), config.crop, rng, centre)  # padding: background
+        if config.augment and rng.random() < 0.5:
+            stack, target = stack[:, :, ::-1], target[:, ::-1]
+        xs.append(np.ascontiguousarray(stack))
+        ys.append(np.ascontiguousarray(np.where(target < 0, UNLABELLED, target)))
+    x = torch.as_tensor(np.stack(xs)).float()
+    if config.augment:
+        x = _augment(x, rng)
+    return x, torch.as_tensor(np.stack(ys)).long()
+
+
+def fedicra_loss(net, x: torch.Tensor, sparse: torch.Tensor, site: int, context: int) -> tuple[torch.Tensor, dict]:
+    logits = net(x, site)
+    probabilities = torch.softmax(logits, dim=1)
+    centre = x[:, context:context + 1].clamp(0, 1)  # the slice itself: the image the CRF affinities come from
+    terms = {"pce": partial_cross_entropy(logits, sparse), "gcrf": gated_crf_loss(probabilities, centre),
+             "con": site_code_contrast(net.site_codes(x), site)}
+    return terms["pce"] + CRF_WEIGHT * terms["gcrf"] + CONTRAST_WEIGHT * terms["con"], {k: float(v.detach()) for k, v in terms.items()}
+
+
+def train_fedicra_round(net, cases: list[SparseCase], site: int, config: SliceTrainingConfig, device, iterations: int,
+                        rng: np.random.Generator) -> float:
+    """Train the whole network in place for `iterations` batches (AdamW at the config's rate, fresh each round);
+    returns the mean L_seg = L_pCE + 0.1 L_gCRF (without the contrast term, which is negative by design)."""
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    losses = []
+    net.train()
+    for _ in range(iterations):
+        x, sparse = sample_sparse(cases, rng, config)
+        loss, terms = fedicra_loss(net, x.to(device), sparse.to(device), site, config.context)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(terms["pce"] + CRF_WEIGHT * terms["gcrf"])
+    return float(np.mean(losses))
