@@ -103,20 +103,31 @@ def run_local_only(folders, tests, s: dict, seed: int) -> dict:
     return {"site_dice": per_site, "wall_s": time.time() - started}
 
 
-def run_federated(folders, tests, s: dict, strategy: str, workdir: Path) -> dict:
-    started = time.time()
-    config = {k: v for k, v in s.items() if k != "out-dir"}
-    result = run_local_federation(folders, workdir / "out", {**config, "strategy": strategy}, workdir=workdir / "work",
-                                  audit=False, threads_per_site=1, timeout=6 * 3600)
-    net = build_network(rc.training_config(s).architecture())
+def run_federated(folders, tests, s: dict, strategy: str, workdir: Path, label_kinds: list[str] | None = None) -> dict:
+    """A Flower federation; FedAvg/FedProx score the global model on every site's tests, FedICRA each site's own
+    personalised model (its site code and adaptively aggregated decoder) on that site's tests."""
     from safetensors.torch import load_file
 
-    net.load_state_dict(load_file(str(result["weights"])))
+    started = time.time()
+    config = {k: v for k, v in s.items() if k != "out-dir"}
+    model_dirs = [workdir / f"site{n}-model" for n in range(len(folders))] if strategy == "fedicra" else None
+    result = run_local_federation(folders, workdir / "out", {**config, "strategy": strategy}, workdir=workdir / "work",
+                                  audit=False, threads_per_site=1, timeout=6 * 3600, label_kinds=label_kinds, model_dirs=model_dirs)
+    if strategy == "fedicra":
+        dice = []
+        for site, folder in enumerate(model_dirs):
+            net = build_network(json.loads((folder / "card.json").read_text())["architecture"])
+            net.load_state_dict(load_file(str(folder / "model.safetensors")))
+            dice.append(test_dice(net, [tests[site]], s)[0])
+    else:
+        net = build_network(rc.training_config(s).architecture())
+        net.load_state_dict(load_file(str(result["weights"])))
+        dice = test_dice(net, tests, s)
     rounds = result["rounds"]
     per_round_bytes = [r["bytes_up"] + r["bytes_down"] for r in rounds if r["phase"] == "train"]
     validation = [r["mean_dice"] for r in rounds if r["phase"] == "evaluate"]
-    return {"site_dice": test_dice(net, tests, s), "wall_s": time.time() - started, "bytes_per_round": int(np.mean(per_round_bytes)),
-            "validation_dice_by_round": validation}
+    return {"site_dice": dice, "wall_s": time.time() - started, "bytes_per_round": int(np.mean(per_round_bytes)),
+            "validation_dice_by_round": validation, **({"label_kinds": label_kinds} if label_kinds else {})}
 
 
 def main() -> None:
@@ -126,21 +137,24 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--local-iterations", type=int, default=40)
-    ap.add_argument("--methods", nargs="+", default=["local-only", "fedavg", "fedprox"])
+    ap.add_argument("--methods", nargs="+", default=["local-only", "fedavg", "fedprox"],
+                    help="also: fedicra (personalised; each site's label kind from --label-kinds)")
+    ap.add_argument("--label-kinds", nargs=3, default=["full", "full", "full"], choices=["point", "scribble", "box", "full"],
+                    help="fedicra: the sparse labels each site has, simulated from its masks")
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.exists() else {"runs": []}
-    done = {(r["seed"], r["method"]) for r in results["runs"]}
+    done = {(r["seed"], r["method"] if r["method"] != "fedicra" else f"fedicra {' '.join(r['label_kinds'])}") for r in results["runs"]}
     for seed in args.seeds:
         s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed})
         with tempfile.TemporaryDirectory(prefix="fed-bench-") as tmp:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
-                if (seed, method) in done:
+                if (seed, method if method != "fedicra" else f"fedicra {' '.join(args.label_kinds)}") in done:
                     continue
                 record = run_local_only(folders, tests, s, seed) if method == "local-only" else \
-                    run_federated(folders, tests, s, method, Path(tmp) / method)
+                    run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if method == "fedicra" else None)
                 record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])),
                               rounds=args.rounds, local_iterations=args.local_iterations)
                 results["runs"].append(record)
@@ -153,8 +167,10 @@ def main() -> None:
 def markdown_table(results: dict) -> str:
     lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round (3 sites, both ways) | wall s | seeds |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for method in ("local-only", "fedavg", "fedprox"):
-        runs = [r for r in results["runs"] if r["method"] == method]
+    methods = ["local-only", "fedavg", "fedprox"] + sorted({f"fedicra ({', '.join(r['label_kinds'])})" for r in results["runs"]
+                                                            if r["method"] == "fedicra"})
+    for method in methods:
+        runs = [r for r in results["runs"] if (r["method"] if r["method"] != "fedicra" else f"fedicra ({', '.join(r['label_kinds'])})") == method]
         if not runs:
             continue
         site = np.array([r["site_dice"] for r in runs])
