@@ -124,6 +124,9 @@ def run_federated(folders, tests, s: dict, strategy: str, workdir: Path, label_k
         net.load_state_dict(load_file(str(result["weights"])))
         dice = test_dice(net, tests, s)
     rounds = result["rounds"]
+    failures = [f for r in rounds for f in r["failures"]]
+    if failures:  # a site left out of a round would make the comparison unfair
+        raise RuntimeError(f"{len(failures)} failed site replies, e.g. {failures[0]}")
     per_round_bytes = [r["bytes_up"] + r["bytes_down"] for r in rounds if r["phase"] == "train"]
     validation = [r["mean_dice"] for r in rounds if r["phase"] == "evaluate"]
     return {"site_dice": dice, "wall_s": time.time() - started, "bytes_per_round": int(np.mean(per_round_bytes)),

@@ -147,6 +147,10 @@ def _fedicra_site(context: Context, s: dict):
     from .fedicra.training import sparsify
 
     _, train, val, site = _site(context)
+    sites = s["sites"] or s["min-sites"]
+    if not 0 <= site < sites:
+        raise ValueError(f"site-index {site} is outside the federation's {sites} site codes: set the run config 'sites' "
+                         "to the number of sites, and number the sites 0..sites-1")
     kind = str(context.node_config.get("label-kind", "full"))
     rng = np.random.default_rng([s["seed"], site])
     cache = context.node_config.get("cache-dir") or Path(tempfile.gettempdir()) / "slicerleap-fedicra"

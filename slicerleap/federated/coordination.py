@@ -28,7 +28,8 @@ def coordinate(site_keys: list, out_dir: str | Path, run_config: dict, workdir: 
         for key in site_keys:
             coordinator.register_site(key, Path(key).stem)
         on_ready(coordinator.address, tls.ca_cert)
-        run = coordinator.submit({"min-sites": len(site_keys), **run_config, "out-dir": str(out_dir)})
+        run = coordinator.submit({"min-sites": len(site_keys), **run_config, "sites": run_config.get("sites") or len(site_keys),
+                                  "out-dir": str(out_dir)})
         status = coordinator.follow(run, out_dir / "rounds.jsonl", on_round, should_stop, timeout)
     finally:
         coordinator.stop()

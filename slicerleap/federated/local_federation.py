@@ -47,7 +47,9 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
             sites.append(Site(coordinator.address, folder, workdir, index, tls_files.ca_cert if tls_files else None, key,
                               audits[-1], threads_per_site, model_dirs[index] if model_dirs else None,
                               label_kinds[index] if label_kinds else None).start())
-        run_id = coordinator.submit({"min-sites": len(sites), **run_config, "out-dir": str(out_dir)})
+        # FedICRA's site code needs every site: unless set, "sites" is the number of site folders
+        run_id = coordinator.submit({"min-sites": len(sites), **run_config, "sites": run_config.get("sites") or len(sites),
+                                     "out-dir": str(out_dir)})
         status = coordinator.follow(run_id, log_path, on_round, should_stop, timeout)
     finally:
         for site in sites:
