@@ -231,7 +231,9 @@ class SuperResolutionLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def hasSR4ZCTNetwork(volumeNode) -> bool:
         """Whether an SR4ZCT job kept its network with this volume (so training can continue from it)."""
-        return volumeNode is not None and bool(volumeNode.GetAttribute("SlicerLeap.SR4ZCT.checkpoint"))
+        from slicerleap.enhancement.checkpoints import CHECKPOINT_ATTRIBUTE  # light: no torch, no SimpleITK
+
+        return volumeNode is not None and bool(volumeNode.GetAttribute(CHECKPOINT_ATTRIBUTE))
 
     @staticmethod
     def showResult(outputs: dict) -> None:

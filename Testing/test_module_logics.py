@@ -337,7 +337,7 @@ def test_superresolution_sr4zct_continues_training_from_a_saved_result(ctx):
     without a network, a tampered checkpoint and another input volume are refused with a clear message."""
     import json
 
-    from slicerleap.tasks.superres import CHECKPOINT_ATTRIBUTE
+    from slicerleap.enhancement.checkpoints import CHECKPOINT_ATTRIBUTE
 
     image, _ = phantom(seed=7)
     thick = volume_to_node(ctx, Volume.from_geometry(image[::4], (SPACING, SPACING, 4 * SPACING), ORIGIN, LPS_LIKE), "thick to resume")

@@ -21,6 +21,7 @@ from slicerleap.enhancement.slice_profile import DEGRADATIONS, check_thick_slice
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
+from slicerleap.scene.volumes import world_ijk_to_ras
 
 METHODS = ("sr4zct", "dmdip", "bspline", "linear", "sinc")
 PER_SCAN_METHODS = ("sr4zct", "dmdip")
@@ -95,7 +96,7 @@ def sr4zct_checkpoint(restored_volume) -> dict:
     """The reference to the SR4ZCT network an earlier job kept with `restored_volume` (saved with the scene)."""
     import json
 
-    from slicerleap.tasks.superres import CHECKPOINT_ATTRIBUTE
+    from slicerleap.enhancement.checkpoints import CHECKPOINT_ATTRIBUTE
 
     text = restored_volume.GetAttribute(CHECKPOINT_ATTRIBUTE) if restored_volume is not None else None
     if not text:
@@ -108,23 +109,15 @@ def sr4zct_checkpoint(restored_volume) -> dict:
         raise BadInputError(f"The SR4ZCT network reference on '{restored_volume.GetName()}' is malformed.", "Start from scratch.") from None
 
 
-def _ijk_to_ras(node) -> np.ndarray:
-    import slicer.util
-    import vtk
-
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    return slicer.util.arrayFromVTKMatrix(m)
-
-
 def check_second_contrast(first, second) -> None:
-    """dmDIP's second contrast must be a scalar volume on exactly the first one's voxel grid."""
+    """dmDIP's second contrast must be a scalar volume on exactly the first one's voxel grid (in world RAS, as the
+    job receives both)."""
     require_scalar_volume(second, "second contrast")
     if second is first:
         raise BadInputError("The second contrast is the input volume itself.",
                             "Select another contrast of the same subject (e.g. T2w for a T1w input), or none.")
     same_dims = tuple(first.GetImageData().GetDimensions()) == tuple(second.GetImageData().GetDimensions())
-    if not (same_dims and np.allclose(_ijk_to_ras(first), _ijk_to_ras(second), atol=1e-4)):
+    if not (same_dims and np.allclose(world_ijk_to_ras(first), world_ijk_to_ras(second), atol=1e-4)):
         raise BadInputError(f"The second contrast '{second.GetName()}' is not on the same voxel grid as '{first.GetName()}'.",
                             "Register it to the input (RegistrationDL), resample it onto the input's grid, then run again.")
 

@@ -11,6 +11,8 @@ from ..errors import BadInputError
 from ..models.weights import save_weights, sha256_of
 from ..resources import user_home
 
+CHECKPOINT_ATTRIBUTE = "SlicerLeap.SR4ZCT.checkpoint"  # on a restored volume node: the reference to its network
+
 
 def _folder():
     folder = user_home() / "checkpoints"

@@ -139,22 +139,18 @@ def _network(s: dict, arrays: ArrayRecord, site: int = 0):
 
 
 def _fedicra_site(context: Context, s: dict):
-    """FedICRA: (sparse training cases, validation cases with full masks, site, personal-state path). The site's
-    label kind (node config label-kind) is simulated from its masks with a fixed seed: the same labels every round."""
+    """FedICRA: (training cases, validation cases with full masks, site, personal-state path)."""
     import tempfile
 
     from .fedicra.personal import personal_path
-    from .fedicra.training import sparsify
 
     _, train, val, site = _site(context)
     sites = s["sites"] or s["min-sites"]
     if not 0 <= site < sites:
         raise ValueError(f"site-index {site} is outside the federation's {sites} site codes: set the run config 'sites' "
                          "to the number of sites, and number the sites 0..sites-1")
-    kind = str(context.node_config.get("label-kind", "full"))
-    rng = np.random.default_rng([s["seed"], site])
     cache = context.node_config.get("cache-dir") or Path(tempfile.gettempdir()) / "slicerleap-fedicra"
-    return [sparsify(c, kind, rng) for c in train], val or train, site, personal_path(str(cache), context.run_id, site)
+    return train, val or train, site, personal_path(str(cache), context.run_id, site)
 
 
 def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
@@ -163,9 +159,12 @@ def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
     sites' average decoder)."""
     from .fedicra.network import split_state
     from .fedicra.personal import adapt, load_personal, save_personal
-    from .fedicra.training import train_fedicra_round
+    from .fedicra.training import sparsify, train_fedicra_round
 
-    sparse, _, site, path = _fedicra_site(context, s)
+    train, _, site, path = _fedicra_site(context, s)
+    # the site's label kind (node config label-kind), simulated from its masks with a fixed seed: the same every round
+    kind, label_rng = str(context.node_config.get("label-kind", "full")), np.random.default_rng([s["seed"], site])
+    sparse = [sparsify(c, kind, label_rng) for c in train]
     net, device = _network(s, msg.content["arrays"], site)
     config = msg.content["config"]
     server_round = int(config.get("server-round", 0))

@@ -22,10 +22,15 @@ APP_DIR = Path(__file__).with_name("flower_app")
 CONNECTION = "slicerleap"
 
 
-def read_round_log(path: str | Path) -> list[dict]:
-    """The ServerApp's round log (apps._RoundLog): one dict per round and phase."""
+def read_json_lines(path: str | Path) -> list[dict]:
+    """A JSON-lines log (empty when the file does not exist yet)."""
     path = Path(path)
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def read_round_log(path: str | Path) -> list[dict]:
+    """The ServerApp's round log (apps._RoundLog): one dict per round and phase."""
+    return read_json_lines(path)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,21 +1,12 @@
 """Take part in a federation as one site: a SuperNode over this site's folder until the final global model arrives."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
 from ..errors import SlicerLeapError
-from .deployment import Site
-
-
-def _replies(audit_log: Path, seen: int) -> list[dict]:
-    """The audit entries (replies this site sent) after the first `seen`."""
-    if not audit_log.exists():
-        return []
-    lines = [line for line in audit_log.read_text().splitlines() if line.strip()]
-    return [json.loads(line) for line in lines[seen:]]
+from .deployment import Site, read_json_lines
 
 
 def join_federation(data_dir: str | Path, server: str, ca_cert: str | Path, private_key: str | Path, workdir: str | Path,
@@ -35,7 +26,7 @@ def join_federation(data_dir: str | Path, server: str, ca_cert: str | Path, priv
     try:
         site.start(timeout=120)
         while not (model_dir / "card.json").exists():
-            for entry in _replies(audit_log, seen):
+            for entry in read_json_lines(audit_log)[seen:]:  # the replies this site sent since the last look
                 seen += 1
                 on_reply(entry)
             if should_stop():
@@ -46,7 +37,7 @@ def join_federation(data_dir: str | Path, server: str, ca_cert: str | Path, priv
             if time.time() > deadline:
                 raise SlicerLeapError(f"No final model arrived within {timeout:.0f} s.", f"Ask the coordinator; see {site.process.log_path}.")
             time.sleep(1.0)
-        for entry in _replies(audit_log, seen):
+        for entry in read_json_lines(audit_log)[seen:]:
             on_reply(entry)
     finally:
         site.stop()

@@ -28,6 +28,12 @@ def node_to_volume(node) -> Volume:
             f"Volume '{node.GetName()}' has {node.GetImageData().GetNumberOfScalarComponents()} components per voxel.",
             "Convert it to a scalar volume first (Vector to Scalar Volume module).",
         )
+    return Volume(np.array(slicer.util.arrayFromVolume(node), copy=True), world_ijk_to_ras(node), {"name": node.GetName()})
+
+
+def world_ijk_to_ras(node) -> np.ndarray:
+    """The node's 4x4 IJK->RAS in world RAS: a linear parent transform folded in; a non-linear one cannot be,
+    so the user is asked to harden it."""
     ijk_to_ras = slicer.util.arrayFromVTKMatrix(_ijk_to_ras_matrix(node))
     parent = node.GetParentTransformNode()
     if parent is not None:
@@ -39,7 +45,7 @@ def node_to_volume(node) -> Volume:
         to_world = vtk.vtkMatrix4x4()
         parent.GetMatrixTransformToWorld(to_world)
         ijk_to_ras = slicer.util.arrayFromVTKMatrix(to_world) @ ijk_to_ras
-    return Volume(np.array(slicer.util.arrayFromVolume(node), copy=True), ijk_to_ras, {"name": node.GetName()})
+    return ijk_to_ras
 
 
 def _ijk_to_ras_matrix(node):

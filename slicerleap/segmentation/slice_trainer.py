@@ -86,12 +86,14 @@ def _augment(x: torch.Tensor, rng) -> torch.Tensor:
     return (x.clamp(0, 1) ** gamma) * gain + offset + noise
 
 
-def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixel: bool):
-    """A batch: x (B, 2c+1, crop, crop); y = class maps (B, 1, crop, crop) when `pixel`, else slice flags (B,)."""
+def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixel: bool, unlabelled: int | None = None):
+    """A batch: x (B, 2c+1, crop, crop); y = class maps (B, 1, crop, crop) when `pixel`, else slice flags (B,).
+    `unlabelled`: the label value of pixels without a label (sparse labels): never foreground; padding is 0."""
     xs, ys = [], []
     for _ in range(config.batch_size):
         case = cases[int(rng.integers(len(cases)))]
-        flags = case.slice_targets()
+        foreground = (case.labels > 0) & (case.labels != unlabelled) if unlabelled is not None else None
+        flags = case.slice_targets() if foreground is None else foreground.reshape(len(foreground), -1).any(axis=1).astype(np.int8)
         known = case.known_slices
         want_positive = rng.random() < (config.lesion_fraction if pixel else 0.5)
         pool = known[flags[known] > 0] if want_positive else known[flags[known] == 0]
@@ -99,7 +101,7 @@ def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixe
         stack = neighbour_stack(case.image, [k], config.context)[0]
         centre = None
         if pixel and flags[k] > 0:
-            fg = np.argwhere(case.labels[k] > 0)
+            fg = np.argwhere(case.labels[k] > 0 if foreground is None else foreground[k])
             centre = fg[int(rng.integers(len(fg)))]
         stack, target = _crop(stack, case.labels[k] if pixel else None, config.crop, rng, centre)
         if config.augment and rng.random() < 0.5:  # left-right mirror: brain and most lesion anatomy allow it

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from ..enhancement.checkpoints import CHECKPOINT_ATTRIBUTE
 from ..errors import BadInputError
 from ..io import read_volume
 from ..transforms import check_scalar_volume, resample_to_reference, resample_to_spacing
@@ -30,9 +31,6 @@ def target_spacing(volume, requested) -> list[float]:
 def _at_spacing(volume, spacing):
     """The per-scan methods restore to the in-plane pixel size; cubic B-spline takes them to any other spacing."""
     return volume if np.allclose(volume.spacing, spacing, rtol=1e-3) else resample_to_spacing(volume, spacing, "bspline")
-
-
-CHECKPOINT_ATTRIBUTE = "SlicerLeap.SR4ZCT.checkpoint"  # on the restored volume: the network to resume from
 
 
 def _sr4zct(ctx, image, spacing):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...segmentation.slice_data import SliceCase, neighbour_stack
-from ...segmentation.slice_trainer import SliceTrainingConfig, _augment, _crop
+from ...segmentation.slice_data import SliceCase
+from ...segmentation.slice_trainer import SliceTrainingConfig, sample_slices
 from .losses import gated_crf_loss, partial_cross_entropy, site_code_contrast
 from .weak_labels import UNLABELLED, weak_label
 
@@ -30,27 +30,10 @@ def sparsify(case: SliceCase, kind: str, rng: np.random.Generator) -> SparseCase
 
 
 def sample_sparse(cases: list[SparseCase], rng, config: SliceTrainingConfig):
-    """A batch (x (B, 2c+1, crop, crop), sparse labels (B, crop, crop)); slices with labelled foreground drawn
-    with probability config.lesion_fraction, centred on a labelled foreground pixel."""
-    xs, ys = [], []
-    for _ in range(config.batch_size):
-        item = cases[int(rng.integers(len(cases)))]
-        has_fg = (item.sparse == 1).reshape(item.sparse.shape[0], -1).any(axis=1)
-        pool = np.flatnonzero(has_fg) if rng.random() < config.lesion_fraction else np.flatnonzero(~has_fg)
-        k = int(rng.choice(pool if pool.size else np.arange(item.sparse.shape[0])))
-        stack = neighbour_stack(item.case.image, [k], config.context)[0]
-        fg = np.argwhere(item.sparse[k] == 1)
-        centre = fg[int(rng.integers(len(fg)))] if len(fg) else None
-        target = item.sparse[k].astype(np.int64)
-        stack, target = _crop(stack, np.where(target == UNLABELLED, -1, target), config.crop, rng, centre)  # padding: background
-        if config.augment and rng.random() < 0.5:
-            stack, target = stack[:, :, ::-1], target[:, ::-1]
-        xs.append(np.ascontiguousarray(stack))
-        ys.append(np.ascontiguousarray(np.where(target < 0, UNLABELLED, target)))
-    x = torch.as_tensor(np.stack(xs)).float()
-    if config.augment:
-        x = _augment(x, rng)
-    return x, torch.as_tensor(np.stack(ys)).long()
+    """A batch (x (B, 2c+1, crop, crop), sparse labels (B, crop, crop)) drawn as every 2.5D trainer draws them:
+    slices with labelled foreground with probability config.lesion_fraction, centred on a labelled pixel."""
+    x, y = sample_slices([SliceCase(c.case.grid, c.sparse, None) for c in cases], rng, config, pixel=True, unlabelled=UNLABELLED)
+    return x, y[:, 0]
 
 
 def fedicra_loss(net, x: torch.Tensor, sparse: torch.Tensor, site: int, context: int) -> tuple[torch.Tensor, dict]:
