@@ -113,7 +113,7 @@ def test_fedtools_matches_segments_across_cases_by_name(ctx):
 
 
 def test_fedtools_labels_carry_the_segments_terminology(ctx):
-    from FedToolsLib.logic import label_specs
+    from slicerleap.scene.segmentations import label_specs
 
     image, labels = phantom()
     volume = add_volume(ctx, image, "coded case")

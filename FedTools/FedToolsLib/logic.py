@@ -13,46 +13,13 @@ import re
 from pathlib import Path
 
 import slicer
-import vtk
 
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
+from slicerleap.scene.segmentations import label_specs, segment_names
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
 MODEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*@[0-9]+\.[0-9]+\.[0-9]+$")  # as in catalog.schema.json
-
-
-def segment_names(segmentation_node) -> list[str]:
-    segmentation = segmentation_node.GetSegmentation()
-    return [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]
-
-
-def _terminology(segment) -> dict | None:
-    """Category and type codes ("scheme^code^meaning") of a segment's terminology entry, if it has them.
-    Slicer serialises the entry as context~category~type~typeModifier~anatomicContext~region~regionModifier."""
-    entry = vtk.reference("")
-    if not segment.GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), entry):
-        return None
-    parts = str(entry).split("~")
-    if len(parts) < 3 or not all(p.count("^") == 2 and p.split("^")[1] for p in parts[1:3]):
-        return None
-    return {"category": parts[1], "type": parts[2]}
-
-
-def label_specs(segmentation_node) -> list[dict]:
-    """The model card's labels from a segmentation's segments, in order: value n+1, name, colour (#rrggbb)
-    and, when the segment has one, its terminology."""
-    segmentation = segmentation_node.GetSegmentation()
-    specs = []
-    for n in range(segmentation.GetNumberOfSegments()):
-        segment = segmentation.GetNthSegment(n)
-        spec = {"value": n + 1, "name": segment.GetName(),
-                "color": "#" + "".join(f"{round(c * 255):02x}" for c in segment.GetColor())}
-        terminology = _terminology(segment)
-        if terminology:
-            spec["terminology"] = terminology
-        specs.append(spec)
-    return specs
 
 
 class FedToolsLogic:

@@ -18,6 +18,14 @@ def build_network(architecture: dict):
         from ..federated.fedicra.network import FedICRAUNet
 
         return FedICRAUNet(**args)
+    if name == "slicerleap.TMDCA":
+        from ..registration.tm_dca import TMDCA
+
+        return TMDCA(**args)
+    if name == "slicerleap.VoxelMorph":
+        from ..registration.voxelmorph import PaddedVoxelMorph
+
+        return PaddedVoxelMorph(**args)
     raise ModelError(f"Unknown architecture '{name}' in the model card.", "Update SlicerLeap, or fix the card's architecture name.")
 
 

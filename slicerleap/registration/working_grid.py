@@ -1,0 +1,82 @@
+"""Geometry of deformable registration, in one place. Every method works on a working grid: the fixed
+image's field of view with its axes permuted to run closest to R, A, S (so a network sees anatomy in
+the orientation it was trained on, whatever the scan's orientation) at an isotropic working spacing.
+The moving image (after the affine) is sampled onto it; the result is a displacement field in RAS mm
+on that grid, the resampling direction (fixed position x -> moving position x + u(x)), affine included,
+so it is valid in physical space for any orientation, spacing and field of view of the two inputs."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..transforms import normalise, resample_to_reference, resample_to_spacing
+from ..volume import Volume, reorient_to_ras_axes
+
+NORMALISATION = {"kind": "percentile", "lower": 1.0, "upper": 99.0}
+
+
+def working_grid(fixed: Volume, spacing_mm: float) -> Volume:
+    """The fixed image (float32) resampled on the working grid."""
+    return resample_to_spacing(reorient_to_ras_axes(fixed.with_array(fixed.array.astype(np.float32))), [spacing_mm] * 3, "linear")
+
+
+def sample_affine(moving: Volume, fixed_grid: Volume, affine_ras: np.ndarray, extra_ras: np.ndarray | None = None) -> np.ndarray:
+    """Moving intensities at positions A @ (x + extra(x)) for every fixed-grid voxel x (trilinear, zero outside)."""
+    ras = fixed_grid.voxel_positions_ras()
+    if extra_ras is not None:
+        ras = ras + extra_ras
+    moving_pos = ras @ affine_ras[:3, :3].T + affine_ras[:3, 3]
+    moving_ijk = (moving_pos - moving.ijk_to_ras[:3, 3]) @ np.linalg.inv(moving.ijk_to_ras[:3, :3]).T
+    shape = np.array(moving.array.shape[:3][::-1], dtype=np.float64)  # i, j, k sizes
+    grid = 2.0 * moving_ijk / np.maximum(shape - 1, 1) - 1.0  # normalised (x=i, y=j, z=k)
+    src = torch.from_numpy(np.ascontiguousarray(moving.array, dtype=np.float32))[None, None]
+    g = torch.from_numpy(grid.astype(np.float32))[None]
+    return F.grid_sample(src, g, mode="bilinear", padding_mode="zeros", align_corners=True)[0, 0].numpy()
+
+
+def working_pair(fixed: Volume, moving: Volume, affine_ras: np.ndarray, spacing_mm: float, device,
+                 normalisation: dict = NORMALISATION):
+    """(working grid Volume, fixed tensor, affinely aligned moving tensor), tensors (1, 1, k, j, i) in [0, 1]."""
+    work = working_grid(fixed, spacing_mm)
+    fixed_t = torch.from_numpy(normalise(work.array, normalisation))[None, None].to(device)
+    moved = sample_affine(moving.with_array(normalise(moving.array, normalisation)), work, affine_ras)
+    return work, fixed_t, torch.from_numpy(moved)[None, None].to(device)
+
+
+def field_in_ras(ddf: torch.Tensor, work: Volume, affine_ras: np.ndarray) -> Volume:
+    """Voxel displacement (1, 3, k, j, i), channel order (dk, dj, di), on the working grid -> the full
+    resampling field (k, j, i, 3) in RAS mm, affine included."""
+    voxel = ddf.detach()[0].cpu().numpy().transpose(1, 2, 3, 0)[..., ::-1]  # (k, j, i, [di, dj, dk])
+    step_ras = voxel @ work.ijk_to_ras[:3, :3].T
+    x = work.voxel_positions_ras()
+    moving_pos = (x + step_ras) @ affine_ras[:3, :3].T + affine_ras[:3, 3]
+    return work.with_array((moving_pos - x).astype(np.float32), name="displacement")
+
+
+def displacement_on_grid(field: Volume, grid: Volume) -> np.ndarray:
+    """The RAS displacement sampled at every voxel of `grid` (linear interpolation per component)."""
+    comps = [resample_to_reference(field.with_array(field.array[..., c].astype(np.float32)), grid, "linear", extrapolate=True).array
+             for c in range(3)]
+    return np.stack(comps, -1)
+
+
+def warp_volume(moving: Volume, field: Volume, grid: Volume, labels: bool = False) -> np.ndarray:
+    """The moving volume resampled through `field` onto `grid` (nearest for labels)."""
+    extra = displacement_on_grid(field, grid)
+    if not labels:
+        return sample_affine(moving.with_array(moving.array.astype(np.float32)), grid, np.eye(4), extra)
+    values = [v for v in np.unique(moving.array) if v != 0]
+    # per-label linear warp + argmax: smoother boundaries than nearest-neighbour, no label mixing
+    scores = [np.full(grid.array.shape[:3], 0.5, np.float32)]
+    scores += [sample_affine(moving.with_array((moving.array == v).astype(np.float32)), grid, np.eye(4), extra) for v in values]
+    return np.asarray([0] + list(values), dtype=moving.array.dtype)[np.argmax(np.stack(scores), 0)]
+
+
+def jacobian_determinant(field: Volume) -> np.ndarray:
+    """det(I + du/dx) of the mapping x -> x + u(x), per voxel (physical derivatives)."""
+    u = field.array.astype(np.float64)
+    grads = [np.gradient(u[..., c], axis=(2, 1, 0)) for c in range(3)]  # per component: d/di, d/dj, d/dk
+    du_dijk = np.stack([np.stack(g, -1) for g in grads], -2)  # (..., 3 comps, 3 ijk)
+    du_dx = du_dijk @ np.linalg.inv(field.ijk_to_ras[:3, :3])
+    return np.linalg.det(np.eye(3) + du_dx)
