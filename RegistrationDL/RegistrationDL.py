@@ -14,7 +14,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
 from SlicerLeapCommonLib.job_panel import JobPanelMixin
@@ -33,16 +33,19 @@ class RegistrationDL(ScriptedLoadableModule):
         self.parent.dependencies = ["SlicerLeapCommon"]  # loaded first: SlicerLeapCommonLib
         self.parent.contributors = ["SlicerLeap developers"]
         self.parent.helpText = _("""
-Deformably register a moving volume to a fixed one. Optional affine pre-alignment, then instance
-optimisation of a displacement field, coarse to fine, on PyTorch (GPU when available).
+Deformably register a moving volume to a fixed one. Optional affine pre-alignment, then either
+<b>network</b>: a registration network from the model catalog (TM-DCA, deformable cross-attention, by
+default; VoxelMorph as a baseline) predicts the displacement in one pass and neural instance
+optimisation fine-tunes it on this pair for the given number of steps; or <b>optimisation</b>: the
+displacement field itself is optimised, coarse to fine. PyTorch, GPU when available.
 Outputs: a grid transform (apply it to the moving volume, or to segmentations drawn on it), the
-moving volume resampled on the fixed grid, and the Jacobian determinant of the deformation
-(values at or below 0 mark folding). The job runs in a background process; Cancel leaves the scene unchanged.
-While it runs, <b>Stop early, keep result</b> ends the optimisation at once and loads the registration
-found so far.
+moving volume resampled on the fixed grid, the Jacobian determinant of the deformation (values at or
+below 0 mark folding) and, if you choose a moving segmentation, that segmentation propagated onto the
+fixed volume. The job runs in a background process; Cancel leaves the scene unchanged. While it runs,
+<b>Stop early, keep result</b> ends the optimisation at once and loads the registration found so far.
 <br><br>
-Learned registration networks (deformable cross-attention, neural instance optimisation with a trained
-feature extractor) are not in this version yet.
+The bundled networks were trained on deformed copies of one brain template (MNI152) and synthetic
+shapes: see their model cards. Other anatomy needs more instance optimisation or the optimisation method.
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
@@ -60,8 +63,12 @@ class RegistrationDLParameterNode:
     """
     fixedVolume - The reference volume; results are on its grid.
     movingVolume - The volume deformed onto the fixed one.
+    movingSegmentation - Optional segmentation of the moving volume, propagated onto the fixed volume.
+    method - network (catalog model + neural instance optimisation) or optimisation (of the field itself).
+    modelId - Catalog id of the registration network; empty for the default one.
+    nioIterations - Neural instance optimisation steps on this pair (0: the network's prediction only).
     affine - Affine pre-alignment before the deformable step.
-    iterations - Optimisation steps per pyramid level.
+    iterations - Optimisation steps per pyramid level (method optimisation).
     smoothness - Weight of the displacement field's regulariser.
     workingSpacing - Isotropic voxel size (mm) the field is optimised at.
     levels - Coarse-to-fine pyramid levels.
@@ -73,6 +80,10 @@ class RegistrationDLParameterNode:
 
     fixedVolume: vtkMRMLScalarVolumeNode
     movingVolume: vtkMRMLScalarVolumeNode
+    movingSegmentation: vtkMRMLSegmentationNode
+    method: Annotated[str, Choice(["network", "optimisation"])] = "network"
+    modelId: str = ""
+    nioIterations: Annotated[int, WithinRange(0, 1000)] = 40
     affine: bool = True
     iterations: Annotated[int, WithinRange(1, 1000)] = 80
     smoothness: Annotated[float, WithinRange(0.0, 10.0)] = 1.0
@@ -90,9 +101,25 @@ class RegistrationDLParameterNode:
 
 
 class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    defaultModelText = _("Default registration network")
+
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel(RegistrationDLLogic())
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
+        self.refreshModels()
+
+    def enter(self) -> None:
+        JobPanelMixin.enter(self)
+        self.refreshModels()
+
+    def onParameterNodeModified(self) -> None:
+        """The model and NIO steps apply to the network method; steps, smoothness, spacing and levels to
+        the optimisation method."""
+        network = self._parameterNode is not None and self._parameterNode.method == "network"
+        self.ui.modelComboBox.enabled = self.ui.nioIterationsSpinBox.enabled = network
+        for widget in (self.ui.iterationsSpinBox, self.ui.smoothnessSpinBox, self.ui.workingSpacingSpinBox, self.ui.levelsSpinBox):
+            widget.enabled = not network
 
     def canApply(self) -> tuple:
         p = self._parameterNode
@@ -102,9 +129,10 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
 
     def startJob(self):
         p = self._parameterNode
-        return self.logic.start(p.fixedVolume, p.movingVolume, iterations=p.iterations, smoothness=p.smoothness,
+        return self.logic.start(p.fixedVolume, p.movingVolume, method=p.method, modelId=p.modelId or None,
+                                nioIterations=p.nioIterations, iterations=p.iterations, smoothness=p.smoothness,
                                 workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
-                                device=p.device, keepFiles=p.keepFiles)
+                                movingSegmentation=p.movingSegmentation, device=p.device, keepFiles=p.keepFiles)
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputTransform = outputs["transform"]
@@ -123,7 +151,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
     Use `process` from the Python console:
 
         logic = slicer.util.getModuleLogic("RegistrationDL")
-        outputs = logic.process(getNode("fixed"), getNode("moving"), iterations=100)
+        outputs = logic.process(getNode("fixed"), getNode("moving"), nioIterations=40)
     """
 
     def __init__(self) -> None:
@@ -144,21 +172,35 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
         return self._jobs
 
     @staticmethod
-    def _options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles) -> dict:
-        return {"iterations": iterations, "smoothness": smoothness, "working_spacing_mm": workingSpacingMm,
-                "affine": affine, "levels": levels, "device": device, "keep_files": keepFiles}
+    def availableModels() -> list:
+        """Registration model cards. Raises ImportError until the engine's packages are installed."""
+        from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
 
-    def start(self, fixedVolume, movingVolume, iterations=80, smoothness=1.0, workingSpacingMm=3.0, affine=True,
-              levels=2, device="auto", keepFiles=False):
-        """Start registering in a background process; returns the job (poll(), cancel(), finish())."""
-        options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
+        return RegistrationJobs.registration_models()
+
+    @staticmethod
+    def _options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
+                 movingSegmentation, device, keepFiles) -> dict:
+        return {"method": method, "model": modelId, "nio_iterations": nioIterations, "iterations": iterations,
+                "smoothness": smoothness, "working_spacing_mm": workingSpacingMm, "affine": affine, "levels": levels,
+                "moving_segmentation": movingSegmentation, "device": device, "keep_files": keepFiles}
+
+    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=40, iterations=80, smoothness=1.0,
+              workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto", keepFiles=False):
+        """Start registering in a background process; returns the job (poll(), cancel(), finish()).
+        method: "network" (default when a registration model is installed) or "optimisation"."""
+        options = self._options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
+                                movingSegmentation, device, keepFiles)
         return self.jobs.start(fixedVolume, movingVolume, **options)
 
-    def process(self, fixedVolume, movingVolume, iterations=80, smoothness=1.0, workingSpacingMm=3.0, affine=True,
-                levels=2, device="auto", keepFiles=False, applyToMoving=False, showResult=True) -> dict:
+    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=40, iterations=80, smoothness=1.0,
+                workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto", keepFiles=False,
+                applyToMoving=False, showResult=True) -> dict:
         """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
-        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode}."""
-        options = self._options(iterations, smoothness, workingSpacingMm, affine, levels, device, keepFiles)
+        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels": the moving
+        segmentation propagated onto the fixed volume]}."""
+        options = self._options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
+                                movingSegmentation, device, keepFiles)
         outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=SlicerLeapCommonLib.logProgress,
                                     **options)
         if applyToMoving:
@@ -212,7 +254,7 @@ class RegistrationDLTest(ScriptedLoadableModuleTest):
         movingVolume = slicer.util.addVolumeFromArray(movingArray, ijkToRAS=ijkToRAS, name="moving")
 
         logic = RegistrationDLLogic()
-        outputs = logic.process(fixedVolume, movingVolume, iterations=10, workingSpacingMm=4.0, affine=False, levels=1,
+        outputs = logic.process(fixedVolume, movingVolume, method="optimisation", iterations=10, workingSpacingMm=4.0, affine=False, levels=1,
                                 smoothness=0.5, applyToMoving=True, showResult=False)
         self.delayDisplay("Processing done")
 

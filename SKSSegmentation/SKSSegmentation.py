@@ -1,4 +1,3 @@
-import logging
 from typing import Annotated
 
 import numpy as np
@@ -90,6 +89,7 @@ class SKSSegmentationParameterNode:
 
 class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     defaultVolumeParameters = ("inputVolume",)
+    defaultModelText = _("Default segmentation model")
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -172,28 +172,6 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
-
-    def refreshModels(self) -> None:
-        """Fill the model list from the catalog (bundled + user models); the first entry is the default."""
-        selected = self._parameterNode.modelId if self._parameterNode else ""
-        wasBlocked = self.ui.modelComboBox.blockSignals(True)
-        self.ui.modelComboBox.clear()
-        self.ui.modelComboBox.addItem(_("Default segmentation model"), "")
-        try:
-            for card in self.logic.availableModels():
-                self.ui.modelComboBox.addItem(card.get("title", card["id"]), card["id"])
-        except ImportError:
-            # The engine's packages are installed on the first Apply; the list fills in after that.
-            logging.info("SlicerLeap packages are not installed yet; showing the default model only")
-        except Exception as exc:  # e.g. an invalid card in the user's catalog: say which, keep the module usable
-            self.ui.logText.appendPlainText(str(exc))
-        index = self.ui.modelComboBox.findData(selected)
-        self.ui.modelComboBox.setCurrentIndex(max(index, 0))
-        self.ui.modelComboBox.blockSignals(wasBlocked)
-
-    def onModelSelected(self, index: int) -> None:
-        if self._parameterNode:
-            self._parameterNode.modelId = self.ui.modelComboBox.itemData(index) or ""
 
     def startJob(self):
         p = self._parameterNode

@@ -54,7 +54,8 @@ def test_superres_and_register_write_their_files(tmp_path):
     fixed = write_volume(sphere_phantom(24, seed=1), tmp_path / "fixed.nrrd")
     moving = write_volume(sphere_phantom(24, seed=2, origin=(-28.0, -21.0, 11.0)), tmp_path / "moving.nrrd")
     out = cli("register", "--fixed", str(fixed), "--moving", str(moving), "--out-transform", str(tmp_path / "t.h5"),
-              "--warped", str(tmp_path / "warped.nrrd"), "--iterations", "5", "--no-affine", "--working-spacing", "4")
+              "--warped", str(tmp_path / "warped.nrrd"), "--method", "optimisation", "--iterations", "5", "--no-affine",
+              "--working-spacing", "4")
     assert out.returncode == 0, out.stderr
     transform = sitk.ReadTransform(str(tmp_path / "t.h5"))
     assert transform.GetDimension() == 3

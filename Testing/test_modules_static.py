@@ -29,7 +29,7 @@ QT_IN_LIB_ALLOWED = {(COMMON, "job_panel.py"): {"qt", "slicer.ScriptedLoadableMo
 JOB_PANEL_WIDGETS = {"applyButton": "QPushButton", "progressBar": "QProgressBar", "logText": "QPlainTextEdit"}
 # Widgets JobPanelMixin uses when a module's .ui has them (only the modules whose jobs can stop early), with
 # their classes; it looks them up only with getattr(self.ui, name, None), never as self.ui.<name>.
-OPTIONAL_JOB_PANEL_WIDGETS = {"stopEarlyButton": "QPushButton"}
+OPTIONAL_JOB_PANEL_WIDGETS = {"stopEarlyButton": "QPushButton", "modelComboBox": "QComboBox"}
 MODULE_FILES = ("{name}.py", "Resources/Icons/{name}.png", "Resources/UI/{name}.ui", "Testing", "{name}Lib",
                 "{name}Lib/__init__.py", "{name}Lib/logic.py", "CMakeLists.txt")
 COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", "CMakeLists.txt")
@@ -428,7 +428,7 @@ def test_checks_catch_a_widget_that_cannot_show_its_field(broken_copy):
 
 def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
-    module.write_text(module.read_text().replace("self.ui.modelComboBox.clear()", "self.ui.modelComboBoxTypo.clear()"))
+    module.write_text(module.read_text().replace("self.ui.modelComboBox.connect(", "self.ui.modelComboBoxTypo.connect("))
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
     ui.write_text(ui.read_text().replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"))
     problems = ui_usage_problems(broken_copy)

@@ -105,9 +105,6 @@ def _volume_files(folder: Path) -> dict[str, Path]:
 def cmd_train(args) -> int:
     """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
     entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
-    from .jobs.files import print_progress, run_task_on_files
-    from .models import get_catalog
-
     images, labels = _volume_files(Path(args.images)), _volume_files(Path(args.labels)) if args.labels else {}
     slice_table = json.loads(Path(args.slice_labels).read_text()) if args.slice_labels else {}
     unknown = [n for n in labels if n not in images]
@@ -127,7 +124,15 @@ def cmd_train(args) -> int:
     inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
               "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
     print(f"{len(pixel)} case(s) with pixel labels, {len(weak)} with slice labels, {len(val)} for validation", file=sys.stderr)
-    result, job = run_task_on_files("train-sks", inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
+    return _train_and_register("train-sks", inputs, params, args)
+
+
+def _train_and_register(task: str, inputs: dict, params: dict, args) -> int:
+    """Run a training task; on success register its model in the catalog and copy weights + card to --out."""
+    from .jobs.files import print_progress, run_task_on_files
+    from .models import get_catalog
+
+    result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
     try:
         spec = result["outputs"]["model"]
         card = json.loads(job.output_path(spec["card"]).read_text())
@@ -143,11 +148,40 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_registration(args) -> int:
+    """Every image of --images trains; a labelmap of the same name in --labels (optional, all or none) adds Dice."""
+    images = _volume_files(Path(args.images))
+    labels = _volume_files(Path(args.labels)) if args.labels else {}
+    if labels and set(labels) != set(images):
+        raise SlicerLeapError("--labels must hold one labelmap per image, named like it.",
+                              f"Missing: {', '.join(sorted(set(images) - set(labels))[:5]) or '-'}; extra: "
+                              f"{', '.join(sorted(set(labels) - set(images))[:5]) or '-'}.")
+    inputs = {"images": [images[n] for n in images]}
+    if labels:
+        inputs["labels"] = [labels[n] for n in images]
+    params = {"architecture": args.arch, "regulariser": args.regulariser, "iterations": args.iterations, "model_id": args.id,
+              "start_from": args.start_from, "modality": args.modality, "seed": args.seed}
+    return _train_and_register("train-registration", inputs, params, args)
+
+
 def cmd_register(args) -> int:
-    params = {"iterations": args.iterations, "smoothness": args.smoothness, "working_spacing_mm": args.working_spacing,
-              "affine": not args.no_affine}
-    return _run("register", {"fixed": args.fixed, "moving": args.moving}, params, None, args.device, args.keep_files,
-                {"transform": args.out_transform, "warped": args.warped, "jacobian": args.jacobian})
+    if args.labels_out and not args.moving_labels:
+        raise SlicerLeapError("--labels-out needs --moving-labels (a labelmap of the moving image to propagate).",
+                              "Add --moving-labels, or drop --labels-out.")
+    method = args.method or ("optimisation" if args.model is None and not _has_registration_model() else "network")
+    params = {"method": method, "nio_iterations": args.nio_iters, "iterations": args.iterations, "smoothness": args.smoothness,
+              "working_spacing_mm": args.working_spacing, "affine": not args.no_affine}
+    inputs = {"fixed": args.fixed, "moving": args.moving}
+    if args.moving_labels:
+        inputs["moving_labels"] = args.moving_labels
+    return _run("register", inputs, params, args.model if method == "network" else None, args.device, args.keep_files,
+                {"transform": args.out_transform, "warped": args.warped, "jacobian": args.jacobian, "labels": args.labels_out})
+
+
+def _has_registration_model() -> bool:
+    from .models import get_catalog
+
+    return any(c["task"] == "registration" for c in get_catalog().cards())
 
 
 def cmd_superres(args) -> int:
@@ -223,6 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
     common(t)
     t.set_defaults(func=cmd_train)
+    t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")
+    t.add_argument("--images", required=True, help="folder of volumes, ideally several subjects (one per file)")
+    t.add_argument("--labels", default=None, help="folder of labelmaps named like the images (optional: Dice joins the loss)")
+    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    t.add_argument("--id", default="my-registration@1.0.0", help="model id name@x.y.z")
+    t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"])
+    t.add_argument("--regulariser", default="diffusion", help="diffusion | bending | implicit-diffusion | implicit-elastic | implicit-curvature")
+    t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
+    t.add_argument("--iterations", type=int, default=300)
+    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    t.add_argument("--seed", type=int, default=0)
+    common(t)
+    t.set_defaults(func=cmd_train_registration)
 
     p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
     p.add_argument("--fixed", required=True)
@@ -230,9 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
-    p.add_argument("--iterations", type=int, default=80, help="optimisation steps per level")
-    p.add_argument("--smoothness", type=float, default=1.0)
-    p.add_argument("--working-spacing", type=float, default=3.0, help="mm")
+    p.add_argument("--method", choices=["network", "optimisation"], default=None,
+                   help="network: catalog model + neural instance optimisation (default when one is installed); "
+                        "optimisation: optimise the field itself")
+    p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
+    p.add_argument("--nio-iters", type=int, default=40, help="neural instance optimisation steps on this pair (0: network only)")
+    p.add_argument("--moving-labels", default=None, help="labelmap of the moving image to propagate onto the fixed image")
+    p.add_argument("--labels-out", default=None, help="write the propagated labelmap here")
+    p.add_argument("--iterations", type=int, default=80, help="field optimisation steps per level (method optimisation)")
+    p.add_argument("--smoothness", type=float, default=1.0, help="regulariser weight (method optimisation)")
+    p.add_argument("--working-spacing", type=float, default=3.0, help="mm (method optimisation; a network uses its card's)")
     p.add_argument("--no-affine", action="store_true", help="skip affine pre-alignment (inputs already aligned)")
     common(p)
     p.set_defaults(func=cmd_register)

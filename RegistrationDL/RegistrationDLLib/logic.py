@@ -1,11 +1,16 @@
 """Deformable registration of a moving volume to a fixed one in a background worker: optional affine
-pre-alignment, then per-pair instance optimisation of a displacement field. Results come back as a
-grid transform (fixed -> moving resampling field, references to both volumes), the warped moving
-volume on the fixed grid, and the Jacobian determinant of the transform."""
+pre-alignment, then either a registration network from the catalog (TM-DCA by default) refined on
+the pair by neural instance optimisation (method "network"), or direct per-pair optimisation of the
+displacement field (method "optimisation"). Results come back as a grid transform (fixed -> moving
+resampling field, references to both volumes), the warped moving volume on the fixed grid, the
+Jacobian determinant of the transform and, given a moving segmentation, that segmentation propagated
+onto the fixed volume."""
 from __future__ import annotations
 
-from slicerleap.errors import BadInputError
+from slicerleap.errors import BadInputError, ModelError
+from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
+from slicerleap.scene.segmentations import label_specs
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
 
@@ -15,11 +20,38 @@ class RegistrationDLLogic:
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
 
-    def create_job(self, fixed_volume, moving_volume, iterations: int = 80, smoothness: float = 1.0,
+    @staticmethod
+    def registration_models() -> list[dict]:
+        """Catalog cards of the installed registration models (the default one last)."""
+        return [c for c in get_catalog().cards() if c["task"] == "registration"]
+
+    def default_method(self) -> str:
+        return "network" if self.registration_models() else "optimisation"
+
+    def create_job(self, fixed_volume, moving_volume, method: str | None = None, model: str | None = None,
+                   nio_iterations: int = 40, iterations: int = 80, smoothness: float = 1.0,
                    working_spacing_mm: float = 3.0, affine: bool = True, levels: int = 2,
-                   device: str = "auto", keep_files: bool = False) -> SceneJob:
-        """A job (not started yet). `working_spacing_mm`: isotropic spacing (mm) the field is optimised
-        at; `smoothness`: weight of the field's regulariser; `levels`: coarse-to-fine pyramid levels."""
+                   moving_segmentation=None, device: str = "auto", keep_files: bool = False) -> SceneJob:
+        """A job (not started yet).
+
+        method "network" (default when a registration model is installed): the catalog `model` (default:
+        the catalog's default registration model) predicts the field on its own working grid, then
+        `nio_iterations` steps of neural instance optimisation fine-tune it on this pair (0: network only).
+        method "optimisation": the field itself is optimised, `iterations` steps per pyramid level
+        (`levels`), at `working_spacing_mm` (isotropic, mm), `smoothness` weighting its regulariser.
+        `moving_segmentation`: a segmentation of the moving volume to propagate onto the fixed volume."""
+        method = method or self.default_method()
+        if method not in ("network", "optimisation"):
+            raise BadInputError(f"Unknown registration method '{method}'.", "Use 'network' or 'optimisation'.")
+        if method == "network":
+            if not self.registration_models():
+                raise ModelError("No registration model is installed.",
+                                 "Use method 'optimisation', or import a model with `slicerleap models import`.")
+            if model is not None and model not in {c["id"] for c in self.registration_models()}:
+                raise BadInputError(f"'{model}' is not an installed registration model.",
+                                    "Pick one of: " + ", ".join(c["id"] for c in self.registration_models()) + ".")
+            if int(nio_iterations) < 0:
+                raise BadInputError(f"NIO iterations cannot be negative (got {nio_iterations}).", "Use 0 (network only) or e.g. 40.")
         require_scalar_volume(fixed_volume, "fixed volume")
         require_scalar_volume(moving_volume, "moving volume")
         if fixed_volume.GetID() == moving_volume.GetID():
@@ -33,9 +65,18 @@ class RegistrationDLLogic:
             raise BadInputError(f"The working spacing must be positive (got {working_spacing_mm} mm).", "Use e.g. 3.0 mm.")
         if int(levels) < 1:
             raise BadInputError(f"Levels must be at least 1 (got {levels}).", "Use 1 to 3.")
-        params = {"iterations": int(iterations), "smoothness": float(smoothness),
-                  "working_spacing_mm": float(working_spacing_mm), "affine": bool(affine), "levels": int(levels)}
-        return SceneJob(self.ctx, "register", {"fixed": fixed_volume, "moving": moving_volume}, params,
+        params = {"method": method, "nio_iterations": int(nio_iterations), "iterations": int(iterations),
+                  "smoothness": float(smoothness), "working_spacing_mm": float(working_spacing_mm), "affine": bool(affine),
+                  "levels": int(levels)}
+        inputs = {"fixed": fixed_volume, "moving": moving_volume}
+        if moving_segmentation is not None:
+            if not moving_segmentation.IsA("vtkMRMLSegmentationNode") or not label_specs(moving_segmentation):
+                raise BadInputError(f"'{moving_segmentation.GetName()}' is not a segmentation with segments.",
+                                    "Select a segmentation of the moving volume (Segment Editor), or none.")
+            inputs["moving_labels"] = (moving_segmentation, moving_volume)
+            params["labels"] = label_specs(moving_segmentation)
+            params["labels_name"] = f"{moving_segmentation.GetName()} on {fixed_volume.GetName()}"
+        return SceneJob(self.ctx, "register", inputs, params, model=model if method == "network" else None,
                         device=device, keep_files=keep_files)
 
     def start(self, fixed_volume, moving_volume, **options) -> SceneJob:
@@ -45,7 +86,8 @@ class RegistrationDLLogic:
 
     def process(self, fixed_volume, moving_volume, on_progress=None, timeout: float | None = None, **options) -> dict:
         """Blocking form: returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
-        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode}."""
+        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels":
+        vtkMRMLSegmentationNode (the moving segmentation on the fixed volume)]}."""
         return self.create_job(fixed_volume, moving_volume, **options).run(on_progress=on_progress, timeout=timeout)
 
     @staticmethod

@@ -8,7 +8,8 @@ canApply() (state and tooltip of Apply), startJob() (`self.logic.start(...)` wit
 values) and onJobSucceeded(outputs); RegistrationDLWidget is the shortest example. The module's .ui must
 have a QPushButton `applyButton`, a QProgressBar `progressBar` and a QPlainTextEdit `logText`; it may have a
 QPushButton `stopEarlyButton` (modules whose jobs can finish their optimisation early and keep the result
-so far, `SceneJob.stop_early()`), which the mixin only looks up with getattr(self.ui, "stopEarlyButton", None).
+so far, `SceneJob.stop_early()`) and a QComboBox `modelComboBox` (modules that pick a catalog model),
+which the mixin only looks up with getattr(self.ui, ..., None).
 """
 import qt
 import vtk
@@ -63,6 +64,38 @@ class JobPanelMixin:
 
     def cancelToolTip(self) -> str:
         return _("Stop the job; the scene is left as it was")
+
+    # -- model choice (modules whose .ui has a QComboBox `modelComboBox` and a parameter `modelId`) ------
+    defaultModelText = "Default model"
+
+    def refreshModels(self) -> None:
+        """Fill the .ui's optional QComboBox `modelComboBox` with `self.logic.availableModels()` (catalog
+        cards); the first entry, the module's default model, has an empty id. Connect onModelSelected to
+        the combo box in setup()."""
+        import logging
+
+        combo = getattr(self.ui, "modelComboBox", None)
+        if combo is None:
+            return
+        selected = self._parameterNode.modelId if self._parameterNode else ""
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        combo.addItem(self.defaultModelText, "")
+        try:
+            for card in self.logic.availableModels():
+                combo.addItem(card.get("title", card["id"]), card["id"])
+        except ImportError:
+            # The engine's packages are installed on the first Apply; the list fills in after that.
+            logging.info("SlicerLeap packages are not installed yet; showing the default model only")
+        except Exception as exc:  # e.g. an invalid card in the user's catalog: say which, keep the module usable
+            self.ui.logText.appendPlainText(str(exc))
+        combo.setCurrentIndex(max(combo.findData(selected), 0))
+        combo.blockSignals(wasBlocked)
+
+    def onModelSelected(self, index: int) -> None:
+        combo = getattr(self.ui, "modelComboBox", None)
+        if self._parameterNode and combo is not None:
+            self._parameterNode.modelId = combo.itemData(index) or ""
 
     # -- module widget life cycle ------------------------------------------------------------------
     def setupPanel(self, logic) -> None:

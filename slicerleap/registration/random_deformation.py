@@ -12,10 +12,14 @@ def random_displacement(shape, max_voxels: float, control_points: int = 5, gener
     """(1, 3, *shape) displacement in voxels of `shape`, largest component ≈ `max_voxels`."""
     from monai.networks.blocks import DVF2DDF
 
+    # integrate on a grid 4x coarser than `shape` (the field is smooth at the control-point scale), then upsample
+    small = [max(control_points, -(-n // 4)) for n in shape]
+    factor = torch.tensor([n / m for n, m in zip(shape, small)], device=device).view(1, 3, 1, 1, 1)
     coarse = torch.randn((1, 3) + (control_points,) * 3, generator=generator).to(device)
-    velocity = F.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)
-    velocity = velocity * (max_voxels / velocity.abs().amax().clamp(min=1e-6))
-    return DVF2DDF(num_steps=7)(velocity)
+    velocity = F.interpolate(coarse, size=small, mode="trilinear", align_corners=True)
+    velocity = velocity * (max_voxels / velocity.abs().amax().clamp(min=1e-6)) / factor
+    ddf = DVF2DDF(num_steps=7)(velocity)
+    return F.interpolate(ddf, size=tuple(shape), mode="trilinear", align_corners=True) * factor
 
 
 def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -42,23 +42,35 @@ def one_hot(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 
 def pair_dice(net, pairs, device, label_values) -> float:
-    """Mean Dice over pairs and labels of the moving labels warped (nearest) by the predicted field."""
+    """Mean Dice over pairs and labels of the moving labels warped (nearest) by the predicted field; with
+    no labels (unlabelled training images), the mean local normalised cross-correlation instead."""
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
     scores = []
     net.eval()
     with torch.no_grad():
         for moving, fixed, moving_labels, fixed_labels in pairs:
-            _, ddf = net(moving.to(device), fixed.to(device))
+            warped_image, ddf = net(moving.to(device), fixed.to(device))
+            if not label_values:
+                scores.append(-float(lncc(warped_image, fixed.to(device))))
+                continue
             warped = warp(moving_labels.float().to(device), ddf, mode="nearest")[0, 0].cpu().numpy()
-            scores += list(dice_per_class(warped, fixed_labels[0, 0].numpy(), label_values).values())
+            truth = fixed_labels[0, 0].numpy()
+            present = [v for v in label_values if (truth == v).any() or (warped == v).any()]  # absent labels are no evidence
+            scores += list(dice_per_class(warped, truth, present).values())
     net.train()
     return float(np.mean(scores))
 
 
 def train_registration(sampler, validation_pairs, config: RegistrationTrainingConfig, device, n_classes: int,
-                       report=lambda *a, **k: None, should_stop=lambda: False):
-    """Returns (network with the best validation state, history of {iteration, loss parts, val_dice})."""
+                       report=lambda *a, **k: None, should_stop=lambda: False, initial_state: dict | None = None):
+    """Returns (network with the best validation state, history of {iteration, loss parts, val_dice}).
+    `initial_state`: weights to start from (fine-tuning a catalog model). n_classes = 1: no labels."""
     torch.manual_seed(config.seed)
     net = build_network(config.architecture).to(device)
+    if initial_state is not None:
+        net.load_state_dict(initial_state)
     loss_fn = RegistrationLoss(config.loss)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     label_values = list(range(1, n_classes))
@@ -70,8 +82,10 @@ def train_registration(sampler, validation_pairs, config: RegistrationTrainingCo
             break
         moving, fixed, moving_labels, fixed_labels = (t.to(device) for t in sampler.sample())
         warped, ddf = net(moving, fixed)
-        warped_labels = warp(one_hot(moving_labels, n_classes), ddf)
-        loss, parts = loss_fn(fixed, warped, ddf, one_hot(fixed_labels, n_classes), warped_labels)
+        if n_classes > 1:
+            loss, parts = loss_fn(fixed, warped, ddf, one_hot(fixed_labels, n_classes), warp(one_hot(moving_labels, n_classes), ddf))
+        else:
+            loss, parts = loss_fn(fixed, warped, ddf)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -21,6 +21,7 @@ class PairSamplerConfig:
     max_displacement_voxels: float = 4.0
     synthetic_fraction: float = 0.5
     synthetic_labels: int = 8
+    inter_subject_fraction: float = 0.5  # with two or more real images: pairs of two different subjects
 
 
 def _smooth_noise(channels: int, shape, control: int, generator) -> torch.Tensor:
@@ -84,10 +85,18 @@ class PairSampler:
             return _render(labels, means, g), labels
         return self.real[int(torch.randint(len(self.real), (1,), generator=g))]
 
+    def _sources(self):
+        """Two (image, labels): one source twice, or — with co-aligned real images — two subjects."""
+        g, c = self.generator, self.config
+        if len(self.real) >= 2 and float(torch.rand(1, generator=g)) < c.inter_subject_fraction:
+            a, b = torch.randperm(len(self.real), generator=g)[:2].tolist()
+            return self.real[a], self.real[b]
+        source = self._source()
+        return source, source
+
     def sample(self):
-        image, labels = self._source()
         out = []
-        for _ in range(2):
+        for image, labels in self._sources():
             ddf = random_displacement(self.config.shape, self.config.max_displacement_voxels, generator=self.generator)
             out.append((_intensity_augment(warp(image, ddf), self.generator),
                         warp(labels.float(), ddf, mode="nearest").long()))
@@ -109,3 +118,28 @@ def prepare_training_image(image, labels, spacing_mm: float, margin_voxels: int 
     hi = inside.max(0) + margin_voxels + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     return img[box], lab[box]
+
+
+def prepare_training_set(images, labels, spacing_mm: float, report=lambda *a, **k: None):
+    """The user's images (and labelmaps, or None) co-aligned for inter-subject pairs: every image is
+    affinely registered to the first and resampled on the first one's working grid, cropped to the
+    union of the foreground. Returns [(image in [0, 1], integer labels)], all of one shape."""
+    from ..transforms import normalise
+    from .affine import affine_register
+    from .working_grid import NORMALISATION, sample_affine, warp_volume, with_affine, working_grid
+
+    grid = working_grid(images[0], spacing_mm)
+    zero_step = np.zeros(grid.array.shape + (3,), np.float32)
+    aligned = []
+    for n, image in enumerate(images):
+        affine = np.eye(4) if n == 0 else affine_register(images[0], image)
+        report(None, "preparing", f"image {n + 1}/{len(images)} aligned to the first")
+        img = normalise(sample_affine(image.with_array(image.array.astype(np.float32)), grid, affine), NORMALISATION)
+        lab = (np.zeros(grid.array.shape, np.int64) if labels is None or labels[n] is None
+               else warp_volume(labels[n], with_affine(grid, zero_step, affine), grid, labels=True).astype(np.int64))
+        aligned.append((img, lab))
+    foreground = np.argwhere(np.any([(img > 0.05) | (lab > 0) for img, lab in aligned], axis=0))
+    lo, hi = foreground.min(0), foreground.max(0) + 1
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    shape = tuple(int(-(-(b - a) // 16) * 16) for a, b in zip(lo, hi))  # a multiple of the networks' stride
+    return [(fit_to_shape(img[box], shape), fit_to_shape(lab[box], shape)) for img, lab in aligned]

@@ -48,10 +48,15 @@ def field_in_ras(ddf: torch.Tensor, work: Volume, affine_ras: np.ndarray) -> Vol
     """Voxel displacement (1, 3, k, j, i), channel order (dk, dj, di), on the working grid -> the full
     resampling field (k, j, i, 3) in RAS mm, affine included."""
     voxel = ddf.detach()[0].cpu().numpy().transpose(1, 2, 3, 0)[..., ::-1]  # (k, j, i, [di, dj, dk])
-    step_ras = voxel @ work.ijk_to_ras[:3, :3].T
-    x = work.voxel_positions_ras()
+    return with_affine(work, voxel @ work.ijk_to_ras[:3, :3].T, affine_ras)
+
+
+def with_affine(grid: Volume, step_ras: np.ndarray, affine_ras: np.ndarray) -> Volume:
+    """The field x -> A(x + step(x)) − x on `grid`: a deformable step (RAS mm, (k, j, i, 3)) found between the
+    fixed image and the affinely aligned moving image, followed by the affine A (resampling direction)."""
+    x = grid.voxel_positions_ras()
     moving_pos = (x + step_ras) @ affine_ras[:3, :3].T + affine_ras[:3, 3]
-    return work.with_array((moving_pos - x).astype(np.float32), name="displacement")
+    return grid.with_array((moving_pos - x).astype(np.float32), name="displacement")
 
 
 def displacement_on_grid(field: Volume, grid: Volume) -> np.ndarray:

@@ -54,3 +54,19 @@ def grid_transform_node_to_displacement(node) -> Volume:
     array = numpy_support.vtk_to_numpy(grid.GetPointData().GetScalars()).reshape(k, j, i, 3).copy()
     directions = slicer.util.arrayFromVTKMatrix(transform.GetGridDirectionMatrix())[:3, :3]
     return Volume.from_geometry(array, grid.GetSpacing(), grid.GetOrigin(), directions, {"name": node.GetName()})
+
+
+def load_transform_file(ctx: SceneContext, path, name: str | None = None):
+    """Load an ITK transform file (.h5/.tfm, e.g. from `slicerleap register --out-transform`) as a grid
+    transform node, the way Slicer's Add Data does, with its storage node."""
+    from pathlib import Path
+
+    storage = ctx.scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+    storage.SetFileName(str(path))
+    node = ctx.scene.AddNewNodeByClass("vtkMRMLGridTransformNode", ctx.scene.GenerateUniqueName(name or Path(path).stem))
+    if not storage.ReadData(node):
+        ctx.scene.RemoveNode(node)
+        ctx.scene.RemoveNode(storage)
+        raise ValueError(f"could not read a transform from {path}")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node

@@ -11,6 +11,7 @@ TASKS = {
     "train-segmentation": "slicerleap.tasks.train_segmentation:run",
     "train-sks": "slicerleap.tasks.train_sks:run",
     "register": "slicerleap.tasks.register:run",
+    "train-registration": "slicerleap.tasks.train_registration:run",
     "superres": "slicerleap.tasks.superres:run",
     "federated-train": "slicerleap.tasks.federated_train:run",
 }

@@ -1,0 +1,155 @@
+"""RegistrationDL engine: deformable cross-attention, TM-DCA and VoxelMorph training, the implicitly solved
+regulariser, neural instance optimisation, random diffeomorphisms and the working grid's geometry."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phantoms import sphere_phantom
+from slicerleap.registration.deformable_cross_attention import DeformableWindowCrossAttention
+from slicerleap.registration.implicit_regularisation import ImplicitRegulariser, solve_regularised_field
+from slicerleap.registration.losses import RegistrationLoss, RegistrationLossConfig
+from slicerleap.registration.neural_instance_optimisation import NIOConfig, neural_instance_optimisation
+from slicerleap.registration.random_deformation import random_displacement, warp
+from slicerleap.registration.training import (RegistrationTrainingConfig, pair_dice, tm_dca_architecture, train_registration,
+                                              voxelmorph_architecture)
+from slicerleap.registration.training_pairs import PairSampler, PairSamplerConfig
+from slicerleap.registration.working_grid import field_in_ras, jacobian_determinant, working_grid
+from slicerleap.volume import Volume
+
+OBLIQUE_CORONAL = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # i->L, j->S, k->P
+
+
+def test_offsets_move_the_queries_per_head():
+    """With the offset network's output fixed at +1 token along the first axis, every head's queries are
+    the reference's projected features one token further along that axis."""
+    torch.manual_seed(0)
+    block = DeformableWindowCrossAttention(dim=8, heads=2, window=2, offset_range=2.0).eval()
+    with torch.no_grad():
+        block.offsets[-1].bias.zero_()
+        block.offsets[-1].bias[0::3] = math.atanh(0.5)  # range 2 * tanh(atanh(0.5)) = 1 token along axis d
+    base, ref = torch.randn(1, 5, 4, 3, 8), torch.randn(1, 5, 4, 3, 8)
+    sampled = block._sampled_queries(base, ref)
+    expected = block.query(ref)[:, 1:]
+    torch.testing.assert_close(sampled[:, :-1], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_cross_attention_ignores_padding_and_depends_on_both_streams():
+    """Attention stays inside a (shifted, padded) window: a token's output ignores a token of another
+    window and follows its own query, which comes from the reference stream."""
+    torch.manual_seed(1)
+    block = DeformableWindowCrossAttention(dim=8, heads=2, window=2, shift=True).eval()
+    base, ref = torch.randn(1, 8, 5, 6, 7), torch.randn(1, 8, 5, 6, 7)
+    with torch.no_grad():
+        out = block(base, ref)
+        assert torch.isfinite(out).all() and out.shape == base.shape
+        far = base.clone()
+        far[0, :, 4, 5, 6] = 3 * torch.randn(8)  # a token in another (shifted) window than token (1, 1, 1)
+        assert not torch.allclose(block(far, ref)[..., 4, 5, 6], out[..., 4, 5, 6])
+        torch.testing.assert_close(block(far, ref)[..., 1, 1, 1], out[..., 1, 1, 1])
+        other_ref = ref.clone()
+        other_ref[0, :, 1, 1, 1] = 3 * torch.randn(8)  # its query (not a constant shift: LayerNorm removes those)
+        assert not torch.allclose(block(base, other_ref)[..., 1, 1, 1], out[..., 1, 1, 1])
+
+
+@pytest.mark.parametrize("kind,gamma", [("diffusion", 2.0), ("elastic", 2.0), ("curvature", 5.0)])
+def test_implicit_solve_is_the_minimiser(kind, gamma):
+    """ū = argmin ½‖u − v‖² + γR(v) (periodic differences): the energy's gradient vanishes at ū."""
+    torch.manual_seed(0)
+    u = torch.randn(1, 3, 12, 10, 8, dtype=torch.float64)
+    solved = solve_regularised_field(u, kind, gamma=gamma, mu=1.0, lam=0.5).clone().requires_grad_(True)
+    forward = lambda x, a: torch.roll(x, -1, dims=a) - x  # noqa: E731
+    if kind == "diffusion":
+        reg = 0.5 * sum((forward(solved, a) ** 2).sum() for a in (2, 3, 4))
+    elif kind == "curvature":
+        lap = sum(torch.roll(solved, 1, a) - 2 * solved + torch.roll(solved, -1, a) for a in (2, 3, 4))
+        reg = 0.5 * (lap ** 2).sum()
+    else:
+        div = sum(forward(solved[:, d:d + 1], 2 + d) for d in range(3))
+        reg = 0.5 * sum((forward(solved, a) ** 2).sum() for a in (2, 3, 4)) + 0.5 * 1.5 * (div ** 2).sum()
+    energy = 0.5 * ((u - solved) ** 2).sum() + gamma * reg
+    energy.backward()
+    assert solved.grad.abs().max() < 1e-4
+    assert (u - solved).abs().max() > 0.5  # and it did smooth
+
+
+def test_implicit_regulariser_pulls_towards_a_smoother_field():
+    u = torch.randn(1, 3, 10, 10, 10, requires_grad=True)
+    ImplicitRegulariser("diffusion")(u).backward()
+    smoother = u.detach() - 5.0 * u.grad  # a gradient step on the term lowers the field's roughness
+    rough = lambda v: sum(((v - torch.roll(v, 1, a)) ** 2).mean() for a in (2, 3, 4))  # noqa: E731
+    assert rough(smoother) < rough(u.detach())
+
+
+def test_random_displacement_is_diffeomorphic_and_sized():
+    g = torch.Generator().manual_seed(0)
+    ddf = random_displacement((24, 28, 20), 3.0, generator=g)
+    assert 1.5 < ddf.abs().max() < 4.5
+    grid = Volume.from_geometry(np.zeros((24, 28, 20), np.float32), spacing=(2.0, 2.0, 2.0))
+    field = field_in_ras(ddf, grid, np.eye(4))
+    assert jacobian_determinant(field).min() > 0
+
+
+@pytest.mark.parametrize("architecture", [tm_dca_architecture(embed_dim=8, depths=[1, 1], heads=[2, 4]),
+                                          voxelmorph_architecture(channels=[8, 16, 16, 16], final_conv_channels=[8, 8])],
+                         ids=["tm-dca", "voxelmorph"])
+def test_training_improves_label_overlap(architecture):
+    """Same loop, loss and pairs for TM-DCA and VoxelMorph: training on one synthetic label-map pair raises
+    the Dice of its warped labels above the unregistered overlap (the loop learns; generalisation is the
+    benchmark's job), and the history records every loss part."""
+    pair = PairSampler([], PairSamplerConfig(shape=(32, 32, 32), max_displacement_voxels=3.0, synthetic_labels=4), seed=7).sample()
+    one_pair = type("OnePair", (), {"sample": lambda self: pair})()
+    identity = type("Identity", (torch.nn.Module,), {"forward": lambda self, m, f: (m, torch.zeros((1, 3) + m.shape[2:]))})()
+    before = pair_dice(identity, [pair], "cpu", [1, 2, 3, 4])
+    train = RegistrationTrainingConfig(architecture=architecture, iterations=60, learning_rate=3e-3, validate_every=20,
+                                       loss=RegistrationLossConfig(regulariser="diffusion", regulariser_weight=0.5))
+    net, history = train_registration(one_pair, [pair], train, "cpu", n_classes=5)
+    assert len(history) == 3 and all(k in history[-1] for k in ("similarity", "regulariser", "dice", "val_dice"))
+    assert pair_dice(net, [pair], "cpu", [1, 2, 3, 4]) > before + 0.02, (before, history)
+
+
+def test_loss_rejects_unknown_parts():
+    with pytest.raises(ValueError, match="unknown similarity"):
+        RegistrationLoss(RegistrationLossConfig(similarity="ssd"))
+    with pytest.raises(ValueError, match="unknown regulariser"):
+        RegistrationLoss(RegistrationLossConfig(regulariser="tv"))
+
+
+def test_nio_improves_the_pair_and_leaves_the_network_alone():
+    torch.manual_seed(0)
+    net = __import__("slicerleap.models.networks", fromlist=["build_network"]).build_network(
+        tm_dca_architecture(embed_dim=8, depths=[1, 1], heads=[2, 4]))
+    moving, fixed, _, _ = PairSampler([], PairSamplerConfig(shape=(32, 32, 32), max_displacement_voxels=3.0), seed=3).sample()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
+    with torch.no_grad():
+        plain = -lncc(warp(moving, net(moving, fixed)[1]), fixed).item()
+    ddf = neural_instance_optimisation(net, fixed, moving, NIOConfig(scales=(0.5, 1.0), iterations=(20, 10), learning_rate=2e-3))
+    refined = -lncc(warp(moving, ddf), fixed).item()
+    assert ddf.shape == (1, 3, 32, 32, 32)
+    assert refined > plain + 0.02, (plain, refined)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_working_grid_runs_along_ras_whatever_the_scan_orientation():
+    """A coronal scan stored with i->L, j->S, k->P is put on a grid whose axes run closest to R, A, S, at
+    the working spacing, covering the same place."""
+    scan = sphere_phantom(20, spacing=(1.0, 2.0, 3.0), directions=OBLIQUE_CORONAL)
+    grid = working_grid(scan, 2.5)
+    np.testing.assert_allclose(np.abs(grid.directions), np.eye(3), atol=1e-9)
+    assert (np.diag(grid.directions) > 0).all()
+    np.testing.assert_allclose(grid.spacing, [2.5] * 3)
+    centre = lambda v: (v.ijk_to_ras @ np.r_[(np.array(v.shape_ijk) - 1) / 2.0, 1.0])[:3]  # noqa: E731
+    np.testing.assert_allclose(centre(grid), centre(scan), atol=1.5)
+
+
+def test_zero_field_on_the_working_grid_is_the_affine():
+    scan = sphere_phantom(12, directions=OBLIQUE_CORONAL)
+    grid = working_grid(scan, 3.0)
+    affine = np.eye(4)
+    affine[:3, 3] = [2.0, -1.0, 4.0]
+    field = field_in_ras(torch.zeros((1, 3) + grid.array.shape), grid, affine)
+    np.testing.assert_allclose(field.array.reshape(-1, 3), np.tile([2.0, -1.0, 4.0], (field.array[..., 0].size, 1)), atol=1e-5)
