@@ -98,3 +98,28 @@ def test_superres_dmdip_with_a_second_contrast(tmp_path):
     out = cli("superres", "--method", "dmdip", "--input", str(first), "--input2", str(tmp_path / "moved.nrrd"),
               "--output", str(tmp_path / "x.nrrd"))
     assert out.returncode == 2 and "same voxel grid" in out.stderr and "Fix:" in out.stderr
+
+
+def test_train_a_registration_network_then_register_with_it(tmp_path):
+    """`train registration` on two subjects with labelmaps registers a model in the catalog; `register
+    --model` uses it (with NIO) and propagates a labelmap onto the fixed image's grid."""
+    from phantoms import phantom_labels
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for n, origin in enumerate([(-30.0, -20.0, 10.0), (-27.0, -22.0, 12.0)]):
+        image = sphere_phantom(28, seed=n, origin=origin)
+        write_volume(image, tmp_path / "images" / f"case{n}.nrrd")
+        write_volume(phantom_labels(image), tmp_path / "labels" / f"case{n}.nrrd")
+    out = cli("train", "registration", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
+              "--out", str(tmp_path / "model"), "--id", "test-registration@1.0.0", "--iterations", "6", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "registered test-registration@1.0.0" in out.stdout
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    out = cli("register", "--fixed", str(images / "case0.nrrd"), "--moving", str(images / "case1.nrrd"), "--model",
+              "test-registration@1.0.0", "--nio-iters", "2", "--out-transform", str(tmp_path / "t.h5"),
+              "--moving-labels", str(labels / "case1.nrrd"), "--labels-out", str(tmp_path / "propagated.nrrd"), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    propagated, fixed = read_volume(tmp_path / "propagated.nrrd"), read_volume(images / "case0.nrrd")
+    np.testing.assert_allclose(propagated.ijk_to_ras, fixed.ijk_to_ras, atol=1e-6)
+    assert set(np.unique(propagated.array)) <= {0, 1, 2} and (propagated.array > 0).any()
