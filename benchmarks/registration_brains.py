@@ -18,7 +18,7 @@ wall time of the registration itself on this machine's CPU (2 cores): "time" inc
 used at 2 mm, the scale of the ITK brain.
 
 Methods: affine only (SimpleITK, Mattes MI); SimpleITK B-spline (affine + B-spline FFD, 10 mm grid,
-LBFGSB, 3 levels); SimpleITK diffeomorphic demons (affine + demons on histogram-matched images at 2 mm);
+Mattes MI, LBFGSB 40 iterations, 3 levels, 10/3/1 % of voxels sampled); SimpleITK diffeomorphic demons (affine + demons on histogram-matched images at 2 mm);
 direct optimisation of the field (ours, LNCC + diffusion, 2 levels, 2.5 mm); VoxelMorph, TM-DCA and
 TM-DCA (implicit regulariser) as bundled (network only); the same + NIO (`--nio` steps).
 
@@ -104,9 +104,11 @@ def bspline(fixed: Volume, moving: Volume, affine: np.ndarray) -> Volume:
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.1, seed=3)
+    # ITK's B-spline metric gradient costs ~0.1 ms per sample here (12 s per evaluation at 10 % of a 2 mm
+    # brain): fewer samples at the finer levels keep it to about a minute per pair
+    reg.SetMetricSamplingPercentagePerLevel([0.1, 0.03, 0.01], seed=3)
     reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=60)
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=40, maximumNumberOfFunctionEvaluations=80)
     reg.SetShrinkFactorsPerLevel([4, 2, 1])
     reg.SetSmoothingSigmasPerLevel([2, 1, 0])
     reg.SetInitialTransform(tx, inPlace=True)

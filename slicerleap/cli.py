@@ -159,7 +159,8 @@ def cmd_train_registration(args) -> int:
     inputs = {"images": [images[n] for n in images]}
     if labels:
         inputs["labels"] = [labels[n] for n in images]
-    params = {"architecture": args.arch, "regulariser": args.regulariser, "iterations": args.iterations, "model_id": args.id,
+    params = {"architecture": args.arch, "regulariser": args.regulariser, "similarity": args.similarity,
+              "iterations": args.iterations, "model_id": args.id,
               "start_from": args.start_from, "modality": args.modality, "seed": args.seed}
     return _train_and_register("train-registration", inputs, params, args)
 
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--id", default="my-registration@1.0.0", help="model id name@x.y.z")
     t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"])
     t.add_argument("--regulariser", default="diffusion", help="diffusion | bending | implicit-diffusion | implicit-elastic | implicit-curvature")
+    t.add_argument("--similarity", default="lncc", choices=["lncc", "mse", "mi"], help="mi: images of different contrasts")
     t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
     t.add_argument("--iterations", type=int, default=300)
     t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])

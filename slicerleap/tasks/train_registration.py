@@ -15,7 +15,7 @@ from ..errors import BadInputError
 from ..io import read_volume
 from ..models import get_catalog
 from ..models.weights import load_verified_state_dict, save_weights
-from ..registration.losses import RegistrationLossConfig
+from ..registration.losses import REGULARISERS, SIMILARITIES, RegistrationLossConfig
 from ..registration.training import RegistrationTrainingConfig, tm_dca_architecture, train_registration, voxelmorph_architecture
 from ..registration.training_pairs import PairSampler, PairSamplerConfig, prepare_training_set
 from ..registration.working_grid import NORMALISATION
@@ -29,6 +29,9 @@ def run(ctx) -> dict:
     if label_paths and len(label_paths) != len(image_paths):
         raise BadInputError(f"Got {len(label_paths)} labelmaps for {len(image_paths)} images.", "Give a labelmap for every image, or none.")
     p = ctx.params
+    if p.get("regulariser", "diffusion") not in REGULARISERS or p.get("similarity", "lncc") not in SIMILARITIES:
+        raise BadInputError(f"Unknown regulariser '{p.get('regulariser')}' or similarity '{p.get('similarity')}'.",
+                            f"Regularisers: {', '.join(REGULARISERS)}; similarities: {', '.join(SIMILARITIES)}.")
     images = [read_volume(path) for path in image_paths]
     for n, image in enumerate(images):
         check_scalar_volume(image, f"training image {n + 1}")
@@ -47,7 +50,8 @@ def run(ctx) -> dict:
     config = RegistrationTrainingConfig(architecture=architecture, iterations=int(p.get("iterations", 300)),
                                         learning_rate=float(p.get("learning_rate", 3e-4 if start_card is None else 1e-4)),
                                         validate_every=int(p.get("validate_every", 50)), seed=int(p.get("seed", 0)),
-                                        loss=RegistrationLossConfig(regulariser=p.get("regulariser", "diffusion")))
+                                        loss=RegistrationLossConfig(similarity=p.get("similarity", "lncc"),
+                                                                    regulariser=p.get("regulariser", "diffusion")))
     initial = load_verified_state_dict(start_card) if start_card else None
     net, history = train_registration(sampler, validation_pairs, config, ctx.device, n_classes, ctx.report, ctx.stop_requested, initial)
     if not history:
