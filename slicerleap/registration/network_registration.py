@@ -14,17 +14,18 @@ from .neural_instance_optimisation import NIOConfig, neural_instance_optimisatio
 from .working_grid import field_in_ras, working_pair
 
 
-def nio_schedule(iterations: int) -> NIOConfig:
+def nio_schedule(iterations: int, learning_rate: float = 1e-4) -> NIOConfig:
     """`iterations` NIO steps split 3:1 between half and full working resolution (the coarse level
     dominates, as in the paper's [100, 60, 30] schedule, and is 8x cheaper per step)."""
     if iterations < 0:
         raise BadInputError(f"NIO iterations cannot be negative (got {iterations}).", "Use 0 (network only) or e.g. 40.")
     coarse = round(0.75 * iterations)
-    return NIOConfig(scales=(0.5, 1.0), iterations=(coarse, iterations - coarse))
+    return NIOConfig(scales=(0.5, 1.0), iterations=(coarse, iterations - coarse), learning_rate=learning_rate)
 
 
 def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray, model_id: str | None, nio_iterations: int,
-                          device, report=lambda *a, **k: None, should_stop=lambda: False) -> tuple[Volume, dict]:
+                          device, report=lambda *a, **k: None, should_stop=lambda: False,
+                          nio_learning_rate: float = 1e-4) -> tuple[Volume, dict]:
     catalog = get_catalog()
     card = catalog.get(model_id) if model_id else catalog.default_for("registration")
     if card["task"] != "registration":
@@ -36,7 +37,8 @@ def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
     work, fixed_t, moving_t = working_pair(fixed, moving, affine_ras, spacing, device, card["input"]["normalisation"])
     report(0.15, "network", f"predicting the displacement on a {'x'.join(map(str, work.shape_ijk))} grid at {spacing:g} mm")
     if nio_iterations > 0:
-        ddf = neural_instance_optimisation(net, fixed_t, moving_t, nio_schedule(nio_iterations), report, should_stop)
+        ddf = neural_instance_optimisation(net, fixed_t, moving_t, nio_schedule(nio_iterations, nio_learning_rate),
+                                           report, should_stop)
     else:
         with torch.no_grad():
             _, ddf = net(moving_t, fixed_t)
