@@ -16,7 +16,7 @@ from slicerleap.federated import run_config as rc
 from slicerleap.federated.credentials import make_node_keys, make_tls_files
 from slicerleap.federated.deployment import APP_DIR, Coordinator, Site, free_port, read_round_log
 from slicerleap.federated.local_round import train_local_round
-from slicerleap.io import read_volume, write_volume
+from slicerleap.io import write_volume
 from slicerleap.models.catalog import ModelCatalog
 from slicerleap.models.networks import build_network, load_model
 from slicerleap.models.weights import sha256_of

@@ -38,7 +38,7 @@ import torch
 
 from slicerleap.data import mni_t1, mni_tissue_labels
 from slicerleap.data.itk_examples import itk_example_brain
-from slicerleap.io.image_io import lps_vectors_to_ras, volume_from_sitk, volume_to_sitk
+from slicerleap.io.image_io import lps_vectors_to_ras, volume_to_sitk
 from slicerleap.registration.affine import affine_register
 from slicerleap.registration.field_metrics import field_metrics, label_agreement
 from slicerleap.registration.instance_optimisation import InstanceOptimisationConfig, optimise_displacement

@@ -11,7 +11,7 @@ skip, RCS) and the coarse features directly (prompt skip); a full-resolution con
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from ..errors import BadInputError
 from ..io import read_volume
 from ..models import get_catalog

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .adaptive_aggregation import blend, learn_aggregation_weights
 from .losses import partial_cross_entropy
