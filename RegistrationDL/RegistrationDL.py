@@ -108,12 +108,6 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel(RegistrationDLLogic())
-        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
-        self.refreshModels()
-
-    def enter(self) -> None:
-        JobPanelMixin.enter(self)
-        self.refreshModels()
 
     def onParameterNodeModified(self) -> None:
         """The model and NIO steps apply to the network method; steps, smoothness, spacing and levels to

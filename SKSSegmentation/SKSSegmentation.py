@@ -94,16 +94,10 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.setupPanel(SKSSegmentationLogic())
-        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.trainingVolumesSelector.connect("checkedNodesChanged()", self._checkCanApply)
         self.ui.markLesionSlicesButton.connect("clicked(bool)", self.onMarkLesionSlices)
         self.ui.markNoLesionButton.connect("clicked(bool)", self.onMarkNoLesion)
         self.ui.editSliceTableButton.connect("clicked(bool)", self.onEditSliceTable)
-        self.refreshModels()
-
-    def enter(self) -> None:
-        JobPanelMixin.enter(self)
-        self.refreshModels()
 
     def canApply(self) -> tuple:
         p = self._parameterNode

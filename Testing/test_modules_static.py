@@ -428,11 +428,11 @@ def test_checks_catch_a_widget_that_cannot_show_its_field(broken_copy):
 
 def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
-    module.write_text(module.read_text().replace("self.ui.modelComboBox.connect(", "self.ui.modelComboBoxTypo.connect("))
+    module.write_text(module.read_text().replace("self.ui.markNoLesionButton.connect(", "self.ui.markNoLesionButtonTypo.connect("))
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
     ui.write_text(ui.read_text().replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"))
     problems = ui_usage_problems(broken_copy)
-    assert any("self.ui.modelComboBoxTypo" in p for p in problems), problems
+    assert any("self.ui.markNoLesionButtonTypo" in p for p in problems), problems
     assert any("inputVolumeSelector" in p and "mrmlSceneChanged" in p for p in problems), problems
 
 

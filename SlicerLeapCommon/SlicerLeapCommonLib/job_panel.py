@@ -70,8 +70,8 @@ class JobPanelMixin:
 
     def refreshModels(self) -> None:
         """Fill the .ui's optional QComboBox `modelComboBox` with `self.logic.availableModels()` (catalog
-        cards); the first entry, the module's default model, has an empty id. Connect onModelSelected to
-        the combo box in setup()."""
+        cards); the first entry, the module's default model, has an empty id. setupPanel() and enter()
+        call it; a module calls it again after adding a model."""
         import logging
 
         combo = getattr(self.ui, "modelComboBox", None)
@@ -115,11 +115,15 @@ class JobPanelMixin:
         if self._stopEarlyButton is not None:
             self._stopEarlyButton.connect("clicked(bool)", self.onStopEarlyButton)
         self._showStopEarly(False)
+        modelComboBox = getattr(self.ui, "modelComboBox", None)  # optional: modules that pick a catalog model
+        if modelComboBox is not None:
+            modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self._jobTimer = qt.QTimer()
         self._jobTimer.setInterval(self.jobPollIntervalMs)
         self._jobTimer.connect("timeout()", self.onJobTimer)
 
         self.initializeParameterNode()
+        self.refreshModels()
 
     def cleanup(self) -> None:
         self.cancelJob()
@@ -129,6 +133,7 @@ class JobPanelMixin:
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.refreshModels()  # models trained or imported meanwhile
 
     def exit(self) -> None:
         if self._parameterNode:

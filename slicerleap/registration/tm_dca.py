@@ -19,6 +19,13 @@ from monai.networks.nets.swin_unetr import PatchMergingV2
 from .deformable_cross_attention import DeformableWindowCrossAttention
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the spatial axes of (B, C, D, H, W) at their far end up to a multiple of `multiple`
+    (the networks' total stride); crop the output back to x.shape[2:]."""
+    pad = [(-n) % multiple for n in x.shape[2:]]
+    return F.pad(x, (0, pad[2], 0, pad[1], 0, pad[0]))
+
+
 class _DualStage(nn.Module):
     """`depth` DCA blocks per path, both paths updated from each other's previous features."""
 
@@ -79,9 +86,7 @@ class TMDCA(nn.Module):
 
     def displacement(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         shape = moving.shape[2:]
-        pad = [(-n) % self.size_multiple for n in shape]
-        pad_arg = (0, pad[2], 0, pad[1], 0, pad[0])
-        m, f = F.pad(moving, pad_arg), F.pad(fixed, pad_arg)
+        m, f = pad_to_multiple(moving, self.size_multiple), pad_to_multiple(fixed, self.size_multiple)
         pair = torch.cat([m, f], 1)
         skips = [] if self.half_resolution_field else [self.skip_full(pair)]
         if self.patch == 4:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from .tm_dca import pad_to_multiple
 
 
 class PaddedVoxelMorph(torch.nn.Module):
@@ -21,8 +22,6 @@ class PaddedVoxelMorph(torch.nn.Module):
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
         shape = moving.shape[2:]
-        pad = [(-n) % self.size_multiple for n in shape]
-        pad_arg = (0, pad[2], 0, pad[1], 0, pad[0])
-        _, ddf = self.net(F.pad(moving, pad_arg), F.pad(fixed, pad_arg))
+        _, ddf = self.net(pad_to_multiple(moving, self.size_multiple), pad_to_multiple(fixed, self.size_multiple))
         ddf = ddf[:, :, : shape[0], : shape[1], : shape[2]]
         return self.net.warp(moving, ddf), ddf
