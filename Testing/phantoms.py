@@ -33,3 +33,17 @@ def blob_case(seed: int, shape=(16, 40, 40), spacing=(1.5, 1.5, 3.0), directions
     image[lesion] += 0.6
     vol = Volume.from_geometry(image, spacing=spacing, origin=(-30, -30, -20), directions=directions)
     return vol, vol.with_array(lesion.astype(np.uint8))
+
+
+def organ_lesion_phantom(seed: int = 0, size: int = 32):
+    """(image, labels) arrays (K, J, I): an 'organ' sphere (label 1) holding a bright 'lesion' (label 2) at a
+    random place inside it, on a noisy background (unit-test phantom, not anatomy)."""
+    r = np.random.default_rng(seed)
+    k, j, i = np.mgrid[:size, :size, :size].astype(np.float32)
+    centre = size / 2 + r.uniform(-2, 2, 3)
+    organ = (k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2 < (0.35 * size) ** 2
+    spot = centre + r.uniform(-0.15, 0.15, 3) * size
+    lesion = (k - spot[0]) ** 2 + (j - spot[1]) ** 2 + (i - spot[2]) ** 2 < r.uniform(2.5, 4.0) ** 2
+    labels = np.where(lesion & organ, 2, organ.astype(np.int16)).astype(np.int16)
+    image = np.choose(labels, [100.0, 400.0, 700.0]) + r.normal(0, 20, labels.shape)
+    return image.astype(np.int16), labels

@@ -14,6 +14,10 @@ def build_network(architecture: dict):
         from ..segmentation.sks_net import SKSNet
 
         return SKSNet(**args)
+    if name == "slicerleap.BoxUNet":
+        from ..segmentation.teacher_student_nets import BoxUNet
+
+        return BoxUNet(**args)
     if name == "slicerleap.FedICRAUNet":
         from ..federated.fedicra.network import FedICRAUNet
 

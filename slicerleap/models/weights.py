@@ -16,10 +16,11 @@ def sha256_of(path: str | Path) -> str:
 
 
 def save_weights(net, path: str | Path) -> Path:
-    """The network's state dict as a safetensors file (contiguous CPU tensors, as safetensors requires)."""
+    """The network's state dict (or a state dict) as a safetensors file (contiguous CPU tensors, as safetensors requires)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous().cpu() for k, v in net.state_dict().items()}, str(path))
+    state = net if isinstance(net, dict) else net.state_dict()
+    save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(path))
     return Path(path)
 
 

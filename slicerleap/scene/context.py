@@ -82,6 +82,10 @@ def new_scene_context(make_current: bool = False) -> SceneContext:
     transforms_logic = wire(slicer.vtkSlicerTransformLogic(), "Transforms")
     subject_hierarchy_logic = wire(slicer.vtkSlicerSubjectHierarchyModuleLogic(), "SubjectHierarchy")
 
+    # Markups (ROI boxes) are saved as .mrk.json; the desktop's Markups module registers these storage nodes.
+    for storage_class in ("vtkMRMLMarkupsJsonStorageNode", "vtkMRMLMarkupsROIJsonStorageNode", "vtkMRMLMarkupsPlaneJsonStorageNode"):
+        scene.RegisterNodeClass(getattr(slicer, storage_class)())
+
     # Data IO managers: storage nodes and .mrb bundles read files through them.
     cache_dir = tempfile.TemporaryDirectory(prefix="slicerleap-cache-")
     remote_io = slicer.vtkMRMLRemoteIOLogic()

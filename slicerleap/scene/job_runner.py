@@ -116,12 +116,17 @@ class SceneJob:
                 scene.RemoveNode(node)
             raise
 
+    def _input_node(self, name, index=None):
+        """The input node an output refers to; `index` picks one of a list input."""
+        node = self.inputs.get(name)
+        return node[index] if isinstance(node, list) and index is not None else node
+
     def _apply_one(self, spec: dict):
         path = self.job.output_path(spec["file"])
         kind = spec["kind"]
         if kind == "labels":
             return labels_to_segmentation_node(self.ctx, read_volume(path), spec["labels"], spec["name"],
-                                               reference_node=self.inputs.get(spec.get("reference")),
+                                               reference_node=self._input_node(spec.get("reference"), spec.get("index")),
                                                attributes=spec.get("attributes"))
         if kind == "volume":
             reference = self.inputs.get(spec.get("reference"))

@@ -11,6 +11,10 @@ def save_mrb(ctx: SceneContext, path: str | Path) -> Path:
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     ctx.scene.SetRootDirectory(str(path.parent))
+    for n in range(ctx.scene.GetNumberOfNodes()):  # nodes made by scripts (e.g. ROI boxes) may lack one
+        node = ctx.scene.GetNthNode(n)
+        if node.IsA("vtkMRMLStorableNode") and node.GetStorageNode() is None:
+            node.AddDefaultStorageNode()
     if not ctx.scene.WriteToMRB(str(path)):
         raise RuntimeError(f"Slicer could not write the scene bundle {path}")
     return path

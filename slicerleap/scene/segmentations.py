@@ -106,9 +106,9 @@ def segmentation_node_to_labels(segmentation_node, reference_node, segment_value
         segment_id = segmentation.GetNthSegmentID(n)
         segment = segmentation.GetSegment(segment_id)
         seg_name = segment.GetName()
-        if segment_values and seg_name not in segment_values:
+        if segment_values is not None and seg_name not in segment_values:
             continue
-        value = segment_values[seg_name] if segment_values else n + 1
+        value = segment_values[seg_name] if segment_values is not None else n + 1
         mask_image = slicer.vtkOrientedImageData()
         logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, mask_image)
         on_grid = slicer.vtkOrientedImageData()

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import BadInputError
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .postprocess import postprocess_labels
@@ -38,6 +39,10 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
     (None: the card's defaults). batch_size: windows (3D, default 2) or slices (2.5D, default 8) per forward pass."""
     report = report or (lambda *a, **k: None)
     spec = card["input"]
+    if spec.get("box_channels"):
+        raise BadInputError(f"Model '{card['id']}' is a teacher annotator: it segments only inside boxes you give it.",
+                            "Use it to make pseudo-labels (SKSSegmentation > Boxes, or `slicerleap pseudolabel`), "
+                            "or segment with a student model.")
     working = [s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])]
     check_scalar_volume(volume, working_spacing=working, min_size=1 if is_slice_model(card) else 4)
     if is_slice_model(card):

@@ -61,7 +61,7 @@ class SliceTrainingConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _crop(stack: np.ndarray, target: np.ndarray | None, size: int, rng, centre=None):
+def random_crop(stack: np.ndarray, target: np.ndarray | None, size: int, rng, centre=None):
     """Random size x size crop (zero-padded when the slice is smaller), containing `centre` when given."""
     _, h, w = stack.shape
     ph, pw = max(0, size - h), max(0, size - w)
@@ -76,7 +76,7 @@ def _crop(stack: np.ndarray, target: np.ndarray | None, size: int, rng, centre=N
     return stack[:, y:y + size, x:x + size], None if target is None else target[y:y + size, x:x + size]
 
 
-def _augment(x: torch.Tensor, rng) -> torch.Tensor:
+def intensity_augment(x: torch.Tensor, rng) -> torch.Tensor:
     """Intensity changes a scanner or protocol would make: gain, offset, gamma, noise (per sample)."""
     b = x.shape[0]
     gain = torch.as_tensor(rng.uniform(0.85, 1.15, b), dtype=x.dtype)[:, None, None, None]
@@ -103,28 +103,32 @@ def sample_slices(cases: list[SliceCase], rng, config: SliceTrainingConfig, pixe
         if pixel and flags[k] > 0:
             fg = np.argwhere(case.labels[k] > 0 if foreground is None else foreground[k])
             centre = fg[int(rng.integers(len(fg)))]
-        stack, target = _crop(stack, case.labels[k] if pixel else None, config.crop, rng, centre)
+        stack, target = random_crop(stack, case.labels[k] if pixel else None, config.crop, rng, centre)
         if config.augment and rng.random() < 0.5:  # left-right mirror: brain and most lesion anatomy allow it
             stack, target = stack[:, :, ::-1], None if target is None else target[:, ::-1]
         xs.append(np.ascontiguousarray(stack))
         ys.append(np.ascontiguousarray(target[None]) if pixel else flags[k])
     x = torch.as_tensor(np.stack(xs))
     if config.augment:
-        x = _augment(x, rng)
+        x = intensity_augment(x, rng)
     return x.float(), torch.as_tensor(np.stack(ys)).long() if pixel else torch.as_tensor(np.array(ys, dtype=np.float32))
 
 
 def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int = 1,
-                 report: Callable | None = None) -> np.ndarray:
+                 report: Callable | None = None, extra: np.ndarray | None = None) -> np.ndarray:
     """Softmax probabilities (n_classes, K, J, I) for every slice of `case`, in batches of slices. Slices are
-    zero-padded to a multiple of 32 pixels (U-Net strides, Swin patches and merges) and cropped back."""
+    zero-padded to a multiple of 32 pixels (U-Net strides, Swin patches and merges) and cropped back.
+    `extra` (C, K, J, I): more input channels per slice after the image stack (e.g. box maps)."""
     k, h, w = case.image.shape
     pad = ((0, 0), (0, 0), (0, -h % 32), (0, -w % 32))
     out = None
     with torch.inference_mode():
         for start in range(0, k, batch_size):
             ks = np.arange(start, min(k, start + batch_size))
-            x = torch.from_numpy(np.pad(neighbour_stack(case.image, ks, context), pad)).float().to(device)
+            stack = neighbour_stack(case.image, ks, context)
+            if extra is not None:
+                stack = np.concatenate([stack, extra[:, ks].transpose(1, 0, 2, 3).astype(stack.dtype)], axis=1)
+            x = torch.from_numpy(np.pad(stack, pad)).float().to(device)
             probs = torch.softmax(net(x).float(), dim=1)[:, :, :h, :w].cpu().numpy()
             if out is None:
                 out = np.empty((probs.shape[1], k) + probs.shape[2:], dtype=np.float32)

@@ -1,0 +1,233 @@
+"""Teacher–student segmentation from mixed supervision (METHODS.md §3) on real anatomy, beside the
+paper's Tables I and II, and the annotators' correction loop.
+
+Data: `slicerleap.data.lesion_cases` — lesions inserted into randomly warped copies of the real MNI
+ICBM152 T1; organ = brain (label 1), lesion = label 2; 1.5 mm axial slices. Pool: cases 0..N-1 split
+per seed 30 % strong (image, mask, boxes) / 60 % weak (image, boxes) / 10 % validation (used to keep the
+best weights, as the paper's); test: separate cases N..N+T-1. Boxes are derived from the masks: one
+organ box, one 3D box per connected lesion (what an annotator draws as ROIs), `--perturb` moves them
+as the paper's robustness study does.
+
+Per seed:
+- teachers trained on the strong set: O2L attention (ours), boxes as input channels (SCN-style), no box
+  input (lower bound) — Dice of their pseudo-labels on the weak set (Table II's setting: boxes given);
+- students, tested on the test cases after post-processing: full supervision (strong + weak with their
+  true masks), strong only, boxes as labels (weak targets = the box map), + pseudo-labels, + pseudo-labels
+  + localisation branch (ours) — Table I / the student ablation;
+- the correction loop: K weak cases per round get their true mask (an annotator's correction), ordered
+  by the teacher's uncertainty or at random, and the student is fine-tuned from the previous round.
+
+    python benchmarks/teacher_student_boxes.py --seeds 0 1 2
+    python benchmarks/teacher_student_boxes.py --table
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
+from slicerleap.segmentation.slice_data import slice_input_spec
+from slicerleap.segmentation.teacher_student_training import (
+    BoxCase, TeacherStudentConfig, evaluate, prepare_box_case, pseudo_label, train_box_unet)
+
+HERE = Path(__file__).parent
+SPEC = slice_input_spec(1.5)
+TEACHERS = {"O2L attention (ours)": "o2l", "boxes as input channels (SCN-style)": "multichannel", "no box input": "none"}
+PAPER_TEACHER = {"o2l": (95.4, 95.2, 88.9, 85.5), "multichannel": (92.2, 92.6, 88.1, 83.9), "none": (86.0, 85.3, 61.5, 42.9)}
+PAPER_STUDENT = {"full supervision": (93.9, 94.4, 79.2, 63.7), "strong only": (85.8, 88.0, 61.8, 43.9),
+                 "+ pseudo-labels": (92.6, 93.2, 74.6, 58.2), "+ pseudo-labels + localisation (ours)": (92.8, 93.1, 76.5, 60.0)}
+
+
+def load_cases(seeds, perturb: bool) -> list[BoxCase]:
+    cases = []
+    for seed in seeds:
+        image, labels = make_lesion_case(seed)
+        boxes = boxes_from_labels(labels)
+        if perturb:
+            boxes = perturb_boxes(boxes, np.random.default_rng(1000 + seed))
+        cases.append(prepare_box_case(image, SPEC, boxes, labels))
+    return cases
+
+
+def with_targets(case: BoxCase, labels=None, soft=None) -> BoxCase:
+    out = copy.copy(case)
+    out.labels, out.soft = labels, soft
+    return out
+
+
+def box_targets(case: BoxCase) -> BoxCase:
+    """Boxes as labels: organ box -> organ, lesion box -> lesion."""
+    return with_targets(case, labels=case.boxes.astype(np.uint8))
+
+
+def run_seed(seed, pool, test, args, device, log) -> dict:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pool))
+    n_strong, n_val = round(0.3 * len(pool)), max(1, round(0.1 * len(pool)))
+    strong = [pool[i] for i in order[:n_strong]]
+    val = [pool[i] for i in order[n_strong:n_strong + n_val]]
+    weak = [pool[i] for i in order[n_strong + n_val:]]
+    config = TeacherStudentConfig(iterations=args.iterations, crop=args.crop, batch_size=args.batch, seed=seed)
+    record = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "teachers": {}, "students": {}}
+
+    def report(f, message, r):
+        log(f"  {message}")
+
+    soft, uncertainty = None, None
+    for name, conditioning in TEACHERS.items():
+        cfg = replace(config, box_conditioning=conditioning)
+        log(f"seed {seed} teacher {name}")
+        teacher, history, seconds = train_box_unet("teacher", strong, val, cfg, device, report)
+        scores = evaluate(teacher, weak, device)
+        record["teachers"][name] = {**scores, "seconds": round(seconds, 1)}
+        log(f"  pseudo-label Dice on the weak set: {scores}")
+        if conditioning == "o2l":
+            labelled = [pseudo_label(teacher, c, device) for c in weak]
+            soft, uncertainty = [s for s, _ in labelled], [u for _, u in labelled]
+            truth_dice = [evaluate_soft(s, c) for s, c in zip(soft, weak)]
+            record["uncertainty"] = [{"uncertainty": round(u, 4), "lesion_dice": round(d, 4)} for u, d in zip(uncertainty, truth_dice)]
+    pseudo = [with_targets(c, soft=s) for c, s in zip(weak, soft)]
+    students = {
+        "full supervision": (strong + weak, False),
+        "strong only": (strong, False),
+        "boxes as labels": (strong + [box_targets(c) for c in weak], False),
+        "+ pseudo-labels": (strong + pseudo, False),
+        "+ pseudo-labels + localisation (ours)": (strong + pseudo, True),
+    }
+    ours = None
+    for name, (cases, localisation) in students.items():
+        cfg = replace(config, localisation=localisation)
+        log(f"seed {seed} student {name}")
+        student, history, seconds = train_box_unet("student", cases, val, cfg, device, report)
+        scores = evaluate(student, test, device, postprocess=True)
+        record["students"][name] = {**scores, "seconds": round(seconds, 1)}
+        log(f"  test: {scores}")
+        if localisation:
+            ours = (student, cfg)
+    record["correction_rounds"] = correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed)
+    return record
+
+
+def evaluate_soft(soft, case) -> float:
+    labels = soft.astype(np.float32).argmax(0)
+    inter, total = ((labels == 2) & (case.labels == 2)).sum(), (labels == 2).sum() + (case.labels == 2).sum()
+    return float(2 * inter / total) if total else 1.0
+
+
+def correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed) -> dict:
+    """Rounds of: the annotator corrects the next K weak cases (their true mask replaces the pseudo-label),
+    then the student is fine-tuned from the previous round's weights for iterations/2 steps."""
+    student0, cfg = ours
+    orders = {"uncertainty": list(np.argsort(uncertainty)[::-1]),
+              "random": list(np.random.default_rng(seed + 500).permutation(len(weak)))}
+    base = evaluate(student0, test, device, postprocess=True)
+    out = {}
+    for order_name, order in orders.items():
+        state = {k: v.clone() for k, v in student0.state_dict().items()}
+        rounds = [{"round": 0, "corrected": 0, **base}]
+        corrected: set[int] = set()
+        for r in range(1, args.rounds + 1):
+            corrected |= set(int(i) for i in order[(r - 1) * args.k:r * args.k])
+            cases = strong + [with_targets(c, labels=c.labels) if n in corrected else with_targets(c, soft=s)
+                              for n, (c, s) in enumerate(zip(weak, soft))]
+            fine = replace(cfg, iterations=max(1, args.iterations // 2), seed=cfg.seed + 100 * r, learning_rate=0.3 * cfg.lr("student"))
+            log(f"seed {seed} correction round {r} ({order_name}): {len(corrected)} corrected")
+            net, _, seconds = train_box_unet("student", cases, val, fine, device, lambda *a: None, initial_state=state)
+            state = {k: v.clone() for k, v in net.state_dict().items()}
+            scores = evaluate(net, test, device, postprocess=True)
+            rounds.append({"round": r, "corrected": len(corrected), **scores, "seconds": round(seconds, 1)})
+            log(f"  test: {scores}")
+        out[order_name] = rounds
+    return out
+
+
+def pct(x):
+    return f"{100 * x:.1f}"
+
+
+def mean_sd(values):
+    values = [v for v in values if v is not None]
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}" if len(values) > 1 else pct(values[0])
+
+
+def markdown_tables(results: dict) -> str:
+    runs = results["runs"]
+    keys = ("organ_dice_global", "organ_dice", "lesion_dice_global", "lesion_dice")
+    lines = [f"Seeds: {[r['seed'] for r in runs]} (mean ± sd over seeds); Dice in %: organ global / per case, lesion global / per case.", "",
+             "Teacher pseudo-labels on the weak set (boxes given; Table II's setting):", "",
+             "| teacher | organ global | organ per case | lesion global | lesion per case | train s | paper (LiTS, liver/lesion) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, conditioning in TEACHERS.items():
+        rows = [r["teachers"][name] for r in runs if name in r["teachers"]]
+        lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
+                     + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {' / '.join(map(str, PAPER_TEACHER[conditioning]))} |")
+    lines += ["", "Students on the held-out test cases (after post-processing; Table I and the student ablation):", "",
+              "| student | organ global | organ per case | lesion global | lesion per case | train s | paper (LiTS) |", "|---|---|---|---|---|---|---|"]
+    for name in runs[0]["students"]:
+        rows = [r["students"][name] for r in runs]
+        paper = " / ".join(map(str, PAPER_STUDENT[name])) if name in PAPER_STUDENT else "—"
+        lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
+                     + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {paper} |")
+    lines += ["", "Correction loop (lesion Dice per case on the test cases after each round of K corrected weak cases):", "",
+              "| order | " + " | ".join(f"round {r['round']} ({r['corrected']} corrected)" for r in runs[0]["correction_rounds"]["uncertainty"]) + " |",
+              "|---|" + "---|" * len(runs[0]["correction_rounds"]["uncertainty"])]
+    for order in ("uncertainty", "random"):
+        cells = []
+        for n in range(len(runs[0]["correction_rounds"][order])):
+            cells.append(mean_sd([r["correction_rounds"][order][n]["lesion_dice"] for r in runs]))
+        lines.append(f"| {order} | " + " | ".join(cells) + " |")
+    rho = [np.corrcoef([u["uncertainty"] for u in r["uncertainty"]], [u["lesion_dice"] for u in r["uncertainty"]])[0, 1] for r in runs]
+    lines += ["", f"Teacher uncertainty vs its pseudo-label lesion Dice on the weak cases: Pearson r = {np.mean(rho):.2f} (per seed: "
+              + ", ".join(f"{x:.2f}" for x in rho) + ")."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--pool", type=int, default=20)
+    ap.add_argument("--test", type=int, default=6)
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--k", type=int, default=3, help="weak cases corrected per round")
+    ap.add_argument("--perturb", action="store_true", help="perturb the boxes as the paper's robustness study")
+    ap.add_argument("--out", default=str(HERE / "teacher_student_results.json"))
+    ap.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.table:
+        print(markdown_tables(json.loads(out.read_text())))
+        return
+    torch.set_num_threads(2)
+    device = torch.device("cpu")
+    started = time.time()
+
+    def log(message):
+        print(f"[{time.time() - started:6.0f} s] {message}", flush=True)
+
+    pool = load_cases(range(args.pool), args.perturb)
+    test = load_cases(range(args.pool, args.pool + args.test), False)
+    log(f"cohort ready: {len(pool)} pool + {len(test)} test cases")
+    results = json.loads(out.read_text()) if out.exists() else {"config": vars(args), "runs": []}
+    done = {r["seed"] for r in results["runs"]}
+    for seed in args.seeds:
+        if seed in done:
+            continue
+        results["runs"].append(run_seed(seed, pool, test, args, device, log))
+        out.write_text(json.dumps(results, indent=1))
+        log(f"seed {seed} written to {out}")
+    print(markdown_tables(results))
+
+
+if __name__ == "__main__":
+    main()
