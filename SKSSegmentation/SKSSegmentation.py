@@ -66,7 +66,10 @@ class SKSSegmentationParameterNode:
     lesionSegment - Name of the lesion segment in training segmentations (empty: every segment).
     modelType - sks (dual Swin V2 encoder, uses slice labels) or unet (baseline, pixel labels only).
     newModelId - Catalog id of the model to train (name@x.y.z).
-    trainingIterations - Stage-2 iterations (stage 1 runs three quarters of this).
+    trainingIterations - Stage-2 iterations (stage 1 runs three quarters of this); also the teacher's and student's.
+    organSegment, boxLesionSegment - Organ and lesion segment names of the cases with masks (teacher–student).
+    teacherModelId - The teacher annotator to train or to pseudo-label with.
+    studentModelId - The student to train, or to fine-tune into its next version.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -80,6 +83,10 @@ class SKSSegmentationParameterNode:
     modelType: Annotated[str, Choice(["sks", "unet"])] = "sks"
     newModelId: str = "my-sks@1.0.0"
     trainingIterations: Annotated[int, WithinRange(1, 100000)] = 400
+    organSegment: str = "Organ"
+    boxLesionSegment: str = "Lesion"
+    teacherModelId: str = "my-teacher@1.0.0"
+    studentModelId: str = "my-student@1.0.0"
 
 
 #
@@ -98,6 +105,16 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         self.ui.markLesionSlicesButton.connect("clicked(bool)", self.onMarkLesionSlices)
         self.ui.markNoLesionButton.connect("clicked(bool)", self.onMarkNoLesion)
         self.ui.editSliceTableButton.connect("clicked(bool)", self.onEditSliceTable)
+        self._action, self._reviewRow = None, None  # a teacher–student job button's job; the case under review
+        self.ui.addOrganBoxButton.connect("clicked(bool)", lambda: self.onAddBox("organ"))
+        self.ui.addLesionBoxButton.connect("clicked(bool)", lambda: self.onAddBox("lesion"))
+        self.ui.boxesFromSegmentationButton.connect("clicked(bool)", self.onBoxesFromSegmentation)
+        for button, action in ((self.ui.trainTeacherButton, "train-teacher"), (self.ui.pseudoLabelButton, "pseudolabel"),
+                               (self.ui.fineTuneButton, "train-student")):
+            button.connect("clicked(bool)", lambda checked=False, a=action: self.onTeacherStudentJob(a))
+        self.ui.nextCaseButton.connect("clicked(bool)", self.onNextCase)
+        for button, decision in ((self.ui.acceptButton, "accept"), (self.ui.skipButton, "skip"), (self.ui.rejectButton, "reject")):
+            button.connect("clicked(bool)", lambda checked=False, d=decision: self.onReviewDecision(d))
 
     def canApply(self) -> tuple:
         p = self._parameterNode
@@ -167,8 +184,69 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
 
+    # -- teacher–student: boxes, jobs, review queue ---------------------------------------------
+    def onAddBox(self, role: str) -> None:
+        volume = self._parameterNode.inputVolume
+        if volume is None:
+            slicer.util.errorDisplay(_("Select the input volume to draw a box on."))
+            return
+        self.logic.addBox(volume, role)
+
+    def onBoxesFromSegmentation(self) -> None:
+        p = self._parameterNode
+        cases = self.logic.jobs.cases_from_volumes([p.inputVolume]) if p.inputVolume else []
+        if not cases or cases[0].segmentation is None:
+            slicer.util.errorDisplay(_("The input volume has no segmentation to draw boxes around."))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not draw the boxes."), waitCursor=True):
+            self.logic.boxesFromSegmentation(p.inputVolume, cases[0].segmentation, p.organSegment, p.boxLesionSegment)
+
+    def onTeacherStudentJob(self, action: str) -> None:
+        if self._job is not None:  # Apply would cancel it
+            slicer.util.errorDisplay(_("A job is running: wait for it, or cancel it first."))
+            return
+        self._action = action
+        self.onApplyButton()
+
+    def _startTeacherStudentJob(self, action: str):
+        p = self._parameterNode
+        cases = self.logic.jobs.cases_from_volumes(list(self.ui.trainingVolumesSelector.checkedNodes()))
+        strong = [self.logic.strongCase(c.volume, c.segmentation, p.organSegment, p.boxLesionSegment) for c in cases if c.segmentation]
+        options = {"iterations": p.trainingIterations, "device": p.device, "keepFiles": p.keepFiles}
+        if action == "train-teacher":
+            return self.logic.startTeacherTraining(strong, p.teacherModelId, **options)
+        if action == "pseudolabel":
+            return self.logic.startPseudoLabelling([c.volume for c in cases if c.segmentation is None], p.teacherModelId,
+                                                   device=p.device, keepFiles=p.keepFiles)
+        return self.logic.startStudentTraining(strong, p.teacherModelId, p.studentModelId, **options)
+
+    def updateQueueLabel(self) -> None:
+        counts = self.logic.queueCounts()
+        self.ui.queueLabel.text = _("no pseudo-labels yet") if counts is None else _(
+            "{pending} waiting, {skipped} skipped, {accepted} accepted, {rejected} rejected").format(**counts)
+
+    def onNextCase(self) -> None:
+        case = self.logic.nextCase()
+        self._reviewRow = None if case is None else case["row"]
+        if case is None:
+            slicer.util.infoDisplay(_("Every pseudo-label has been reviewed."))
+        else:
+            self.logic.openForEditing(case)
+        self.updateQueueLabel()
+
+    def onReviewDecision(self, decision: str) -> None:
+        if self._reviewRow is None:
+            slicer.util.errorDisplay(_("Load a case with Next case first."))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not record the decision.")):
+            self.logic.decide(self._reviewRow, decision)
+        self.onNextCase()
+
     def startJob(self):
         p = self._parameterNode
+        action, self._action = self._action, None
+        if action:
+            return self._startTeacherStudentJob(action)
         if p.train:
             return self.logic.startTraining(self.trainingCases(), p.newModelId, modelType=p.modelType,
                                             iterations=p.trainingIterations, device=p.device, keepFiles=p.keepFiles)
@@ -176,9 +254,19 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
                                 probability=p.probability, keepFiles=p.keepFiles)
 
     def onJobSucceeded(self, outputs: dict) -> None:
+        if any(name.startswith("pseudo_") for name in outputs):  # pseudo-labels: into the review queue
+            self.logic.queuePseudoLabels(self.lastJob)
+            self.updateQueueLabel()
+            return
+        if "model" in outputs and outputs["model"].get("input", {}).get("box_channels"):  # a teacher
+            self._parameterNode.teacherModelId = outputs["model"]["id"]
+            self.ui.logText.appendPlainText(_("Registered teacher {id}").format(id=outputs["model"]["id"]))
+            return
         if "model" in outputs:  # training: the new model becomes the selected one
             self.ui.logText.appendPlainText(_("Registered model {id}").format(id=outputs["model"]["id"]))
             self._parameterNode.modelId = outputs["model"]["id"]
+            if outputs["model"]["architecture"]["name"] == "slicerleap.BoxUNet":  # a student version
+                self._parameterNode.studentModelId = outputs["model"]["id"]
             self._parameterNode.train = False
             self.refreshModels()
             return
@@ -234,6 +322,89 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
         return self.jobs.create_training_job(cases, modelId, model_type=modelType, iterations=iterations,
                                              coarse_iterations=max(1, 3 * iterations // 4), device=device,
                                              keep_files=keepFiles).start()
+
+    # -- teacher–student (SKSSegmentationLib.teacher_student_logic) --------------------------------
+    @property
+    def teacherStudent(self):
+        if getattr(self, "_teacherStudent", None) is None:
+            from SKSSegmentationLib.teacher_student_logic import TeacherStudentLogic
+
+            self._teacherStudent = TeacherStudentLogic(self.jobs.ctx)
+        return self._teacherStudent
+
+    @staticmethod
+    def strongCase(volume, segmentation, organSegment="Organ", lesionSegment="Lesion"):
+        from SKSSegmentationLib.teacher_student_logic import StrongCase
+
+        return StrongCase(volume, segmentation, (organSegment,), (lesionSegment,))
+
+    def addBox(self, volume, role="lesion"):
+        """An ROI box (organ or lesion) centred in `volume`, a quarter of its extent; drag its handles to fit."""
+        from slicerleap.scene.boxes import add_box
+        from slicerleap.scene.volumes import node_to_volume
+        from slicerleap.segmentation.boxes import Box
+
+        v = node_to_volume(volume)
+        extent = np.array(v.array.shape[::-1]) * v.spacing
+        centre = v.ijk_to_ras[:3, :3] @ ((np.array(v.array.shape[::-1]) - 1) / 2) + v.ijk_to_ras[:3, 3]
+        return add_box(self.jobs.ctx, volume, Box(centre, extent / (2 if role == "organ" else 4), role))
+
+    def boxesFromSegmentation(self, volume, segmentation, organSegment="Organ", lesionSegment="Lesion"):
+        from slicerleap.scene.boxes import boxes_from_segmentation
+        from slicerleap.scene.segmentations import segment_names
+
+        names = segment_names(segmentation)
+        return boxes_from_segmentation(self.jobs.ctx, volume, segmentation, [organSegment] if organSegment in names else [],
+                                       [lesionSegment] if lesionSegment in names else [])
+
+    def startTeacherTraining(self, strongCases, modelId="my-teacher@1.0.0", iterations=400, device="auto", keepFiles=False):
+        return self.teacherStudent.create_teacher_job(strongCases, modelId, iterations=iterations, device=device, keep_files=keepFiles).start()
+
+    def startPseudoLabelling(self, volumes, teacherId, device="auto", keepFiles=False):
+        return self.teacherStudent.create_pseudolabel_job(volumes, teacherId, device=device, keep_files=keepFiles).start()
+
+    def queuePseudoLabels(self, job):
+        return self.teacherStudent.queue_pseudo_labels(job)
+
+    def startStudentTraining(self, strongCases, teacherId, studentId, iterations=400, device="auto", keepFiles=False):
+        """Fine-tune `studentId` into its next version when it exists, else train it; the queue's accepted
+        cases are labels, its waiting ones the teacher's soft labels."""
+        from slicerleap.models import get_catalog
+        from SKSSegmentationLib.review_queue import ReviewQueue
+
+        queue = ReviewQueue.find(self.jobs.ctx)
+        exists = studentId in {c["id"] for c in get_catalog().cards()}
+        options = {"iterations": iterations, "device": device, "keep_files": keepFiles}
+        if exists:
+            return self.teacherStudent.fine_tune_on_corrections(strongCases, queue, teacherId, studentId, **options).start()
+        return self.teacherStudent.create_student_job(strongCases, queue, teacherId, studentId, **options).start()
+
+    def queueCounts(self):
+        from SKSSegmentationLib.review_queue import ReviewQueue
+
+        queue = ReviewQueue.find(self.jobs.ctx)
+        return None if queue is None else queue.counts()
+
+    def nextCase(self):
+        from SKSSegmentationLib.review_queue import ReviewQueue
+
+        queue = ReviewQueue.find(self.jobs.ctx)
+        return None if queue is None else queue.next_case()
+
+    def decide(self, row, decision):
+        """decision: "accept", "skip" or "reject" for the queue's row."""
+        from SKSSegmentationLib.review_queue import ReviewQueue
+
+        return getattr(ReviewQueue.find(self.jobs.ctx), decision)(row)
+
+    @staticmethod
+    def openForEditing(case: dict) -> None:
+        """Show the case with its pseudo-label and open it in Segment Editor."""
+        slicer.util.setSliceViewerLayers(background=case["volume"], fit=True)
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(case["segmentation"])
+        editor.setSourceVolumeNode(case["volume"])
 
     def process(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False, showResult=True) -> dict:
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"

@@ -273,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=cmd_train_registration)
 
+    from .teacher_student_cli import add_parsers as add_teacher_student_parsers
+
+    add_teacher_student_parsers(sub, tsub, common)
+
     p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
     p.add_argument("--fixed", required=True)
     p.add_argument("--moving", required=True)

@@ -229,6 +229,7 @@ class JobPanelMixin:
             return
         self._jobTimer.stop()
         job, self._job = self._job, None
+        self.lastJob = job  # onJobSucceeded may need its inputs (e.g. the cases a pseudo-label job read)
         self.ui.applyButton.text = _("Apply")
         self._showStopEarly(False)
         self._checkCanApply()

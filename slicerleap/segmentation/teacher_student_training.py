@@ -78,9 +78,9 @@ class BoxCase(SliceCase):
     boxes: np.ndarray | None = None
     soft: np.ndarray | None = None
 
-    def box_channels(self) -> np.ndarray:
-        """(2, K, J, I) float32: organ box (union of all boxes), lesion box."""
-        return np.stack([self.boxes >= 1, self.boxes == 2]).astype(np.float32)
+    def box_channels(self, k=slice(None)) -> np.ndarray:
+        """(2, K, J, I) float32 (or (2, J, I) for one slice k): organ box (union of all boxes), lesion box."""
+        return np.stack([self.boxes[k] >= 1, self.boxes[k] == 2]).astype(np.float32)
 
 
 def prepare_box_case(image: Volume, input_spec: dict, boxes: list[Box], labels: Volume | None = None,
@@ -117,7 +117,7 @@ def sample_batch(cases: list[BoxCase], rng, config: TeacherStudentConfig):
         else:
             pool = organ_slices if organ_slices.size and rng.random() < 0.7 else np.arange(len(lesion))
             k = int(rng.choice(pool))
-        stack = np.concatenate([neighbour_stack(case.image, [k], config.context)[0], case.box_channels()[:, k],
+        stack = np.concatenate([neighbour_stack(case.image, [k], config.context)[0], case.box_channels(k),
                                 _targets(case, k), case.boxes[k][None].astype(np.float32)])
         stack, _ = random_crop(stack, None, config.crop, rng, centre)
         items.append(stack)
