@@ -38,9 +38,15 @@ segmentation next to the input volume, with the model's segment names, colours a
 ready to correct in Segment Editor. The job runs in a background process: the application stays
 responsive, Cancel stops it and leaves the scene unchanged.
 <br><br>
-Models: the bundled brain-tissue demo U-Net (skull-stripped T1 MRI), and any model you trained in the
-FedTools module or imported with <code>slicerleap models import</code>. Prompt-guided label-efficient
-training (skip-and-skip image-level labels, boxes, text and clicks) is not in this version yet.
+Models: the bundled brain-tissue demo U-Net (skull-stripped T1 MRI), and any model you trained here, in
+the FedTools module or imported with <code>slicerleap models import</code>.
+<br><br>
+<b>Train with few labels (SKS)</b>: a few lesion segmentations plus slice-level labels ("lesion in slices k1..k2").
+<br><b>Boxes and pseudo-labels (teacher–student)</b>: segment organ and lesion in a few cases, draw boxes (ROIs)
+on the others; train a teacher that reads the boxes, pseudo-label the boxed cases, review them most
+uncertain first in Segment Editor (accept, skip, reject), then train or fine-tune a student that needs no
+boxes. Segments keep their provenance (manual, pseudo, corrected; model; time) in the scene and in saved
+.seg.nrrd files.
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module

@@ -18,7 +18,7 @@ from slicerleap.segmentation.teacher_student_training import (
     TeacherStudentConfig, evaluate, prepare_box_case, pseudo_label, train_box_unet)
 
 OBLIQUE = np.array([[0.94, -0.34, 0.0], [0.34, 0.94, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-1.0, -1.0, 1.0])
-TINY = TeacherStudentConfig(features=(8, 16, 32, 64, 128), crop=32, batch_size=4, iterations=120, iterations_per_epoch=60)
+TINY = TeacherStudentConfig(features=(8, 16, 32, 64, 128), crop=32, batch_size=4, iterations=250, iterations_per_epoch=125)
 
 
 def case_volumes(seed, directions=OBLIQUE, spacing=(1.5, 1.5, 2.0)):

@@ -18,6 +18,8 @@ Per seed:
   by the teacher's uncertainty or at random, and the student is fine-tuned from the previous round.
 
     python benchmarks/teacher_student_boxes.py --seeds 0 1 2
+    (teachers 400 iterations on 128 px crops; students 3000 on 96 px crops, 80 % lesion-centred — a plain
+    U-Net learns no lesion voxel in 400–600 iterations here, and starts to at ~1500; see RESULTS.md)
     python benchmarks/teacher_student_boxes.py --table
 """
 from __future__ import annotations
@@ -75,7 +77,9 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
     strong = [pool[i] for i in order[:n_strong]]
     val = [pool[i] for i in order[n_strong:n_strong + n_val]]
     weak = [pool[i] for i in order[n_strong + n_val:]]
-    config = TeacherStudentConfig(iterations=args.iterations, crop=args.crop, batch_size=args.batch, seed=seed)
+    config = TeacherStudentConfig(iterations=args.teacher_iterations, crop=args.crop, batch_size=args.batch, seed=seed,
+                                  iterations_per_epoch=args.eval_every)
+    student_config = replace(config, iterations=args.student_iterations, crop=args.student_crop, lesion_fraction=args.student_lesion_fraction)
     record = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "teachers": {}, "students": {}}
 
     def report(f, message, r):
@@ -104,7 +108,7 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
     }
     ours = None
     for name, (cases, localisation) in students.items():
-        cfg = replace(config, localisation=localisation)
+        cfg = replace(student_config, localisation=localisation)
         log(f"seed {seed} student {name}")
         student, history, seconds = train_box_unet("student", cases, val, cfg, device, report)
         scores = evaluate(student, test, device, postprocess=True)
@@ -138,7 +142,7 @@ def correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, devi
             corrected |= set(int(i) for i in order[(r - 1) * args.k:r * args.k])
             cases = strong + [with_targets(c, labels=c.labels) if n in corrected else with_targets(c, soft=s)
                               for n, (c, s) in enumerate(zip(weak, soft))]
-            fine = replace(cfg, iterations=max(1, args.iterations // 2), seed=cfg.seed + 100 * r, learning_rate=0.3 * cfg.lr("student"))
+            fine = replace(cfg, iterations=args.finetune_iterations, seed=cfg.seed + 100 * r, learning_rate=0.3 * cfg.lr("student"))
             log(f"seed {seed} correction round {r} ({order_name}): {len(corrected)} corrected")
             net, _, seconds = train_box_unet("student", cases, val, fine, device, lambda *a: None, initial_state=state)
             state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -195,11 +199,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--pool", type=int, default=20)
     ap.add_argument("--test", type=int, default=6)
-    ap.add_argument("--iterations", type=int, default=300)
-    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--teacher-iterations", type=int, default=400)
+    ap.add_argument("--student-iterations", type=int, default=3000)
+    ap.add_argument("--finetune-iterations", type=int, default=1000, help="per correction round, from the previous round's weights")
+    ap.add_argument("--crop", type=int, default=128, help="teacher crops (pixels)")
+    ap.add_argument("--student-crop", type=int, default=96)
+    ap.add_argument("--student-lesion-fraction", type=float, default=0.8)
+    ap.add_argument("--eval-every", type=int, default=100, help="iterations between validations (best weights kept)")
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--k", type=int, default=3, help="weak cases corrected per round")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--k", type=int, default=4, help="weak cases corrected per round")
     ap.add_argument("--perturb", action="store_true", help="perturb the boxes as the paper's robustness study")
     ap.add_argument("--out", default=str(HERE / "teacher_student_results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")

@@ -120,5 +120,6 @@ def read_boxes(path) -> list[Box]:
 
 def write_boxes(boxes: list[Box], path) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"coordinates": "RAS", "units": "mm", "boxes": [b.to_dict() for b in boxes]}, indent=1))
     return path

@@ -153,6 +153,15 @@ def mean_dice(net, cases: list[SliceCase], device, context: int = 1) -> float | 
     return float(np.mean([overlap_metrics(predict_case(net, c, device, context=context).argmax(0) > 0, c.labels > 0)["dice"] for c in cases]))
 
 
+def optimiser_step(opt, sched, loss) -> float:
+    """One gradient step and schedule step; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def _optimiser(params, config: SliceTrainingConfig, steps: int):
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=max(1, steps), pct_start=0.1)
@@ -173,11 +182,7 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
         x, y = x.to(device), y.to(device)
         logits = net.classify(x)
         loss = loss_fn(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(optimiser_step(opt, sched, loss))
         hits.append(float(((logits > 0).float() == y).float().mean()))
         if (it + 1) % config.iterations_per_epoch == 0 or it + 1 == config.coarse_iterations:
             record = {"training_stage": 1, "iteration": it + 1, "loss": float(np.mean(losses)), "train_accuracy": float(np.mean(hits))}
@@ -208,11 +213,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
             net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
         x, y = sample_slices(cases, rng, config, pixel=True)
         loss = loss_fn(net(x.to(device)), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(optimiser_step(opt, sched, loss))
         last = it + 1 == config.iterations or should_stop()
         if (it + 1) % config.iterations_per_epoch == 0 or last:
             dice = mean_dice(net, val, device, config.context)

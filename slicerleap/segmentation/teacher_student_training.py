@@ -29,7 +29,7 @@ from ..volume import Volume
 from .boxes import Box, box_map
 from .metrics import overlap_metrics
 from .slice_data import SliceCase, neighbour_stack, prepare_case
-from .slice_trainer import intensity_augment, predict_case, random_crop
+from .slice_trainer import intensity_augment, optimiser_step, predict_case, random_crop
 
 N_CLASSES = 3  # background, organ, lesion
 
@@ -244,11 +244,7 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
             loss = loss + _soft_dice(seg, target)
         if student_branch:
             loss = loss + config.localisation_weight * F.cross_entropy(loc, boxmap, weight=loc_weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(optimiser_step(opt, sched, loss))
         last = it + 1 == config.iterations or should_stop()
         if (it + 1) % config.iterations_per_epoch == 0 or last:
             record = {"role": role, "iteration": it + 1, "loss": float(np.mean(losses))}
