@@ -111,8 +111,10 @@ def test_adaptive_aggregation_interpolates_and_learns_toward_the_better_decoder(
 
 def test_a_site_learns_from_box_labels_alone():
     """train_fedicra_round on box labels only (an inner block foreground, outside the box background; no full mask
-    seen): Dice on the full masks rises well above the untrained network's. (Scribbles on these 5-pixel blobs are
-    skeleton points: 90 steps do not learn from them; see the closing note of the FedICRA increment.)"""
+    seen): Dice on the full masks rises well above the untrained network's in at least 2 of 3 seeded runs. (One
+    90-step run was seed-fragile: 2 of 4 seeds learnt, and which ones depends on the CPU's floating-point path.
+    Scribbles on these 5-pixel blobs are skeleton points: 90 steps do not learn from them; see the closing note
+    of the FedICRA increment.)"""
     from phantoms import blob_case
 
     from slicerleap.federated.fedicra.training import sparsify, train_fedicra_round
@@ -122,12 +124,15 @@ def test_a_site_learns_from_box_labels_alone():
     config = SliceTrainingConfig(model="unet", crop=32, batch_size=4, learning_rate=0.01)
     spec = slice_input_spec(1.5, 1)
     cases = [prepare_case(image, spec, labels) for image, labels in map(blob_case, range(3))]
-    rng = np.random.default_rng(0)
-    sparse = [sparsify(c, "box", rng) for c in cases]
-    assert 0 < np.mean(sparse[0].sparse == 1) < 0.8 * np.mean(cases[0].labels > 0)  # part of the lesion is labelled
-    torch.manual_seed(0)
-    net = FedICRAUNet(3, 2, sites=2, channels=(8, 8, 16, 16, 32, 8), site=1)  # answers as site 1
-    before = mean_dice(net, cases, "cpu")
-    loss = train_fedicra_round(net, sparse, 1, config, "cpu", 90, rng)
-    after = mean_dice(net, cases, "cpu")
-    assert np.isfinite(loss) and after > max(0.5, before + 0.2), (before, after)
+    runs = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sparse = [sparsify(c, "box", rng) for c in cases]
+        assert 0 < np.mean(sparse[0].sparse == 1) < 0.8 * np.mean(cases[0].labels > 0)  # part of the lesion is labelled
+        torch.manual_seed(seed)
+        net = FedICRAUNet(3, 2, sites=2, channels=(8, 8, 16, 16, 32, 8), site=1)  # answers as site 1
+        before = mean_dice(net, cases, "cpu")
+        loss = train_fedicra_round(net, sparse, 1, config, "cpu", 150, rng)
+        runs.append((before, mean_dice(net, cases, "cpu")))
+        assert np.isfinite(loss)
+    assert sum(after > max(0.5, before + 0.2) for before, after in runs) >= 2, runs

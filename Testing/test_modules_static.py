@@ -204,9 +204,10 @@ def _options_keys(tree: ast.Module) -> set:
     return set()
 
 
-def lib_call_problems(module_dir: Path, lib_class) -> list:
-    """Every `self.jobs.<method>(...)` call in the Slicer-side Logic uses methods and keyword arguments
-    the Qt-free Lib class has (the Slicer side never runs in pytest, so drift would go unnoticed)."""
+def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.jobs") -> list:
+    """Every `self.jobs.<method>(...)` call (or calls on another `receiver`) in the Slicer-side Logic uses
+    methods and keyword arguments the Qt-free Lib class has (the Slicer side never runs in pytest, so drift
+    would go unnoticed)."""
     name = module_dir.name
     tree = ast.parse((module_dir / f"{name}.py").read_text())
     options = _options_keys(tree)
@@ -214,7 +215,7 @@ def lib_call_problems(module_dir: Path, lib_class) -> list:
     problems = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and ast.unparse(node.func.value) == "self.jobs"):
+                and ast.unparse(node.func.value) == receiver):
             continue
         method = getattr(lib_class, node.func.attr, None)
         if method is None:
@@ -225,7 +226,7 @@ def lib_call_problems(module_dir: Path, lib_class) -> list:
             accepted |= {p for creator in creators for p in inspect.signature(creator).parameters}
         keywords = {k.arg for k in node.keywords if k.arg} | (options if any(k.arg is None for k in node.keywords) else set())
         for keyword in sorted(keywords - accepted):
-            problems.append(f"{name}: self.jobs.{node.func.attr}(...) passes '{keyword}', which "
+            problems.append(f"{name}: {receiver}.{node.func.attr}(...) passes '{keyword}', which "
                             f"{lib_class.__name__}.{node.func.attr} does not accept")
     return problems
 
@@ -356,6 +357,19 @@ def test_slicer_logic_calls_match_the_lib(module):
     finally:
         sys.path.remove(str(ROOT / module))
     assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic")) == []
+
+
+def test_sks_teacher_student_calls_match_the_lib():
+    """The panel's teacher–student calls go to a second Qt-free class; check them the same way."""
+    sys.path.insert(0, str(ROOT / "SKSSegmentation"))
+    try:
+        lib = __import__("SKSSegmentationLib.teacher_student_logic", fromlist=["teacher_student_logic"])
+    finally:
+        sys.path.remove(str(ROOT / "SKSSegmentation"))
+    assert lib_call_problems(ROOT / "SKSSegmentation", lib.TeacherStudentLogic, "self.teacherStudent") == []
+    calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text()))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == "self.teacherStudent"]
+    assert len(calls) >= 5  # the check above saw the calls it is meant to check
 
 
 def test_every_cmake_file_names_existing_files():
