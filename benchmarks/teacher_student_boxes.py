@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
 from slicerleap.segmentation.slice_data import slice_input_spec
 from slicerleap.segmentation.teacher_student_training import (
@@ -121,9 +122,8 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
 
 
 def evaluate_soft(soft, case) -> float:
-    labels = soft.astype(np.float32).argmax(0)
-    inter, total = ((labels == 2) & (case.labels == 2)).sum(), (labels == 2).sum() + (case.labels == 2).sum()
-    return float(2 * inter / total) if total else 1.0
+    """Lesion Dice of a soft pseudo-label's argmax against the true mask."""
+    return overlap_metrics(soft.astype(np.float32).argmax(0) == 2, case.labels == 2)["dice"]
 
 
 def correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed) -> dict:

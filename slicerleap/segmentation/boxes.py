@@ -73,15 +73,10 @@ def boxes_from_labels(labels: Volume, organ_values=(1,), lesion_values=(2,)) -> 
     body = np.isin(array, organ_values) | lesion
     boxes = []
     if body.any() and len(organ_values):
-        boxes.append(_box_of_slices(labels, _extent(body), "organ"))
+        boxes.append(_box_of_slices(labels, ndimage.find_objects(body.astype(np.uint8))[0], "organ"))
     components, _ = ndimage.label(lesion, structure=np.ones((3, 3, 3)))
     boxes += [_box_of_slices(labels, where, "lesion") for where in ndimage.find_objects(components) if where is not None]
     return boxes
-
-
-def _extent(mask: np.ndarray) -> tuple[slice, ...]:
-    return tuple(slice(int(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d)))[0]),
-                       int(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d)))[-1]) + 1) for d in range(3))
 
 
 def _box_of_slices(grid: Volume, where: tuple[slice, ...], role: str) -> Box:
