@@ -12,7 +12,7 @@ OBLIQUE = np.array([[0.0, -0.6, 0.8], [1.0, 0.0, 0.0], [0.0, 0.8, 0.6]])
 
 
 def cli(*args, timeout=300):
-    return subprocess.run(["slicerleap", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["slicerleap", *args], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout)
 
 
 def test_help_and_info():
@@ -78,7 +78,7 @@ def test_bad_inputs_get_clear_messages(tmp_path):
 
 
 def test_worker_entry_point_usage():
-    out = subprocess.run([sys.executable, "-m", "slicerleap.worker"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "slicerleap.worker"], capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert out.returncode == 2 and "usage" in out.stderr
 
 

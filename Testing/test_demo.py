@@ -7,7 +7,7 @@ from slicerleap.scene import load_mrb, node_to_volume
 
 
 def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
-    out = subprocess.run(["slicerleap", "demo", "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=900)
+    out = subprocess.run(["slicerleap", "demo", "--quick", "--out", str(tmp_path / "demo")], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     folder = tmp_path / "demo"
     assert "scene.mrb" in out.stdout and "report.html" in out.stdout
@@ -25,6 +25,6 @@ def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
     restored = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
     restored = [n for n in restored if "sr4zct" in n.GetName()]
     assert restored and np.allclose(node_to_volume(restored[0]).spacing, 1.0)
-    html = (folder / "report.html").read_text()
+    html = (folder / "report.html").read_text(encoding="utf-8")
     assert "SKSSegmentation" in html and "FedTools" in html and "psnr_sr4zct_db" in html
     assert (folder / "user-models" / "models" / "catalog.json").exists(), "the demo's trained model is registered in its own catalog"

@@ -48,7 +48,7 @@ def site_dirs(tmp_path_factory):
 
 
 def test_run_config_defaults_are_the_flower_apps():
-    declared = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    declared = tomllib.loads((APP_DIR / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["flwr"]["app"]["config"]
     assert declared == rc.DEFAULTS
     assert rc.settings({"strategy": "fedprox", "crop": 48.0})["crop"] == 48
     with pytest.raises(ValueError, match="unknown strategy"):
@@ -91,7 +91,7 @@ def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_
 
     # what left each site: the network's parameters under "arrays" and scalar metrics, nothing else
     for audit in result["audit_logs"]:
-        entries = [json.loads(line) for line in audit.read_text().splitlines()]
+        entries = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
         assert {e["message_type"] for e in entries} == {"train", "evaluate"} and len(entries) == 2 + 3
         for e in entries:
             assert not e["configs"] and set(e["metrics"]) == {"metrics"} and set(e["metrics"]["metrics"]) <= METRIC_KEYS
@@ -172,7 +172,7 @@ def test_cli_server_and_sites_in_separate_processes(site_dirs, tmp_path):
     """The multi-machine path: each site makes its key pair, the coordinator registers the public keys and
     serves with TLS, the sites join with the CA certificate; the global model lands in the catalog."""
     env = {**os.environ, "SLICERLEAP_HOME": str(tmp_path / "home")}
-    cli = lambda *a: subprocess.run(["slicerleap", *a], capture_output=True, text=True, env=env, timeout=120)
+    cli = lambda *a: subprocess.run(["slicerleap", *a], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=120)
     for n in range(2):
         assert cli("fed", "keys", "--out", str(tmp_path / f"keys{n}")).returncode == 0
     port = str(free_port())
@@ -180,7 +180,7 @@ def test_cli_server_and_sites_in_separate_processes(site_dirs, tmp_path):
                                "--site-keys", *(str(tmp_path / f"keys{n}" / "node.pub") for n in range(2)),
                                "--local-iterations", "3", "--id", "cli-fed@0.1.0",
                                "--set", *(f"{k}={v}" for k, v in TINY.items() if k != "local-iterations")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", env=env)
     sites = []
     try:
         assert "coordinator listening" in server.stdout.readline()
@@ -239,7 +239,7 @@ def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_
                                                                      "dp-clipping-norm": 1.0, "dp-epsilon": 1.0},
                                  workdir=tmp_path / "local-work", timeout=600)
     assert local["status"] == "finished:completed", local["status"]
-    card = json.loads((tmp_path / "local" / "card.json").read_text())
+    card = json.loads((tmp_path / "local" / "card.json").read_text(encoding="utf-8"))
     assert card["training"]["federated"]["dp"] == "local"
     final = load_file(str(tmp_path / "local" / "model.safetensors"))
     moved = float(np.sqrt(sum(((final[k].double() - initial[k].double()) ** 2).sum() for k in initial)))
@@ -269,7 +269,7 @@ def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, t
         weights = [v for k, v in state.items() if k.startswith("weight.")]
         assert weights and all(float(w.min()) >= 0 and float(w.max()) <= 1 for w in weights)
         assert any(k.startswith("decoder.upcat_") for k in state) and not any(k.startswith("decoder.down_") for k in state)
-    cards = [json.loads((d / "card.json").read_text()) for d in model_dirs]
+    cards = [json.loads((d / "card.json").read_text(encoding="utf-8")) for d in model_dirs]
     assert [c["id"] for c in cards] == [f"fed-unet-site{n}@1.0.0" for n in range(2)]
     assert [c["architecture"]["args"]["site"] for c in cards] == [0, 1]
     models = [load_model({**c, "_path": str(d / "model.safetensors"), "sha256": sha256_of(d / "model.safetensors")}, "cpu")
@@ -277,6 +277,6 @@ def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, t
     decoder_key = next(k for k in models[0].state_dict() if k.startswith("upcat_1."))
     assert not torch.equal(models[0].state_dict()[decoder_key], models[1].state_dict()[decoder_key])  # personalised
     for audit in result["audit_logs"]:
-        for entry in (json.loads(line) for line in audit.read_text().splitlines()):
+        for entry in (json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()):
             assert set(entry["metrics"].get("metrics", {})) <= METRIC_KEYS
             assert all(not k.startswith("weight.") for record in entry["arrays"].values() for k in record)

@@ -150,7 +150,7 @@ def test_fedtools_rejects_bad_site_settings(scene_sites, tmp_path):
     logic = FedToolsLogic(ctx)
     private, _ = logic.create_site_keys(tmp_path / "keys", "site")
     ca = tmp_path / "ca.crt"
-    ca.write_text("not used")
+    ca.write_text("not used", encoding="utf-8")
     for args, message in [(("not an address", ca, private), "not a coordinator address"),
                           (("127.0.0.1:9092", tmp_path / "none.crt", private), "CA certificate"),
                           (("127.0.0.1:9092", ca, tmp_path / "none"), "private key")]:

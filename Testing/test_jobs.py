@@ -38,7 +38,7 @@ def test_success_prints_json_progress_and_writes_result(tmp_path):
     assert (job.job_dir / "outputs" / "restored.nrrd").exists()
     assert result["device"] == "cpu" and "torch" not in result["versions"] or True  # superres needs no torch
     assert result["metrics"]["output_spacing_mm"] == [1.0, 1.0, 1.0]
-    raw = (job.job_dir / "result.json").read_text()
+    raw = (job.job_dir / "result.json").read_text(encoding="utf-8")
     assert json.loads(raw)["status"] == "succeeded"
 
 

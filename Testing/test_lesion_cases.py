@@ -100,7 +100,7 @@ def test_slice_labels_match_the_label_array(cases):
 
 def test_cohort_files_read_back_with_geometry_and_slice_ranges(tmp_path, cases):
     info = write_lesion_cohort(tmp_path, 2, first_seed=0)
-    ranges = json.loads((tmp_path / "slice_labels.json").read_text())
+    ranges = json.loads((tmp_path / "slice_labels.json").read_text(encoding="utf-8"))
     assert [row["seed"] for row in info] == [0, 1] and set(ranges) == {"case_000", "case_001"}
     for row in info:
         image, labels = cases[row["seed"]]

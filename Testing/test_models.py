@@ -95,11 +95,11 @@ def test_card_sha_mismatch_and_invalid_cards_are_refused(home, weights, tmp_path
 def test_cli_models_import_registers_offline(home, weights, tmp_path, capsys):
     card_file = tmp_path / "card.json"
     card = tiny_card("cli-unet@2.1.0")
-    card_file.write_text(json.dumps({**card, "sha256": "0" * 64}))
+    card_file.write_text(json.dumps({**card, "sha256": "0" * 64}), encoding="utf-8")
     # a card whose sha256 does not match the file is refused
     assert cli_main(["models", "import", str(weights), str(card_file)]) == 2
     assert "does not match" in capsys.readouterr().err
-    card_file.write_text(json.dumps(card))  # no sha256: computed from the file at import
+    card_file.write_text(json.dumps(card), encoding="utf-8")  # no sha256: computed from the file at import
     assert cli_main(["models", "import", str(weights), str(card_file)]) == 0
     assert "registered cli-unet@2.1.0" in capsys.readouterr().out
     assert get_catalog().get("cli-unet")["sha256"]
@@ -127,7 +127,7 @@ def test_terminology_loads_in_slicer_and_covers_every_bundled_label():
     logic = slicer.vtkSlicerTerminologiesModuleLogic()
     assert logic.LoadTerminologyFromFile(str(path)) == "SlicerLeap - label-efficient models"
     codes = set()
-    for category in json.loads(path.read_text())["SegmentationCodes"]["Category"]:
+    for category in json.loads(path.read_text(encoding="utf-8"))["SegmentationCodes"]["Category"]:
         for entry in category["Type"]:
             codes.add((category["CodeValue"], entry["CodeValue"]))
     for card in ModelCatalog([resources_dir() / "models"]).cards():

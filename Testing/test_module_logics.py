@@ -433,7 +433,7 @@ def test_the_modules_own_self_tests_pass_outside_slicer(module, tmp_path):
 
     env = {**os.environ, "SLICERLEAP_HOME": str(tmp_path)}  # SKSSegmentation's test uses the default (bundled) model
     out = subprocess.run([sys.executable, str(ROOT / "Testing" / "slicer_module_harness.py"), module],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     assert "Test passed" in out.stdout
 
@@ -445,7 +445,7 @@ def test_the_shared_job_panel_outside_slicer():
     import subprocess
 
     out = subprocess.run([sys.executable, str(ROOT / "Testing" / "slicer_module_harness.py"), "--job-panel"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     assert "Job panel check passed" in out.stdout
 
@@ -479,7 +479,7 @@ def _run_installer(blocked: str, packaging: bool) -> dict:
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", _INSTALLER_SCRIPT, str(ROOT / "SlicerLeapCommon"), blocked,
-                          "packaging" if packaging else "util"], capture_output=True, text=True, timeout=120)
+                          "packaging" if packaging else "util"], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -57,7 +57,7 @@ def ui_widgets(ui_file: Path) -> dict:
 
 def parameter_fields(module_file: Path) -> dict:
     """Field name -> annotation source of the @parameterNodeWrapper class in a module file."""
-    for node in ast.walk(ast.parse(module_file.read_text())):
+    for node in ast.walk(ast.parse(module_file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ClassDef) and any(ast.unparse(d) == "parameterNodeWrapper" for d in node.decorator_list):
             return {s.target.id: ast.unparse(s.annotation) for s in node.body
                     if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
@@ -66,7 +66,7 @@ def parameter_fields(module_file: Path) -> dict:
 
 def _ui_getattr_calls(python_file: Path):
     """(name X, number of arguments) of every `getattr(self.ui, "X"[, default])` in a Python file."""
-    for node in ast.walk(ast.parse(python_file.read_text())):
+    for node in ast.walk(ast.parse(python_file.read_text(encoding="utf-8"))):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
                 and len(node.args) >= 2 and ast.unparse(node.args[0]) == "self.ui"
                 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
@@ -75,7 +75,7 @@ def _ui_getattr_calls(python_file: Path):
 
 def ui_attributes_used(python_file: Path) -> set:
     """Names X of every `self.ui.X` (and unguarded `getattr(self.ui, "X")`) in a Python file."""
-    return {node.attr for node in ast.walk(ast.parse(python_file.read_text()))
+    return {node.attr for node in ast.walk(ast.parse(python_file.read_text(encoding="utf-8")))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
             and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"} | \
         {name for name, nargs in _ui_getattr_calls(python_file) if nargs == 2}
@@ -161,7 +161,7 @@ def module_metadata_problems(module_dir: Path) -> list:
     SlicerLeapCommon is hidden (no widget, no logic); the others depend on it, and their widget puts
     JobPanelMixin before ScriptedLoadableModuleWidget, so that the mixin's __init__ and cleanup() are the ones that run."""
     name = module_dir.name
-    tree = ast.parse((module_dir / f"{name}.py").read_text())
+    tree = ast.parse((module_dir / f"{name}.py").read_text(encoding="utf-8"))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     expected_classes = {name: "ScriptedLoadableModule", f"{name}Test": "ScriptedLoadableModuleTest"} if name == COMMON else {
         name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget",
@@ -209,7 +209,7 @@ def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.jobs") 
     methods and keyword arguments the Qt-free Lib class has (the Slicer side never runs in pytest, so drift
     would go unnoticed)."""
     name = module_dir.name
-    tree = ast.parse((module_dir / f"{name}.py").read_text())
+    tree = ast.parse((module_dir / f"{name}.py").read_text(encoding="utf-8"))
     options = _options_keys(tree)
     creators = [getattr(lib_class, m) for m in dir(lib_class) if m.startswith("create_")]
     problems = []
@@ -241,7 +241,7 @@ def module_layout_problems(module_dir: Path) -> list:
         if not path.exists():
             continue
         try:
-            tree = ast.parse(path.read_text(), filename=str(path))
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except SyntaxError as exc:
             problems.append(f"{name}: {path.relative_to(module_dir)} does not parse: {exc}")
             continue
@@ -272,7 +272,7 @@ def cmake_missing_files(cmake_file: Path) -> list:
     """Files and folders a CMakeLists.txt names (module scripts/resources, SCRIPT, add_subdirectory,
     install/file(COPY) sources) that do not exist next to it. Paths with unresolved variables are skipped."""
     variables, named = {"CMAKE_CURRENT_SOURCE_DIR": str(cmake_file.parent)}, []
-    for command, args in _cmake_commands(cmake_file.read_text()):
+    for command, args in _cmake_commands(cmake_file.read_text(encoding="utf-8")):
         if command == "set" and args and args[0] == "MODULE_NAME":
             variables["MODULE_NAME"] = args[1]
         elif command == "set" and args and args[0] in ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"):
@@ -302,7 +302,7 @@ def cmake_unlisted_scripts(module_dir: Path) -> list:
     """Python files of a module (outside Testing/) that its CMakeLists.txt does not list in MODULE_PYTHON_SCRIPTS,
     so that an installed extension would lack them."""
     listed = set()
-    for command, args in _cmake_commands((module_dir / "CMakeLists.txt").read_text()):
+    for command, args in _cmake_commands((module_dir / "CMakeLists.txt").read_text(encoding="utf-8")):
         if command == "set" and args and args[0] == "MODULE_PYTHON_SCRIPTS":
             listed |= {arg.replace("${MODULE_NAME}", module_dir.name) for arg in args[1:]}
     present = {path.relative_to(module_dir).as_posix() for path in module_dir.rglob("*.py")
@@ -367,7 +367,7 @@ def test_sks_teacher_student_calls_match_the_lib():
     finally:
         sys.path.remove(str(ROOT / "SKSSegmentation"))
     assert lib_call_problems(ROOT / "SKSSegmentation", lib.TeacherStudentLogic, "self.teacherStudent") == []
-    calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text()))
+    calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text(encoding="utf-8")))
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == "self.teacherStudent"]
     assert len(calls) >= 5  # the check above saw the calls it is meant to check
 
@@ -378,7 +378,7 @@ def test_every_cmake_file_names_existing_files():
         {ROOT / m / sub / "CMakeLists.txt" for m in MODULES for sub in ("", "Testing", "Testing/Python")}
     assert expected <= set(files), sorted(str(p) for p in expected - set(files))
     assert [problem for f in files for problem in cmake_missing_files(f)] == []
-    top = (ROOT / "CMakeLists.txt").read_text()
+    top = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     subdirectories = [args[0] for command, args in _cmake_commands(top) if command == "add_subdirectory"]
     assert subdirectories == [COMMON, *MODULES], "SlicerLeapCommon first: the other modules depend on it"
     for module in MODULES + [COMMON]:  # every Python file of a module is installed with it
@@ -390,7 +390,7 @@ def test_extension_icon_and_requirements():
 
     for icon in [ROOT / "Resources" / "Icons" / "SlicerLeap.png", *(ROOT / m / "Resources" / "Icons" / f"{m}.png" for m in MODULES)]:
         assert Image.open(icon).size == (128, 128), icon
-    requirements = (ROOT / "Resources" / "requirements.txt").read_text()
+    requirements = (ROOT / "Resources" / "requirements.txt").read_text(encoding="utf-8")
     names = {re.split(r"[<>=!~ ;\[]", line.strip())[0].lower() for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
     assert {"monai", "safetensors", "jsonschema", "psutil", "scikit-image", "nibabel"} <= names
     assert not names & {"torch", "simpleitk"}, "torch comes from the PyTorch extension; SimpleITK ships with Slicer"
@@ -412,7 +412,7 @@ def test_lib_makes_the_engine_importable(tmp_path, installed):
         module_folders, expected = [ROOT / "SKSSegmentation", ROOT / COMMON], ROOT
     code = ("import sys, importlib.util; sys.path[:0] = sys.argv[1:]; import SKSSegmentationLib; "
             "print(importlib.util.find_spec('slicerleap').origin)")
-    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, *map(str, module_folders)], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, *map(str, module_folders)], capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()) == expected / "slicerleap" / "__init__.py"
 
@@ -428,23 +428,23 @@ def broken_copy(tmp_path):
 
 def test_checks_catch_a_wrong_parameter_name(broken_copy):
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
-    ui.write_text(ui.read_text().replace("<string>inputVolume</string>", "<string>inputVolumeTypo</string>"))
+    ui.write_text(ui.read_text(encoding="utf-8").replace("<string>inputVolume</string>", "<string>inputVolumeTypo</string>"), encoding="utf-8")
     problems = parameter_binding_problems(broken_copy)
     assert any("SKSSegmentation" in p and "inputVolumeTypo" in p for p in problems), problems
 
 
 def test_checks_catch_a_widget_that_cannot_show_its_field(broken_copy):
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
-    ui.write_text(ui.read_text().replace("<string>probability</string>", "<string>device</string>"))
+    ui.write_text(ui.read_text(encoding="utf-8").replace("<string>probability</string>", "<string>device</string>"), encoding="utf-8")
     problems = parameter_binding_problems(broken_copy)
     assert any("probabilityCheckBox" in p and "device" in p for p in problems), problems
 
 
 def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
-    module.write_text(module.read_text().replace("self.ui.markNoLesionButton.connect(", "self.ui.markNoLesionButtonTypo.connect("))
+    module.write_text(module.read_text(encoding="utf-8").replace("self.ui.markNoLesionButton.connect(", "self.ui.markNoLesionButtonTypo.connect("), encoding="utf-8")
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
-    ui.write_text(ui.read_text().replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"))
+    ui.write_text(ui.read_text(encoding="utf-8").replace("<receiver>inputVolumeSelector</receiver>", "<receiver>nothing</receiver>"), encoding="utf-8")
     problems = ui_usage_problems(broken_copy)
     assert any("self.ui.markNoLesionButtonTypo" in p for p in problems), problems
     assert any("inputVolumeSelector" in p and "mrmlSceneChanged" in p for p in problems), problems
@@ -452,13 +452,13 @@ def test_checks_catch_a_missing_widget_and_scene_connection(broken_copy):
 
 def test_checks_catch_a_ui_without_the_job_panel_widgets(broken_copy, tmp_path):
     ui = broken_copy / "Resources" / "UI" / "SKSSegmentation.ui"
-    text = ui.read_text().replace('name="progressBar"', 'name="progress"')
-    ui.write_text(text.replace('class="QPlainTextEdit" name="logText"', 'class="QTextEdit" name="logText"'))
+    text = ui.read_text(encoding="utf-8").replace('name="progressBar"', 'name="progress"')
+    ui.write_text(text.replace('class="QPlainTextEdit" name="logText"', 'class="QTextEdit" name="logText"'), encoding="utf-8")
     problems = ui_usage_problems(broken_copy)
     assert any("job_panel.py uses self.ui.progressBar" in p for p in problems), problems
     assert any("'logText'" in p and "QPlainTextEdit" in p for p in problems), problems
     panel = tmp_path / "job_panel.py"  # a mixin that starts using a widget the .ui files do not have
-    panel.write_text(JOB_PANEL.read_text() + "\n\ndef extra(self):\n    self.ui.statusLabel.text = ''\n")
+    panel.write_text(JOB_PANEL.read_text(encoding="utf-8") + "\n\ndef extra(self):\n    self.ui.statusLabel.text = ''\n", encoding="utf-8")
     assert any("self.ui.statusLabel" in p for p in ui_usage_problems(ROOT / "SKSSegmentation", job_panel=panel))
 
 
@@ -466,12 +466,12 @@ def test_checks_catch_a_wrong_or_unguarded_optional_widget(tmp_path):
     copy = tmp_path / "RegistrationDL"
     shutil.copytree(ROOT / "RegistrationDL", copy, ignore=shutil.ignore_patterns("__pycache__"))
     ui = copy / "Resources" / "UI" / "RegistrationDL.ui"
-    ui.write_text(ui.read_text().replace('class="QPushButton" name="stopEarlyButton"', 'class="QToolButton" name="stopEarlyButton"'))
+    ui.write_text(ui.read_text(encoding="utf-8").replace('class="QPushButton" name="stopEarlyButton"', 'class="QToolButton" name="stopEarlyButton"'), encoding="utf-8")
     problems = ui_usage_problems(copy)
     assert any("'stopEarlyButton'" in p and "QPushButton" in p for p in problems), problems
     panel = tmp_path / "job_panel.py"  # a mixin that uses the optional button as if every .ui had it
     for unguarded in ("self.ui.stopEarlyButton", "getattr(self.ui, 'stopEarlyButton')"):
-        panel.write_text(JOB_PANEL.read_text() + f"\n\ndef extra(self):\n    {unguarded}.enabled = False\n")
+        panel.write_text(JOB_PANEL.read_text(encoding="utf-8") + f"\n\ndef extra(self):\n    {unguarded}.enabled = False\n", encoding="utf-8")
         assert ui_attributes_used(panel) == set(JOB_PANEL_WIDGETS) | {"stopEarlyButton"}, unguarded
         for module in ("RegistrationDL", "SKSSegmentation"):  # with the button, and without
             problems = ui_usage_problems(ROOT / module, job_panel=panel)
@@ -480,8 +480,8 @@ def test_checks_catch_a_wrong_or_unguarded_optional_widget(tmp_path):
 
 def test_checks_catch_qt_in_the_lib_and_a_syntax_error(broken_copy):
     logic = broken_copy / "SKSSegmentationLib" / "logic.py"
-    logic.write_text("import qt\nfrom ctk import ctkCollapsibleButton\n" + logic.read_text())
-    (broken_copy / "SKSSegmentationLib" / "extra.py").write_text("def broken(:\n")
+    logic.write_text("import qt\nfrom ctk import ctkCollapsibleButton\n" + logic.read_text(encoding="utf-8"), encoding="utf-8")
+    (broken_copy / "SKSSegmentationLib" / "extra.py").write_text("def broken(:\n", encoding="utf-8")
     problems = module_layout_problems(broken_copy)
     assert any("imports qt" in p for p in problems) and any("imports ctk" in p for p in problems), problems
     assert any("extra.py does not parse" in p for p in problems), problems
@@ -491,8 +491,8 @@ def test_checks_catch_qt_outside_the_job_panel(tmp_path):
     common = tmp_path / COMMON
     shutil.copytree(ROOT / COMMON, common, ignore=shutil.ignore_patterns("__pycache__"))
     panel, init = common / f"{COMMON}Lib" / "job_panel.py", common / f"{COMMON}Lib" / "__init__.py"
-    panel.write_text("import ctk\n" + panel.read_text())  # the exception is qt only
-    init.write_text("import qt\nfrom .job_panel import JobPanelMixin\n" + init.read_text())  # and job_panel.py only
+    panel.write_text("import ctk\n" + panel.read_text(encoding="utf-8"), encoding="utf-8")  # the exception is qt only
+    init.write_text("import qt\nfrom .job_panel import JobPanelMixin\n" + init.read_text(encoding="utf-8"), encoding="utf-8")  # and job_panel.py only
     problems = module_layout_problems(common)
     assert any("job_panel.py imports ctk" in p for p in problems), problems
     assert any("__init__.py imports qt" in p for p in problems), problems
@@ -502,11 +502,11 @@ def test_checks_catch_qt_outside_the_job_panel(tmp_path):
 
 def test_checks_catch_wrong_metadata_and_lib_calls(broken_copy):
     module = broken_copy / "SKSSegmentation.py"
-    text = module.read_text().replace('self.parent.categories = ["SlicerLeap"]', 'self.parent.categories = ["Examples"]')
+    text = module.read_text(encoding="utf-8").replace('self.parent.categories = ["SlicerLeap"]', 'self.parent.categories = ["Examples"]')
     text = text.replace('self.parent.dependencies = ["SlicerLeapCommon"]', "self.parent.dependencies = []")
     text = text.replace("(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin)",
                         "(ScriptedLoadableModuleWidget, JobPanelMixin, VTKObservationMixin)")
-    module.write_text(text.replace("probability=probability, keep_files=keepFiles)", "probability=probability, keepFiles=keepFiles)"))
+    module.write_text(text.replace("probability=probability, keep_files=keepFiles)", "probability=probability, keepFiles=keepFiles)"), encoding="utf-8")
     problems = module_metadata_problems(broken_copy)
     assert any("categories" in p for p in problems) and any("dependencies" in p for p in problems), problems
     assert any("in that order" in p for p in problems), problems
@@ -526,5 +526,5 @@ def test_checks_catch_a_missing_cmake_file(broken_copy):
     assert any("${MODULE_NAME}Lib/logic.py" in p for p in problems), problems
     assert any("'Testing'" in p for p in problems), problems
     assert any("SKSSegmentationLib/logic.py is missing" in p for p in module_layout_problems(broken_copy))
-    (broken_copy / "SKSSegmentationLib" / "helpers.py").write_text("")
+    (broken_copy / "SKSSegmentationLib" / "helpers.py").write_text("", encoding="utf-8")
     assert cmake_unlisted_scripts(broken_copy) == ["SKSSegmentationLib/helpers.py"]

@@ -111,7 +111,7 @@ def test_landmarks_land_within_a_voxel_and_the_cli_transform_reloads(scene_ctx, 
     write_volume(fixed, tmp_path / "fixed.nrrd")
     write_volume(moving, tmp_path / "moving.nrrd")
     out = subprocess.run(["slicerleap", "register", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
-                          "--out-transform", str(tmp_path / "t.h5"), "--nio-iters", "20"], capture_output=True, text=True, timeout=600)
+                          "--out-transform", str(tmp_path / "t.h5"), "--nio-iters", "20"], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     reloaded = load_transform_file(scene_ctx, tmp_path / "t.h5")
     np.testing.assert_allclose(map_points(reloaded, fixed_points), mapped, atol=0.3)

@@ -138,13 +138,13 @@ def test_cli_trains_sks_and_segments_an_oblique_scan_on_its_own_grid(tmp_path):
             write_volume(labels, tmp_path / "labels" / f"case{s}.nrrd")
         else:
             table[f"case{s}"] = {"lesion_slices": flags_to_ranges(labels.array.reshape(16, -1).max(1))}
-    (tmp_path / "slices.json").write_text(json.dumps(table))
+    (tmp_path / "slices.json").write_text(json.dumps(table), encoding="utf-8")
     out = subprocess.run(["slicerleap", "train", "sks", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
                           "--slice-labels", str(tmp_path / "slices.json"), "--out", str(tmp_path / "model"), "--id", "test-sks@0.0.1",
-                          "--iterations", "4", "--coarse-iterations", "2"], capture_output=True, text=True, timeout=600)
+                          "--iterations", "4", "--coarse-iterations", "2"], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert out.returncode == 0, out.stderr
     assert "2 case(s) with pixel labels, 2 with slice labels" in out.stderr and "stage 1" in out.stderr
-    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    card = json.loads((tmp_path / "model" / "card.json").read_text(encoding="utf-8"))
     assert card["architecture"]["name"] == "slicerleap.SKSNet" and card["input"]["slice_context"] == 1 and len(card["sha256"]) == 64
 
     oblique = Rotation.from_euler("xyz", [20, -10, 95], degrees=True).as_matrix()
@@ -152,7 +152,7 @@ def test_cli_trains_sks_and_segments_an_oblique_scan_on_its_own_grid(tmp_path):
     write_volume(scan, tmp_path / "scan.nii.gz")
     out = subprocess.run(["slicerleap", "segment", "--model", "test-sks@0.0.1", "--input", str(tmp_path / "scan.nii.gz"),
                           "--output", str(tmp_path / "seg.nrrd"), "--probability", str(tmp_path / "p.nrrd")],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert out.returncode == 0, out.stderr
     seg, prob = read_volume(tmp_path / "seg.nrrd"), read_volume(tmp_path / "p.nrrd")
     assert seg.array.shape == scan.array.shape and set(np.unique(seg.array)) <= {0, 1}
@@ -160,5 +160,5 @@ def test_cli_trains_sks_and_segments_an_oblique_scan_on_its_own_grid(tmp_path):
     assert 0.0 <= prob.array.min() and prob.array.max() <= 1.0
 
     out = subprocess.run(["slicerleap", "train", "sks", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
-                          "--out", str(tmp_path / "m2")], capture_output=True, text=True, timeout=120)
+                          "--out", str(tmp_path / "m2")], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert out.returncode == 2 and "neither a labelmap nor slice labels" in out.stderr

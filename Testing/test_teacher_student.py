@@ -58,7 +58,7 @@ def test_box_files_round_trip_and_bad_boxes_are_refused(tmp_path):
     again = read_boxes(write_boxes(boxes, tmp_path / "case.json"))
     assert [(b.role, b.center.round(3).tolist(), b.size.round(3).tolist()) for b in again] == \
         [(b.role, b.center.round(3).tolist(), b.size.round(3).tolist()) for b in boxes]
-    (tmp_path / "bad.json").write_text('{"boxes": [{"center": [0, 0]}]}')
+    (tmp_path / "bad.json").write_text('{"boxes": [{"center": [0, 0]}]}', encoding="utf-8")
     with pytest.raises(BadInputError, match="Could not read boxes"):
         read_boxes(tmp_path / "bad.json")
     with pytest.raises(BadInputError, match="positive length"):
@@ -139,7 +139,7 @@ def test_cli_boxes_teacher_pseudolabel_student(tmp_path, monkeypatch, capsys):
                  "--out", str(tmp_path / "teacher"), "--id", "cli-teacher@1.0.0", "--iterations", "4"]) == 0
     assert main(["pseudolabel", "--model", "cli-teacher@1.0.0", "--input", str(tmp_path / "weak"), "--boxes", str(tmp_path / "boxes"),
                  "--output", str(tmp_path / "pseudo")]) == 0
-    queue = json.loads((tmp_path / "pseudo" / "uncertainty.json").read_text())
+    queue = json.loads((tmp_path / "pseudo" / "uncertainty.json").read_text(encoding="utf-8"))
     assert [q["case"] for q in queue] and sorted(q["case"] for q in queue) == ["case2", "case3"]
     assert queue[0]["uncertainty"] >= queue[1]["uncertainty"]
     pseudo, image = read_volume(tmp_path / "pseudo" / "case2.nrrd"), read_volume(tmp_path / "weak" / "case2.nrrd")
@@ -149,7 +149,7 @@ def test_cli_boxes_teacher_pseudolabel_student(tmp_path, monkeypatch, capsys):
     assert main(["train", "student", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
                  "--weak-images", str(tmp_path / "weak"), "--boxes", str(tmp_path / "boxes"), "--teacher", "cli-teacher@1.0.0",
                  "--out", str(tmp_path / "student"), "--id", "cli-student@1.0.0", "--iterations", "4"]) == 0
-    card = json.loads((tmp_path / "student" / "card.json").read_text())
+    card = json.loads((tmp_path / "student" / "card.json").read_text(encoding="utf-8"))
     assert card["training"]["teacher"] == "cli-teacher@1.0.0" and "box_channels" not in card["input"]
     assert main(["segment", "--model", "cli-student@1.0.0", "--input", str(tmp_path / "weak" / "case3.nrrd"),
                  "--output", str(tmp_path / "student.nrrd")]) == 0

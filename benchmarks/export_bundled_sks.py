@@ -29,8 +29,8 @@ def main() -> None:
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     args = ap.parse_args()
     tag = f"SKS_seed{args.seed}_p{args.pixel_cases}"
-    config = SliceTrainingConfig(**json.loads((Path(args.models) / f"{tag}.json").read_text()))
-    results = json.loads(Path(args.results).read_text())
+    config = SliceTrainingConfig(**json.loads((Path(args.models) / f"{tag}.json").read_text(encoding="utf-8")))
+    results = json.loads(Path(args.results).read_text(encoding="utf-8"))
     run = next(r for r in results["runs"] if r["seed"] == args.seed and r["pixel_cases"] == args.pixel_cases and r["model"] == "SKS")
     folder = ROOT / "Resources" / "models"
     weights = folder / (MODEL_ID.replace("@", "-") + ".safetensors")

@@ -116,7 +116,7 @@ def run_federated(folders, tests, s: dict, strategy: str, workdir: Path, label_k
     if strategy == "fedicra":
         dice = []
         for site, folder in enumerate(model_dirs):
-            net = build_network(json.loads((folder / "card.json").read_text())["architecture"])
+            net = build_network(json.loads((folder / "card.json").read_text(encoding="utf-8"))["architecture"])
             net.load_state_dict(load_file(str(folder / "model.safetensors")))
             dice.append(test_dice(net, [tests[site]], s)[0])
     else:
@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
-    results = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
     done = {(r["seed"], r["method"] if r["method"] != "fedicra" else f"fedicra {' '.join(r['label_kinds'])}") for r in results["runs"]}
     for seed in args.seeds:
         s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed})
@@ -161,7 +161,7 @@ def main() -> None:
                 record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])),
                               rounds=args.rounds, local_iterations=args.local_iterations)
                 results["runs"].append(record)
-                path.write_text(json.dumps(results, indent=1))
+                path.write_text(json.dumps(results, indent=1), encoding="utf-8")
                 print(f"seed {seed} {method:10s} Dice per site {np.round(record['site_dice'], 3).tolist()} mean {record['mean_dice']:.3f} "
                       f"({record['wall_s']:.0f} s)", flush=True)
     print(markdown_table(results))

@@ -195,7 +195,7 @@ def print_table(results: dict) -> None:
 def nio_curve(steps=(0, 20, 40, 80, 160), rates=(1e-4, 1e-3)) -> None:
     """Dice and time of TM-DCA + NIO against the NIO budget and step size, on the inter-subject pairs."""
     saved = HERE / "registration_nio_curve.json"
-    curve = json.loads(saved.read_text()) if saved.exists() else {}
+    curve = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     for key, (fixed, fixed_labels, moving, moving_labels, truth) in list(pairs(0, 8.0).items()):
         affine = affine_register(fixed, moving, 100)
         for rate in rates:
@@ -208,7 +208,7 @@ def nio_curve(steps=(0, 20, 40, 80, 160), rates=(1e-4, 1e-3)) -> None:
                 seconds = time.time() - started
                 curve[name] = {**evaluate(field, fixed, fixed_labels, moving_labels, truth), "deformable_s": round(seconds, 2)}
                 print(name, round(curve[name]["dice"], 3), curve[name]["deformable_s"], flush=True)
-                saved.write_text(json.dumps(curve, indent=1))
+                saved.write_text(json.dumps(curve, indent=1), encoding="utf-8")
     print("\n| pair | lr | NIO steps | Dice mean | % det J <= 0 | deformable s |\n|---|---|---|---|---|---|")
     for name, row in curve.items():
         pair, rate, n = name.rsplit(" ", 2)
@@ -229,10 +229,10 @@ def main() -> None:
         nio_curve()
         return
     if args.table:
-        print_table(json.loads(RESULTS.read_text()))
+        print_table(json.loads(RESULTS.read_text(encoding="utf-8")))
         return
     torch.set_num_threads(2)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     for key, (fixed, fixed_labels, moving, moving_labels, truth) in pairs(args.seeds, args.max_mm).items():
         row = results.setdefault(key, {})
         todo = [m for m in args.methods if m not in row]
@@ -246,7 +246,7 @@ def main() -> None:
             row[method] = {**evaluate(field, fixed, fixed_labels, moving_labels, truth), "time_s": round(affine_s + seconds, 2),
                            "deformable_s": round(seconds, 2)}
             print(key, method, json.dumps({k: round(v, 3) for k, v in row[method].items()}), flush=True)
-            RESULTS.write_text(json.dumps(results, indent=1))
+            RESULTS.write_text(json.dumps(results, indent=1), encoding="utf-8")
     print_table(results)
 
 

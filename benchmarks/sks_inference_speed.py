@@ -85,7 +85,7 @@ def main() -> None:
         return
     rows = []
     for name in args.models:
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--batch", str(args.batch)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--one", name, "--batch", str(args.batch)], capture_output=True, text=True, encoding="utf-8", errors="replace")
         if out.returncode:
             sys.exit(out.stderr)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -94,7 +94,7 @@ def main() -> None:
     for r in rows:
         r["time_vs_unet"] = round(r["seconds"] / unet, 2) if unet else None
     Path(args.out).write_text(json.dumps({"volume": {"shape_kji": SHAPE_KJI, "spacing_mm": SPACING}, "card_input": CARD_INPUT,
-                                          "rows": rows}, indent=1))
+                                          "rows": rows}, indent=1), encoding="utf-8")
     print("| model | parameters (M) | seconds | x U-Net | peak RSS (GiB) |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['params_M']} | {r['seconds']} | {r['time_vs_unet']} | {r['peak_rss_GiB']} |")

@@ -90,7 +90,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results_path = Path(args.results)
-    results = json.loads(results_path.read_text()) if results_path.exists() else {"runs": []}
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {"runs": []}
     done = {(r["seed"], r["pixel_cases"], r["model"]) for r in results["runs"]}
     started = time.time()
     pool, test = load_cohort(args.pool, args.test)
@@ -123,12 +123,12 @@ def main() -> None:
                 history = train_segmenter(net, pixel, [], config, device, lambda *a: None)
                 record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **evaluate(net.eval(), test, device))
                 results["runs"].append(record)
-                results_path.write_text(json.dumps(results, indent=1))
+                results_path.write_text(json.dumps(results, indent=1), encoding="utf-8")
                 if kind == "sks":
                     Path(args.save_models).mkdir(parents=True, exist_ok=True)
                     tag = f"{name.replace(' ', '_').replace('/', '')}_seed{seed}_p{p}"
                     save_weights(net, f"{args.save_models}/{tag}.safetensors")
-                    (Path(args.save_models) / f"{tag}.json").write_text(json.dumps(config.to_dict()))
+                    (Path(args.save_models) / f"{tag}.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
                 print(f"seed {seed} P={p} {name:28s} Dice {record['dice']:.3f} Jaccard {record['jaccard']:.3f} "
                       f"precision {record['precision']:.3f} recall {record['recall']:.3f} ({record['train_s']:.0f} s)", flush=True)
     print(markdown_table(results))

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the saved results as a Markdown table and exit")
     args = parser.parse_args()
     if args.table:
-        print_table(json.loads((HERE / "superres_dmdip_results.json").read_text()))
+        print_table(json.loads((HERE / "superres_dmdip_results.json").read_text(encoding="utf-8")))
         return
     torch.set_num_threads(2)
     t1_full = mni_t1()
@@ -98,7 +98,7 @@ def main() -> None:
                "channels": args.channels, "cases": {}}
     saved = HERE / "superres_dmdip_results.json"
     if saved.exists():  # resumable: keep the cases already measured with the same settings
-        previous = json.loads(saved.read_text())
+        previous = json.loads(saved.read_text(encoding="utf-8"))
         if all(previous.get(k) == results[k] for k in ("data", "iterations", "channels")):
             results["cases"] = previous["cases"]
     # (profile, slice thickness mm, slice spacing mm); box 4/2 = 4 mm slices every 2 mm (overlap)
@@ -134,7 +134,7 @@ def main() -> None:
                 row[name]["t2_psnr"] = metrics(truth2, restored[1].array)["psnr"]
         results["cases"][key] = row
         print(key, json.dumps({k: (v["psnr"], v["ssim3d"]) for k, v in row.items()}), flush=True)
-        saved.write_text(json.dumps(results, indent=2))
+        saved.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def main() -> None:
     device = torch.device("cpu")
     torch.set_num_threads(2)
     out_file = HERE / "superres_results.json"
-    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    results = json.loads(out_file.read_text(encoding="utf-8")) if out_file.exists() else {}
     results["data"] = "MNI ICBM152 2009a T1, 1 mm, head bounding box; box-profile thick slices along k"
     hr = head_crop(mni_t1())
     print(f"high-resolution volume {hr.array.shape} (k, j, i) at 1 mm", flush=True)
@@ -159,15 +159,15 @@ def main() -> None:
             key = f"{thickness:g}/{spacing:g}"
             results["cases"][key] = run_case(hr, thickness, spacing, args.iterations, device)
             print(key, json.dumps(results["cases"][key]), flush=True)
-            out_file.write_text(json.dumps(results, indent=2))
+            out_file.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if "budget" in stages:
         results["gain_vs_budget"] = gain_vs_budget(hr, [int(b) for b in args.budgets.split(",")], device)
         plot_budget(results["gain_vs_budget"], HERE / "superres_gain_vs_budget.png")
-        out_file.write_text(json.dumps(results, indent=2))
+        out_file.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if "big" in stages:
         results["big_volume"] = big_volume_timing(args.iterations, device)
         print(results["big_volume"], flush=True)
-        out_file.write_text(json.dumps(results, indent=2))
+        out_file.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     if args.table:
-        print(markdown_tables(json.loads(out.read_text())))
+        print(markdown_tables(json.loads(out.read_text(encoding="utf-8"))))
         return
     torch.set_num_threads(2)
     device = torch.device("cpu")
@@ -227,13 +227,13 @@ def main() -> None:
     pool = load_cases(range(args.pool), args.perturb)
     test = load_cases(range(args.pool, args.pool + args.test), False)
     log(f"cohort ready: {len(pool)} pool + {len(test)} test cases")
-    results = json.loads(out.read_text()) if out.exists() else {"config": vars(args), "runs": []}
+    results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"config": vars(args), "runs": []}
     done = {r["seed"] for r in results["runs"]}
     for seed in args.seeds:
         if seed in done:
             continue
         results["runs"].append(run_seed(seed, pool, test, args, device, log))
-        out.write_text(json.dumps(results, indent=1))
+        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
         log(f"seed {seed} written to {out}")
     print(markdown_tables(results))
 

@@ -120,7 +120,7 @@ def main() -> None:
         "default": bool(args.default),
     }
     add_bundled_card(card)
-    (ROOT / "benchmarks" / f"registration_training_{mid.split('@')[0]}.json").write_text(json.dumps(history, indent=1))
+    (ROOT / "benchmarks" / f"registration_training_{mid.split('@')[0]}.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     print(f"registered {mid}: {card['evaluation']}")
 
 

@@ -47,7 +47,7 @@ def cmd_models(args) -> int:
 
     catalog = get_catalog()
     if args.models_command == "import":
-        card = json.loads(Path(args.card).read_text())
+        card = json.loads(Path(args.card).read_text(encoding="utf-8"))
         registered = catalog.register(args.weights, card)
         print(f"registered {registered['id']} (sha256 {registered['sha256'][:12]}…) in {catalog.user_folder}")
         return 0
@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
     """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
     entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
     images, labels = _volume_files(Path(args.images)), _volume_files(Path(args.labels)) if args.labels else {}
-    slice_table = json.loads(Path(args.slice_labels).read_text()) if args.slice_labels else {}
+    slice_table = json.loads(Path(args.slice_labels).read_text(encoding="utf-8")) if args.slice_labels else {}
     unknown = [n for n in labels if n not in images]
     if unknown:
         raise SlicerLeapError(f"Labelmaps without an image of the same name: {', '.join(unknown[:5])}.", "Name each labelmap like its image.")
@@ -135,12 +135,12 @@ def _train_and_register(task: str, inputs: dict, params: dict, args) -> int:
     result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
     try:
         spec = result["outputs"]["model"]
-        card = json.loads(job.output_path(spec["card"]).read_text())
+        card = json.loads(job.output_path(spec["card"]).read_text(encoding="utf-8"))
         registered = get_catalog().register(job.output_path(spec["file"]), card)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy2(job.output_path(spec["file"]), out / "model.safetensors")
-        (out / "card.json").write_text(json.dumps({**registered, "file": "model.safetensors"}, indent=2))
+        (out / "card.json").write_text(json.dumps({**registered, "file": "model.safetensors"}, indent=2), encoding="utf-8")
         print(f"registered {registered['id']}; weights and card in {out}")
         print(json.dumps(result.get("metrics", {}), indent=2))
     finally:
@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-locale terminal must not crash on a dash in a message
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if getattr(args, "spacing", None) and len(args.spacing) == 1:
         args.spacing = args.spacing * 3

@@ -164,7 +164,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
 
     scene_path = save_mrb(ctx, out / "scene.mrb")
     report = _write_report(out, rows, previews)
-    (out / "results.json").write_text(json.dumps(rows, indent=2, default=str))
+    (out / "results.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
     return {"scene": scene_path, "report": report, "previews": [str(p) for p in previews], "rows": rows}
 
 
@@ -192,5 +192,5 @@ def _write_report(out: Path, rows: list[dict], previews: list[Path]) -> Path:
     for p in previews:
         lines.append(f"<h3>{p.stem}</h3><img src='{p.name}'>")
     path = out / "report.html"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines), encoding="utf-8")
     return path

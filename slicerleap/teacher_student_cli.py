@@ -104,7 +104,7 @@ def cmd_pseudolabel(args) -> int:
     queue = sorted(({"case": n, "uncertainty": u, "labels": str(d)} for n, u, d in zip(names, result["metrics"]["uncertainty"], destinations)),
                    key=lambda r: -r["uncertainty"])
     report = (target if source.is_dir() else target.parent) / "uncertainty.json"
-    report.write_text(json.dumps(queue, indent=1))
+    report.write_text(json.dumps(queue, indent=1), encoding="utf-8")
     print(json.dumps(queue, indent=1))
     return 0
 

@@ -120,7 +120,7 @@ def run_job(job_json: Path) -> int:
     result["versions"] = _versions()
     if code == ExitCode.SUCCESS:
         result["device"] = str(ctx.device) if ctx._device is not None else None
-    (job_dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str))
+    (job_dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     final = {"progress": 1.0 if code == ExitCode.SUCCESS else None, "status": result["status"]}
     if "error" in result:
         final["error"] = result["error"]

@@ -207,5 +207,5 @@ def write_lesion_cohort(folder, n_cases: int, first_seed: int = 0, spacing_mm: f
                       "lesion_ml": round(float((labels.array == 2).sum() * np.prod(labels.spacing)) / 1000, 3),
                       "image": str(write_volume(image, folder / "images" / f"{case}.nrrd")),
                       "labels": str(write_volume(labels, folder / "labels" / f"{case}.nrrd"))})
-    (folder / "slice_labels.json").write_text(json.dumps(ranges))
+    (folder / "slice_labels.json").write_text(json.dumps(ranges), encoding="utf-8")
     return cases

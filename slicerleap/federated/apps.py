@@ -38,7 +38,7 @@ class _RoundLog:
 
     def _write(self, record: dict) -> None:
         if self.log_path is not None:
-            with open(self.log_path, "a") as f:
+            with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
     def _sites(self, replies: list[Message]) -> tuple[list[dict], list[str]]:
@@ -113,7 +113,7 @@ def server_main(grid: Grid, context: Context) -> None:
     save_weights(net, out / "model.safetensors")
     history = read_round_log(out / "rounds.jsonl")
     n_sites = len({site["node"] for r in history for site in r["sites"]})
-    (out / "card.json").write_text(json.dumps(rc.model_card(s, history, n_sites), indent=2))
+    (out / "card.json").write_text(json.dumps(rc.model_card(s, history, n_sites), indent=2), encoding="utf-8")
 
 
 def _site(context: Context):
@@ -189,7 +189,7 @@ def audit_outgoing(msg: Message, context: Context, call_next) -> Message:
                  "arrays": {name: {k: [list(a.shape), str(a.dtype)] for k, a in record.items()} for name, record in content.array_records.items()},
                  "metrics": {name: dict(record) for name, record in content.metric_records.items()},
                  "configs": {name: dict(record) for name, record in content.config_records.items()}}
-        with open(str(path), "a") as f:
+        with open(str(path), "a", encoding="utf-8") as f:
             f.write(json.dumps(entry, default=float) + "\n")
     return reply
 
@@ -262,4 +262,4 @@ def _keep_final_model(net, s: dict, site: int, folder: Path) -> None:
         card.update(id=f"{name}-site{site}@{version}", architecture=rc.architecture(s, site),
                     title=f"{name} (FedICRA, personalised for site {site})")
     card["training_data"] = "federated training; this site's images never left it, only model weights did"
-    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    (folder / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")

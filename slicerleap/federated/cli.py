@@ -38,7 +38,7 @@ def _print_round(entry: dict) -> None:
 
 
 def _register(out_dir: Path, no_register: bool) -> None:
-    card = json.loads((out_dir / "card.json").read_text())
+    card = json.loads((out_dir / "card.json").read_text(encoding="utf-8"))
     if no_register:
         print(f"global model: {out_dir / 'model.safetensors'} (card {out_dir / 'card.json'})")
         return

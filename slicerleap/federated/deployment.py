@@ -25,7 +25,7 @@ CONNECTION = "slicerleap"
 def read_json_lines(path: str | Path) -> list[dict]:
     """A JSON-lines log (empty when the file does not exist yet)."""
     path = Path(path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
 
 
 def read_round_log(path: str | Path) -> list[dict]:
@@ -68,7 +68,7 @@ class FlowerProcess:
         return self.process.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.log_path.read_text(errors="replace", encoding="utf-8") if self.log_path.exists() else ""
 
     def wait_for(self, text: str, timeout: float) -> None:
         deadline = time.time() + timeout
@@ -108,12 +108,13 @@ class Coordinator:
         self.port = port or free_port(host)
         self.home = self.workdir / "flwr-home"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "FLWR_HOME": str(self.home), "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "FLWR_HOME": str(self.home), "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1",
+                    "PYTHONIOENCODING": "utf-8"}  # Flower prints non-ASCII whatever the locale
         connection = {"address": f"{host}:{self.port}"}
         connection.update({"root-certificates": str(tls.ca_cert)} if tls else {"insecure": True})
         lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in connection.items()]
-        (self.home / "config.toml").write_text("\n".join(lines) + "\n")
+        (self.home / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.superlink: FlowerProcess | None = None
 
     @property
@@ -135,7 +136,7 @@ class Coordinator:
         return self
 
     def _cli(self, *args: str, timeout: float = 120.0) -> str:
-        done = subprocess.run([_flower_bin("flwr"), *args], capture_output=True, text=True, env={**self.env, "COLUMNS": "200"},
+        done = subprocess.run([_flower_bin("flwr"), *args], capture_output=True, text=True, encoding="utf-8", errors="replace", env={**self.env, "COLUMNS": "200"},
                               timeout=timeout)
         if done.returncode != 0:
             raise SlicerLeapError(f"flwr {args[0]} failed: {(done.stdout + done.stderr)[-800:]}", f"See {self.workdir / 'logs'}.")
@@ -228,7 +229,8 @@ class Site:
         if private_key:
             self.args += ["--auth-supernode-private-key", str(private_key)]
         self.env = {**os.environ, "FLWR_HOME": str((self.workdir / f"site{index}-flwr-home").resolve()),  # not the user's ~/.flwr
-                    "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+                    "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1",
+                    "PYTHONIOENCODING": "utf-8"}  # Flower prints non-ASCII whatever the locale
         if threads:
             self.env["OMP_NUM_THREADS"] = str(threads)
         self.process: FlowerProcess | None = None

@@ -57,8 +57,8 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
         coordinator.stop()
     done = status == "finished:completed" and (out_dir / "card.json").exists()
     if not done:
-        tail = "".join(p.read_text(errors="replace")[-600:] for p in sorted((workdir / "logs").glob("*.log")))
+        tail = "".join(p.read_text(errors="replace", encoding="utf-8")[-600:] for p in sorted((workdir / "logs").glob("*.log")))
         raise SlicerLeapError(f"The federated run ended with status '{status}'. Logs: {workdir / 'logs'}\n{tail[-1500:]}",
                               "Check that every site folder holds images/ and labels/, and see the logs.")
     return {"status": status, "rounds": read_round_log(log_path), "weights": out_dir / "model.safetensors",
-            "card": json.loads((out_dir / "card.json").read_text()), "audit_logs": [a for a in audits if a], "workdir": workdir}
+            "card": json.loads((out_dir / "card.json").read_text(encoding="utf-8")), "audit_logs": [a for a in audits if a], "workdir": workdir}

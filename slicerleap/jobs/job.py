@@ -58,6 +58,7 @@ class Job:
         env = {**os.environ, **self.extra_env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (engine_pythonpath(), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"  # worker messages may carry non-ASCII text whatever the locale
         log = open(self.job_dir / LOG_FILE, "ab")
         self._started_at = time.monotonic()
         self.process = subprocess.Popen(
@@ -209,12 +210,12 @@ class Job:
             raise RuntimeError("the job is still running; call wait() first")
         status = self.status
         if status == "succeeded":
-            return json.loads((self.job_dir / RESULT_FILE).read_text())
+            return json.loads((self.job_dir / RESULT_FILE).read_text(encoding="utf-8"))
         if status == "cancelled":
             raise JobWasCancelled("Cancelled by the user. Nothing was changed.", self.exit_code, status)
         message = self.final.get("error")
         if not message and (self.job_dir / RESULT_FILE).exists():
-            message = json.loads((self.job_dir / RESULT_FILE).read_text()).get("error")
+            message = json.loads((self.job_dir / RESULT_FILE).read_text(encoding="utf-8")).get("error")
         if not message:
             message = (
                 f"The worker process stopped unexpectedly (exit code {self.exit_code}), for example out of memory. "

@@ -46,7 +46,7 @@ class JobSpec:
 
     @classmethod
     def load(cls, job_dir: Path) -> "JobSpec":
-        data = json.loads((Path(job_dir) / JOB_FILE).read_text())
+        data = json.loads((Path(job_dir) / JOB_FILE).read_text(encoding="utf-8"))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -54,7 +54,7 @@ def write_job(job_dir: str | Path, spec: JobSpec) -> Path:
     job_dir = Path(job_dir)
     (job_dir / "inputs").mkdir(parents=True, exist_ok=True)
     (job_dir / "outputs").mkdir(exist_ok=True)
-    (job_dir / JOB_FILE).write_text(json.dumps(asdict(spec), indent=2))
+    (job_dir / JOB_FILE).write_text(json.dumps(asdict(spec), indent=2), encoding="utf-8")
     return job_dir
 
 

@@ -15,7 +15,7 @@ from .weights import sha256_of
 
 
 def _schema() -> dict:
-    return json.loads((resources_dir() / "models" / "catalog.schema.json").read_text())
+    return json.loads((resources_dir() / "models" / "catalog.schema.json").read_text(encoding="utf-8"))
 
 
 def validate_card(card: dict) -> None:
@@ -46,7 +46,7 @@ class ModelCatalog:
             catalog_file = folder / "catalog.json"
             if not catalog_file.exists():
                 continue
-            for card in json.loads(catalog_file.read_text()).get("models", []):
+            for card in json.loads(catalog_file.read_text(encoding="utf-8")).get("models", []):
                 validate_card(card)
                 found[card["id"]] = {**card, "_path": str(folder / card["file"])}
         return list(found.values())
@@ -90,10 +90,10 @@ class ModelCatalog:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, folder / card["file"])
         catalog_file = folder / "catalog.json"
-        entries = json.loads(catalog_file.read_text())["models"] if catalog_file.exists() else []
+        entries = json.loads(catalog_file.read_text(encoding="utf-8"))["models"] if catalog_file.exists() else []
         entries = [c for c in entries if c["id"] != card["id"]] + [card]
         tmp = catalog_file.with_suffix(f".{os.getpid()}.tmp")  # one per process: sites on one machine may register at once
-        tmp.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2))
+        tmp.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2), encoding="utf-8")
         tmp.replace(catalog_file)  # atomic: a crash never leaves a half-written catalog
         return {**card, "_path": str(folder / card["file"])}
 
@@ -107,6 +107,6 @@ def add_bundled_card(card: dict) -> None:
     train the bundled models. Its weights file must already be in that folder."""
     validate_card(card)
     catalog_file = resources_dir() / "models" / "catalog.json"
-    catalog = json.loads(catalog_file.read_text())
+    catalog = json.loads(catalog_file.read_text(encoding="utf-8"))
     catalog["models"] = [c for c in catalog["models"] if c["id"] != card["id"]] + [card]
-    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n")
+    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n", encoding="utf-8")

@@ -144,6 +144,6 @@ class SceneJob:
 
             from ..models import get_catalog
 
-            card = json.loads(self.job.output_path(spec["card"]).read_text())
+            card = json.loads(self.job.output_path(spec["card"]).read_text(encoding="utf-8"))
             return get_catalog().register(path, card)
         raise ValueError(f"unknown output kind {kind!r}")

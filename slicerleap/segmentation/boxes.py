@@ -106,7 +106,7 @@ def read_boxes(path) -> list[Box]:
     "axes": optional 3x3 columns}]} (RAS, mm)."""
     path = Path(path)
     try:
-        entries = json.loads(path.read_text())["boxes"]
+        entries = json.loads(path.read_text(encoding="utf-8"))["boxes"]
         return [Box(e["center"], e["size"], e.get("role", "lesion"), e.get("axes", np.eye(3))) for e in entries]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"Could not read boxes from '{path}': {exc}.",
@@ -116,5 +116,5 @@ def read_boxes(path) -> list[Box]:
 def write_boxes(boxes: list[Box], path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"coordinates": "RAS", "units": "mm", "boxes": [b.to_dict() for b in boxes]}, indent=1))
+    path.write_text(json.dumps({"coordinates": "RAS", "units": "mm", "boxes": [b.to_dict() for b in boxes]}, indent=1), encoding="utf-8")
     return path

@@ -105,7 +105,7 @@ def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, sec
 
 
 def _result(ctx, card: dict, history, seconds, extra: dict) -> dict:
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2))
+    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     val = [r["lesion_dice"] for r in history if "lesion_dice" in r]
     return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
             "metrics": {"final_loss": history[-1]["loss"] if history else None, "best_val_lesion_dice": max(val) if val else None,

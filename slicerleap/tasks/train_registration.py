@@ -68,7 +68,7 @@ def run(ctx) -> dict:
         "evaluation": {"validation_score": score, "best": max(h["val_dice"] for h in history), "history": history},
         "file": "model.safetensors",
     }
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2))
+    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
             "metrics": {"best_validation": card["evaluation"]["best"], "validation_score": score,
                         "iterations": history[-1]["iteration"], "images": len(images)}}

@@ -52,6 +52,6 @@ def run(ctx) -> dict:
         "evaluation": {"history": history, "final_val_dice": history[-1]["val_dice"]},
         "file": "model.safetensors",  # sha256 is computed from the file at registration
     }
-    (ctx.output_path("card.json")).write_text(json.dumps(card, indent=2))
+    (ctx.output_path("card.json")).write_text(json.dumps(card, indent=2), encoding="utf-8")
     return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
             "metrics": {"final_val_dice": history[-1]["val_dice"], "epochs": len(history)}}

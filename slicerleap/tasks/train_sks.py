@@ -88,7 +88,7 @@ def run(ctx) -> dict:
         "evaluation": {"history": history},
         "file": "model.safetensors",  # sha256 is computed from the file at registration
     }
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2))
+    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     last = history[-1] if history else {}
     val = [r["val_dice"] for r in history if r.get("val_dice") is not None]
     return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
