@@ -24,6 +24,9 @@ def test_text_encoder_loads_offline_and_separates_different_prompts(monkeypatch)
     sentence = lambda i: vectors[i][mask[i]].mean(0)  # noqa: E731
     assert torch.cosine_similarity(sentence(0), sentence(1), dim=0) < 0.999  # position words change the vectors
     assert not any(p.requires_grad for p in text_encoder._load()[1].parameters())
+    layer = torch.nn.Conv1d(text_encoder.width(), 2, 1)  # cached vectors feed a trainable text branch
+    layer(text_encoder._encode_one("one small round lesion in the upper left")[0].T[None]).sum().backward()
+    assert layer.weight.grad is not None
     with pytest.raises(ValueError, match="non-empty text prompt"):
         text_encoder.encode(["  "])
 

@@ -209,10 +209,10 @@ class MPTPN(nn.Module):
 def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12) -> torch.Tensor:
     """The paper's 0.5 WBCE + 0.5 WDice with class weights w1 = w2 = 0.5 (foreground, background). Dice uses the
     standard 2|PG|/(|P|+|G|); the paper's Eq. 10 drops the 2, which only rescales."""
+    from monai.losses import DiceLoss
+
+    wbce = 0.5 * F.binary_cross_entropy_with_logits(logits, target)  # w1 = w2: both terms weighted alike
     p = torch.sigmoid(logits)
-    bce = 0.5 * F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    wbce = bce.mean()  # w1 = w2 = 0.5 weight both terms of the cross-entropy alike
-    dims = tuple(range(1, logits.ndim))
-    dice = lambda a, b: (2 * (a * b).sum(dims) + smooth) / (a.sum(dims) + b.sum(dims) + smooth)  # noqa: E731
-    wdice = 1 - (0.5 * dice(p, target) + 0.5 * dice(1 - p, 1 - target))
-    return 0.5 * wbce + 0.5 * wdice.mean()
+    # mean over (foreground, background) channels and images = 1 - (0.5 Dice_fg + 0.5 Dice_bg), averaged
+    wdice = DiceLoss(smooth_nr=smooth, smooth_dr=smooth)(torch.cat([p, 1 - p], 1), torch.cat([target, 1 - target], 1))
+    return 0.5 * wbce + 0.5 * wdice

@@ -47,9 +47,9 @@ def width() -> int:
 def _encode_one(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     tokenizer, model = _load()
     tokens = tokenizer(prompt, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: its tensors could not be saved for the trainable layers' backward
         vectors = model(**tokens).last_hidden_state[0]
-    return vectors.clone(), tokens["attention_mask"][0].bool()
+    return vectors, tokens["attention_mask"][0].bool()
 
 
 def encode(prompts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage import measure
 
-COUNT_WORDS = {0: "no", 1: "one", 2: "two", 3: "three"}
+COUNT_WORDS = {2: "two", 3: "three"}
 SIZE_CLASSES = ((0.01, "small"), (0.05, "medium"))  # area fraction of the slice below which a region has that size
 SHAPE_CLASSES = ((0.6, "round"), (0.9, "oval"))  # eccentricity of the fitted ellipse below which it has that shape
 
@@ -32,7 +32,7 @@ def position_words(centre: tuple[float, float], shape: tuple[int, int]) -> str:
     col = ("left", "centre", "right")[min(2, int(3 * centre[1] / shape[1]))]
     if row == "middle" and col == "centre":
         return "centre"
-    return col if row == "middle" else f"{row} {col}" if col != "centre" else f"{row} centre"
+    return col if row == "middle" else f"{row} {col}"
 
 
 def size_word(area: float, shape: tuple[int, int]) -> str:
@@ -75,13 +75,13 @@ def describe(regions: list[Region], shape: tuple[int, int], target: str = "lesio
     """The prompt for a slice: 'one small round lesion in the upper left', 'two lesions: …', 'no lesion'."""
     if not regions:
         return f"no {target}"
-    parts = [f"{size_word(r.area, shape)} {shape_word(r.eccentricity)} in the {position_words(r.centre, shape)}"
-             for r in regions[:3]]
+    words = [(size_word(r.area, shape), shape_word(r.eccentricity), position_words(r.centre, shape)) for r in regions[:3]]
     if len(regions) == 1:
-        size, shape_, *_ = parts[0].split(" ", 2)
-        return f"one {size} {shape_} {target} in the {position_words(regions[0].centre, shape)}"
+        size, form, where = words[0]
+        return f"one {size} {form} {target} in the {where}"
     count = COUNT_WORDS.get(len(regions), "several")
-    return f"{count} {target}s: " + ", ".join(parts) + (", and more" if len(regions) > 3 else "")
+    return f"{count} {target}s: " + ", ".join(f"{size} {form} in the {where}" for size, form, where in words) + \
+        (", and more" if len(regions) > 3 else "")
 
 
 def prompt_from_mask(mask: np.ndarray, target: str = "lesion", min_pixels: int = 5) -> str:
