@@ -18,6 +18,10 @@ def build_network(architecture: dict):
         from ..segmentation.teacher_student_nets import BoxUNet
 
         return BoxUNet(**args)
+    if name == "slicerleap.MPTPN":
+        from ..segmentation.mptpn_net import MPTPN, MPTPNConfig
+
+        return MPTPN(MPTPNConfig(**args))
     if name == "slicerleap.FedICRAUNet":
         from ..federated.fedicra.network import FedICRAUNet
 

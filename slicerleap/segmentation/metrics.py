@@ -17,3 +17,13 @@ def overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def dice_per_class(pred: np.ndarray, truth: np.ndarray, values) -> dict[int, float]:
     return {int(v): overlap_metrics(pred == v, truth == v)["dice"] for v in values}
+
+
+def prompted_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """MPTPN's five (per image, as its tables): Dice, mIoU (mean of foreground and background IoU), pixel accuracy,
+    precision, recall."""
+    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
+    fg = overlap_metrics(p, t)
+    background_iou = overlap_metrics(~p, ~t)["jaccard"]
+    return {"dice": fg["dice"], "miou": (fg["jaccard"] + background_iou) / 2, "accuracy": float((p == t).mean()),
+            "precision": fg["precision"], "recall": fg["recall"]}

@@ -150,7 +150,7 @@ class UpAttention(nn.Module):
     def forward(self, deep, skip):
         deep = F.interpolate(deep, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         if self.weights is not None:
-            pooled = lambda t: t.mean((2, 3)) + t.amax((2, 3))  # noqa: E731
+            pooled = lambda t: (F.adaptive_avg_pool2d(t, 1) + F.adaptive_max_pool2d(t, 1)).flatten(1)  # noqa: E731 (amax's backward is slow)
             skip = skip * self.weights(torch.cat([pooled(skip), pooled(deep)], 1))[..., None, None]
         return self.fuse(torch.cat([skip, deep], 1))
 
@@ -182,8 +182,8 @@ class MPTPN(nn.Module):
                                            UpAttention(widths[1], widths[0], cfg.up_attention)])
         self.head = nn.Conv2d(widths[0], 1, 1)
 
-    def forward(self, image: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-        """image (B, in_channels, S, S), words (B, text_tokens, text_width) -> logits (B, 1, S, S)."""
+    def prior(self, image: torch.Tensor, words: torch.Tensor) -> list[torch.Tensor]:
+        """The prior prompt encoder (PPE): the three single-scale fused features (C, 2C, 4C channels at S, S/2, S/4)."""
         features = [self.x1(image)]
         features += [self.x2(features[0])]
         features += [self.x3(features[1])]
@@ -200,10 +200,26 @@ class MPTPN(nn.Module):
         for f, t, conv in zip(features, tokens, self.reconstruct):
             grid = t.transpose(1, 2).reshape(t.shape[0], t.shape[2], side, side)
             fused.append(conv(F.interpolate(grid, size=f.shape[-2:], mode="bilinear", align_corners=False)) + f)
+        return fused
+
+    def forward(self, image: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """image (B, in_channels, S, S), words (B, text_tokens, text_width) -> logits (B, 1, S, S)."""
+        fused = self.prior(image, words)
         if self.msff is not None:
             fused = self.msff(fused)
         out = self.up_attention[0](fused[2], fused[1])
         return self.head(self.up_attention[1](out, fused[0]))
+
+
+class ImageOnly(nn.Module):
+    """The prompt-free baseline behind MPTPN's call signature: a network of the image alone, the words ignored."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(image)
 
 
 def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12) -> torch.Tensor:

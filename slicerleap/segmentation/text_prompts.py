@@ -86,3 +86,13 @@ def describe(regions: list[Region], shape: tuple[int, int], target: str = "lesio
 
 def prompt_from_mask(mask: np.ndarray, target: str = "lesion", min_pixels: int = 5) -> str:
     return describe(regions_from_mask(mask, min_pixels), mask.shape, target)
+
+
+_MIRRORED = {"upper": "lower", "lower": "upper", "left": "right", "right": "left"}
+
+
+def mislocate(prompt: str) -> str:
+    """The same prompt pointing at the opposite place (upper <-> lower, left <-> right; 'the centre' -> 'the upper
+    left'): for measuring whether a model reads where a prompt says the object is."""
+    words = [_MIRRORED.get(w.rstrip(","), w.rstrip(",")) + ("," if w.endswith(",") else "") for w in prompt.split(" ")]
+    return " ".join(words).replace("the centre", "the upper left")
