@@ -100,11 +100,8 @@ def main() -> None:
                 pretrained = ppe.state_dict()
                 results.setdefault("stage1", {})[str(seed)] = {"first_loss": h[0]["loss"], "last_loss": h[-1]["loss"],
                                                                "seconds": round(time.time() - started, 1)}
-            start_from = None
-            if stage1:  # layers whose names and shapes match the pretrained full model
-                start_from = pretrained
-            started = time.time()
-            net, history, seconds = train_mptpn(train, config, device, initial=start_from)
+            started = time.time()  # variants with stage 1 take the shared run's tensors that match their layers
+            net, history, seconds = train_mptpn(train, config, device, initial=pretrained if stage1 else None)
             record = {"seed": seed, "model": name, "train_s": round(seconds, 1), "final_loss": history[-1]["loss"],
                       **evaluate(net, test, device)}
             if name == "MPTPN":

@@ -20,6 +20,7 @@ from torch import nn
 
 from . import text_encoder
 from .mptpn_augment import augment_pair
+from .slice_trainer import optimiser_step
 
 
 class SimSiamHead(nn.Module):
@@ -64,12 +65,9 @@ def pretrain_prior(net, images: torch.Tensor, prompts: list[str], iterations: in
         words, _ = text_encoder.encode([prompts[i] for i in index], device)
         v1, _ = augment_pair(batch, None, rng)
         v2, _ = augment_pair(batch, None, rng)
-        loss = simsiam_loss(head, pooled_prior(net, v1.to(device), words), pooled_prior(net, v2.to(device), words))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append({"step": step, "loss": round(loss.item(), 4)})
+        loss = optimiser_step(opt, sched, simsiam_loss(head, pooled_prior(net, v1.to(device), words),
+                                                       pooled_prior(net, v2.to(device), words)))
+        history.append({"step": step, "loss": round(loss, 4)})
         if report:
-            report(step / iterations, f"stage 1 (SimSiam) step {step}/{iterations} loss {loss.item():.3f}", history[-1])
+            report(step / iterations, f"stage 1 (SimSiam) step {step}/{iterations} loss {loss:.3f}", history[-1])
     return history

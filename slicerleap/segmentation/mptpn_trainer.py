@@ -18,6 +18,7 @@ from .mptpn_augment import augment_pair
 from .mptpn_net import ImageOnly, MPTPNConfig, mptpn_loss
 from .mptpn_pretraining import pretrain_prior
 from .prompted_slices import PromptedSlices
+from .slice_trainer import one_cycle_adamw, optimiser_step
 
 
 @dataclass
@@ -98,8 +99,7 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
         history += [{"stage": 1, **r} for r in pretrain_prior(
             net, pairs.images, pairs.prompts, stage1, device, config.batch_size, seed=config.seed,
             report=lambda f, m, r: report(f * stage1 / total, m, r), stop=stop)]
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=max(1, config.iterations), pct_start=0.1)
+    opt, sched = one_cycle_adamw(net.parameters(), config, config.iterations)
     rng = np.random.default_rng(config.seed + 1)
     net.train()
     for step in range(1, config.iterations + 1):
@@ -109,12 +109,9 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
         images, masks = train.images[index], train.masks[index]
         if config.augment:
             images, masks = augment_pair(images, masks, rng)
-        loss = mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device), masks.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append({"stage": 2, "step": step, "loss": round(loss.item(), 4)})
+        loss = optimiser_step(opt, sched, mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device),
+                                                     masks.to(device)))
+        history.append({"stage": 2, "step": step, "loss": round(loss, 4)})
         if step % 10 == 0 or step == config.iterations:
-            report((stage1 + step) / total, f"stage 2 step {step}/{config.iterations} loss {loss.item():.3f}", history[-1])
+            report((stage1 + step) / total, f"stage 2 step {step}/{config.iterations} loss {loss:.3f}", history[-1])
     return net.eval(), history, time.time() - started

@@ -162,7 +162,8 @@ def optimiser_step(opt, sched, loss) -> float:
     return loss.item()
 
 
-def _optimiser(params, config: SliceTrainingConfig, steps: int):
+def one_cycle_adamw(params, config, steps: int):
+    """AdamW at config.lr / config.weight_decay with a one-cycle schedule over `steps`."""
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=max(1, steps), pct_start=0.1)
 
@@ -173,7 +174,7 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
     usable = [c for c in cases if c.known_slices.size]
     rng = np.random.default_rng(config.seed + 1)
     params = list(net.coarse.parameters()) + list(net.classifier.parameters())
-    opt, sched = _optimiser(params, config, config.coarse_iterations)
+    opt, sched = one_cycle_adamw(params, config, config.coarse_iterations)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history, losses, hits = [], [], []
     net.train()
@@ -204,7 +205,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.coarse.requires_grad_(False)
         net.classifier.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt, sched = _optimiser(params, config, config.iterations)
+    opt, sched = one_cycle_adamw(params, config, config.iterations)
     loss_fn = segmentation_loss()
     history, losses, best, best_state = [], [], -1.0, None
     for it in range(config.iterations):
