@@ -277,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_teacher_student_parsers(sub, tsub, common)
 
+    from .text_prompt_cli import add_parsers as add_text_prompt_parsers
+
+    add_text_prompt_parsers(sub, tsub, common)
+
     p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
     p.add_argument("--fixed", required=True)
     p.add_argument("--moving", required=True)

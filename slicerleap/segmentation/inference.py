@@ -43,6 +43,9 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
         raise BadInputError(f"Model '{card['id']}' is a teacher annotator: it segments only inside boxes you give it.",
                             "Use it to make pseudo-labels (SKSSegmentation > Boxes, or `slicerleap pseudolabel`), "
                             "or segment with a student model.")
+    if card.get("task") == "text-segmentation":
+        raise BadInputError(f"Model '{card['id']}' segments what a text prompt describes; it needs a prompt.",
+                            "Use SKSSegmentation > Text prompt, `slicerleap segment-text --prompt ...`, or the task 'segment-text'.")
     working = [s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])]
     check_scalar_volume(volume, working_spacing=working, min_size=1 if is_slice_model(card) else 4)
     if is_slice_model(card):

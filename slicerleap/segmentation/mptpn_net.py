@@ -223,12 +223,14 @@ class ImageOnly(nn.Module):
 
 
 def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12) -> torch.Tensor:
-    """The paper's 0.5 WBCE + 0.5 WDice with class weights w1 = w2 = 0.5 (foreground, background). Dice uses the
-    standard 2|PG|/(|P|+|G|); the paper's Eq. 10 drops the 2, which only rescales."""
+    """The paper's 0.5 WBCE + 0.5 WDice (Eqs. 9-11, w1 = w2 = 0.5, smooth 1e-12). WBCE is class-balanced: the mean
+    BCE over the batch's lesion pixels and the mean over its background pixels, weighted 0.5 each — what lets
+    small lesions pull against a sea of background. WDice is the per-image soft Dice with squared terms (LViT's),
+    the 0.5 weights cancelling inside it."""
     from monai.losses import DiceLoss
 
-    wbce = 0.5 * F.binary_cross_entropy_with_logits(logits, target)  # w1 = w2: both terms weighted alike
-    p = torch.sigmoid(logits)
-    # mean over (foreground, background) channels and images = 1 - (0.5 Dice_fg + 0.5 Dice_bg), averaged
-    wdice = DiceLoss(smooth_nr=smooth, smooth_dr=smooth)(torch.cat([p, 1 - p], 1), torch.cat([target, 1 - target], 1))
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    positive = target > 0.5
+    wbce = 0.5 * (bce * positive).sum() / (positive.sum() + smooth) + 0.5 * (bce * ~positive).sum() / ((~positive).sum() + smooth)
+    wdice = DiceLoss(sigmoid=True, squared_pred=True, smooth_nr=smooth, smooth_dr=smooth)(logits, target)
     return 0.5 * wbce + 0.5 * wdice

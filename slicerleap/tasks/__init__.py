@@ -10,6 +10,8 @@ TASKS = {
     "segment": "slicerleap.tasks.segment:run",
     "train-segmentation": "slicerleap.tasks.train_segmentation:run",
     "train-sks": "slicerleap.tasks.train_sks:run",
+    "segment-text": "slicerleap.tasks.segment_text:run",
+    "train-mptpn": "slicerleap.tasks.train_mptpn:run",
     "train-teacher": "slicerleap.tasks.teacher_student:run_train_teacher",
     "pseudolabel": "slicerleap.tasks.teacher_student:run_pseudolabel",
     "train-student": "slicerleap.tasks.teacher_student:run_train_student",

@@ -1,0 +1,105 @@
+"""Command line of text-prompted segmentation (MPTPN): `train mptpn` and `segment-text`.
+
+Prompts name what the axial view shows ("one small round lesion in the upper left": upper = anterior, left =
+the screen's left = the patient's right, as Slicer's Red view draws it). A prompt applies to a slab of axial
+slices given by patient S positions in mm (`--slab S1 S2`, or `--slice S` for one), or to every slice.
+Batch: `--input DIR --prompts TABLE.csv` with columns case,prompt[,s1,s2], one row per case.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .errors import SlicerLeapError
+
+
+def _cli():
+    from . import cli
+
+    return cli
+
+
+def cmd_train_mptpn(args) -> int:
+    cli = _cli()
+    images, labels = cli._volume_files(Path(args.images)), cli._volume_files(Path(args.labels))
+    names = [n for n in images if n in labels]
+    if not names:
+        raise SlicerLeapError(f"No image of {args.images} has a labelmap of the same name in {args.labels}.", "Name each labelmap like its image.")
+    table = json.loads(Path(args.prompts).read_text(encoding="utf-8")) if args.prompts else {}
+    config = {"model": args.model_type, "iterations": args.iterations, "pretrain_iterations": args.pretrain_iterations,
+              "img_size": args.size, "seed": args.seed}
+    params = {"config": config, "prompts": [table.get(n) for n in names], "model_id": args.id, "modality": args.modality,
+              "label_value": args.label_value, "target": args.target, "in_plane_spacing_mm": args.spacing}
+    print(f"{len(names)} case(s) with masks, {sum(n in table for n in names)} with prompts of their own", file=sys.stderr)
+    return cli._train_and_register("train-mptpn", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+
+
+def _slab(args):
+    if args.slice is not None:
+        return [args.slice, args.slice]
+    return list(args.slab) if args.slab else None
+
+
+def _prompt_table(path: Path) -> dict[str, dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"case", "prompt"} <= set(rows[0]):
+        raise SlicerLeapError(f"'{path}' needs a header with the columns case,prompt (optionally s1,s2).",
+                              "Write one row per case: case,prompt,s1,s2 (s1/s2: slab in mm, empty for every slice).")
+    return {r["case"]: {"prompt": r["prompt"], "slab_mm": [float(r["s1"]), float(r["s2"])] if r.get("s1") and r.get("s2") else None}
+            for r in rows}
+
+
+def cmd_segment_text(args) -> int:
+    cli = _cli()
+    source, target = Path(args.input), Path(args.output)
+    if source.is_dir():
+        if not args.prompts:
+            raise SlicerLeapError("A folder of volumes needs --prompts TABLE.csv (one prompt per case).", "Write case,prompt[,s1,s2] rows.")
+        images, table = cli._volume_files(source), _prompt_table(Path(args.prompts))
+        missing = [n for n in table if n not in images]
+        if missing:
+            raise SlicerLeapError(f"Prompt table rows without a volume in {source}: {', '.join(missing[:5])}.", "Name rows like the volume files.")
+        target.mkdir(parents=True, exist_ok=True)
+        for name, row in table.items():
+            cli._run("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}"}, args.model,
+                     args.device, args.keep_files, {"segmentation": target / f"{name}.nrrd"})
+        return 0
+    if not args.prompt:
+        raise SlicerLeapError("segment-text needs --prompt 'what to segment'.", "e.g. --prompt 'one small round lesion in the upper left'")
+    return cli._run("segment-text", {"image": source}, {"prompt": args.prompt, "slab_mm": _slab(args), "probability": bool(args.probability)},
+                    args.model, args.device, args.keep_files, {"segmentation": target, "probability": args.probability})
+
+
+def add_parsers(sub, train_sub, common) -> None:
+    t = train_sub.add_parser("mptpn", help="MPTPN (or an image-only U-Net): text-prompted 2D segmentation from cases with masks")
+    t.add_argument("--images", required=True, help="folder of volumes")
+    t.add_argument("--labels", required=True, help="folder of labelmaps named like their images")
+    t.add_argument("--prompts", default=None, help='JSON {"case": [{"s_mm": S, "prompt": "..."}]}: your own prompts (default: from the masks)')
+    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    t.add_argument("--id", default="my-mptpn@1.0.0", help="model id name@x.y.z")
+    t.add_argument("--model-type", default="mptpn", choices=["mptpn", "unet"])
+    t.add_argument("--iterations", type=int, default=600, help="stage 2 (segmentation) iterations")
+    t.add_argument("--pretrain-iterations", type=int, default=300, help="stage 1 (SimSiam on image-text pairs); 0 skips it")
+    t.add_argument("--size", type=int, default=128, help="side of the square model input (pixels)")
+    t.add_argument("--target", default="lesion", help="the word prompts use for the object")
+    t.add_argument("--label-value", type=int, default=None, help="target value in the labelmaps (default: any non-zero)")
+    t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
+    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    t.add_argument("--seed", type=int, default=0)
+    common(t)
+    t.set_defaults(func=cmd_train_mptpn)
+
+    p = sub.add_parser("segment-text", help="segment what a text prompt describes with a text-prompted (MPTPN) model")
+    p.add_argument("--input", required=True, help="volume file, or folder of volumes (with --prompts)")
+    p.add_argument("--output", required=True, help="labelmap file (geometry identical to the input), or folder")
+    p.add_argument("--prompt", default=None, help="what to segment, as the axial view shows it")
+    p.add_argument("--prompts", default=None, help="CSV case,prompt[,s1,s2]: one prompt per case of a folder")
+    p.add_argument("--slab", type=float, nargs=2, default=None, metavar=("S1", "S2"), help="axial slices between these S positions (mm)")
+    p.add_argument("--slice", type=float, default=None, metavar="S", help="the one axial slice through S (mm)")
+    p.add_argument("--model", default=None, help="model id (default: the newest text-segmentation model)")
+    p.add_argument("--probability", default=None, help="also write the probability volume here")
+    common(p)
+    p.set_defaults(func=cmd_segment_text)
