@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    if getattr(args, "spacing", None) and len(args.spacing) == 1:
+    if isinstance(getattr(args, "spacing", None), list) and len(args.spacing) == 1:  # superres: one value for all axes
         args.spacing = args.spacing * 3
     try:
         return args.func(args)
