@@ -14,7 +14,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
+                    vtkMRMLTableNode)
 
 import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
 from SlicerLeapCommonLib.job_panel import JobPanelMixin
@@ -47,6 +48,10 @@ on the others; train a teacher that reads the boxes, pseudo-label the boxed case
 uncertain first in Segment Editor (accept, skip, reject), then train or fine-tune a student that needs no
 boxes. Segments keep their provenance (manual, pseudo, corrected; model; time) in the scene and in saved
 .seg.nrrd files.
+<br><b>Text prompt (MPTPN)</b>: write what to segment as the axial view shows it ("one small round lesion in the
+upper left"), or have the prompt written from clicks or a box; it segments the current slice, the template's
+slab or every slice into a new segmentation node. A table (volume, prompt, s1, s2) runs one prompt per case.
+Train a text-prompted model on the checked cases with segmentations: prompts are written from the masks.
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
@@ -76,6 +81,11 @@ class SKSSegmentationParameterNode:
     organSegment, boxLesionSegment - Organ and lesion segment names of the cases with masks (teacher–student).
     teacherModelId - The teacher annotator to train or to pseudo-label with.
     studentModelId - The student to train, or to fine-tune into its next version.
+    textPrompt - What a text-prompted (MPTPN) model should segment, as the axial view shows it.
+    promptPoints, promptRoi, promptSize - Clicks or a box the prompt can be written from; the clicked objects' size.
+    promptScope - Which axial slices the prompt is about: the Red view's, the template's slab, or all.
+    textModelId - Text-prompted model ('' = newest); newTextModelId - the one to train.
+    promptTable - Batch: rows of volume (node name), prompt, optional s1/s2 (slab, mm).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -93,6 +103,14 @@ class SKSSegmentationParameterNode:
     boxLesionSegment: str = "Lesion"
     teacherModelId: str = "my-teacher@1.0.0"
     studentModelId: str = "my-student@1.0.0"
+    textPrompt: str = ""
+    promptPoints: vtkMRMLMarkupsFiducialNode
+    promptRoi: vtkMRMLMarkupsROINode
+    promptSize: Annotated[str, Choice(["small", "medium", "large"])] = "small"
+    promptScope: Annotated[str, Choice(["current slice", "template slab", "all slices"])] = "current slice"
+    textModelId: str = ""
+    promptTable: vtkMRMLTableNode
+    newTextModelId: str = "my-mptpn@1.0.0"
 
 
 #
@@ -121,6 +139,12 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         self.ui.nextCaseButton.connect("clicked(bool)", self.onNextCase)
         for button, decision in ((self.ui.acceptButton, "accept"), (self.ui.skipButton, "skip"), (self.ui.rejectButton, "reject")):
             button.connect("clicked(bool)", lambda checked=False, d=decision: self.onReviewDecision(d))
+        self._templateSlab, self._batchRows = None, []  # the last template's slab (S, mm); batch rows still to run
+        self.ui.promptFromPointsButton.connect("clicked(bool)", self.onPromptFromPoints)
+        self.ui.promptFromRoiButton.connect("clicked(bool)", self.onPromptFromRoi)
+        self.ui.segmentWithPromptButton.connect("clicked(bool)", lambda: self.onTextJob("segment-text"))
+        self.ui.runPromptBatchButton.connect("clicked(bool)", lambda: self.onTextJob("batch"))
+        self.ui.trainTextModelButton.connect("clicked(bool)", lambda: self.onTextJob("train-mptpn"))
 
     def canApply(self) -> tuple:
         p = self._parameterNode
@@ -248,9 +272,70 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             self.logic.decide(self._reviewRow, decision)
         self.onNextCase()
 
+    # -- text prompts (MPTPN) -------------------------------------------------------------------
+    def onPromptFromPoints(self) -> None:
+        p = self._parameterNode
+        if p.inputVolume is None or p.promptPoints is None:
+            slicer.util.errorDisplay(_("Select the input volume and a point list with a point on each object."))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not write a prompt from the points.")):
+            p.textPrompt, self._templateSlab = self.logic.textPrompt.prompt_from_points(p.inputVolume, p.promptPoints, p.promptSize,
+                                                                                        model_id=p.textModelId or None)
+            p.promptScope = "template slab"
+
+    def onPromptFromRoi(self) -> None:
+        p = self._parameterNode
+        if p.inputVolume is None or p.promptRoi is None:
+            slicer.util.errorDisplay(_("Select the input volume and an ROI around the object."))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not write a prompt from the box.")):
+            p.textPrompt, self._templateSlab = self.logic.textPrompt.prompt_from_roi(p.inputVolume, p.promptRoi, model_id=p.textModelId or None)
+            p.promptScope = "template slab"
+
+    def promptSlab(self):
+        """[s1, s2] (patient S, mm) the prompt is about, from the scope; None for every slice."""
+        scope = self._parameterNode.promptScope
+        if scope == "all slices":
+            return None
+        if scope == "template slab":
+            if self._templateSlab is None:
+                raise ValueError(_("Write the prompt from clicks or a box first, or pick another scope."))
+            return self._templateSlab
+        offset = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceOffset()
+        return [offset, offset]
+
+    def onTextJob(self, action: str) -> None:
+        if self._job is not None:
+            slicer.util.errorDisplay(_("A job is running: wait for it, or cancel it first."))
+            return
+        if action == "batch":
+            self._batchRows = []
+            with slicer.util.tryWithErrorDisplay(_("Could not read the batch table.")):
+                self._batchRows = self.logic.promptRows(self._parameterNode.promptTable)
+            if not self._batchRows:
+                return
+        elif action == "continue-batch":
+            action = "batch"
+        else:
+            self._batchRows = []
+        self._action = action
+        self.onApplyButton()
+
+    def _startTextJob(self, action: str):
+        p = self._parameterNode
+        options = {"device": p.device, "keepFiles": p.keepFiles}
+        if action == "train-mptpn":
+            return self.logic.startTextTraining(self.trainingCases(), p.newTextModelId, iterations=p.trainingIterations, **options)
+        if action == "batch":
+            volume, prompt, slab = self._batchRows.pop(0)
+            return self.logic.startTextSegmentation(volume, prompt, p.textModelId or None, slab, **options)
+        return self.logic.startTextSegmentation(p.inputVolume, p.textPrompt, p.textModelId or None, self.promptSlab(), **options)
+
     def startJob(self):
         p = self._parameterNode
         action, self._action = self._action, None
+        if action in ("segment-text", "batch", "train-mptpn"):
+            return self._startTextJob(action)
         if action:
             return self._startTeacherStudentJob(action)
         if p.train:
@@ -277,8 +362,10 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             self.refreshModels()
             return
         self._parameterNode.outputSegmentation = outputs["segmentation"]
-        self.logic.showResult(self._parameterNode.inputVolume, outputs)
+        self.logic.showResult(self.lastJob.inputs["image"] if "image" in self.lastJob.inputs else self._parameterNode.inputVolume, outputs)
         self.refreshModels()
+        if self._batchRows:  # the next row of a prompt table (the finished job has been handed back)
+            self.onTextJob("continue-batch")
 
 
 #
@@ -402,6 +489,33 @@ class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
         from SKSSegmentationLib.review_queue import ReviewQueue
 
         return getattr(ReviewQueue.find(self.jobs.ctx), decision)(row)
+
+    # -- text prompts (SKSSegmentationLib.text_prompt_logic) ---------------------------------------
+    @property
+    def textPrompt(self):
+        if getattr(self, "_textPrompt", None) is None:
+            from SKSSegmentationLib.text_prompt_logic import TextPromptLogic
+
+            self._textPrompt = TextPromptLogic(self.jobs.ctx)
+        return self._textPrompt
+
+    def startTextSegmentation(self, volume, prompt, modelId=None, slabMm=None, device="auto", keepFiles=False):
+        """Segment what `prompt` describes on the axial slices of slabMm ([s1, s2] mm; None: all) in a background process."""
+        return self.textPrompt.create_job(volume, prompt, modelId, slabMm, device=device, keep_files=keepFiles).start()
+
+    def startTextTraining(self, cases, modelId="my-mptpn@1.0.0", iterations=600, device="auto", keepFiles=False):
+        """Train MPTPN on the TrainingCase items with segmentations (prompts from their masks); registered on success."""
+        return self.textPrompt.create_training_job(cases, modelId, iterations=iterations, pretrain_iterations=max(1, iterations // 2),
+                                                   device=device, keep_files=keepFiles).start()
+
+    def promptRows(self, table):
+        """(volume node, prompt, slab or None) per row of a table with columns volume, prompt[, s1, s2]."""
+        return self.textPrompt.rows_from_table(table)
+
+    def segmentWithPrompt(self, volume, prompt, modelId=None, slabMm=None, device="auto", keepFiles=False) -> dict:
+        """Blocking form from the Python console: {"segmentation": vtkMRMLSegmentationNode}."""
+        return self.textPrompt.segment(volume, prompt, modelId, slabMm, device=device, keep_files=keepFiles,
+                                       on_progress=SlicerLeapCommonLib.logProgress)
 
     @staticmethod
     def openForEditing(case: dict) -> None:

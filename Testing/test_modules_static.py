@@ -372,6 +372,20 @@ def test_sks_teacher_student_calls_match_the_lib():
     assert len(calls) >= 5  # the check above saw the calls it is meant to check
 
 
+def test_sks_text_prompt_calls_match_the_lib():
+    """The panel's text-prompt (MPTPN) calls go to a third Qt-free class; check them the same way."""
+    sys.path.insert(0, str(ROOT / "SKSSegmentation"))
+    try:
+        lib = __import__("SKSSegmentationLib.text_prompt_logic", fromlist=["text_prompt_logic"])
+    finally:
+        sys.path.remove(str(ROOT / "SKSSegmentation"))
+    for receiver in ("self.textPrompt", "self.logic.textPrompt"):  # the Slicer-side Logic's and the widget's calls
+        assert lib_call_problems(ROOT / "SKSSegmentation", lib.TextPromptLogic, receiver) == []
+    calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text(encoding="utf-8")))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) in ("self.textPrompt", "self.logic.textPrompt")]
+    assert len(calls) >= 5  # the check above saw the calls it is meant to check
+
+
 def test_every_cmake_file_names_existing_files():
     files = all_cmake_files(ROOT)
     expected = {ROOT / "CMakeLists.txt", ROOT / COMMON / "CMakeLists.txt"} | \

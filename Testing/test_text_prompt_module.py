@@ -55,12 +55,24 @@ def test_logic_trains_mptpn_from_the_scene_and_segments_what_a_prompt_describes(
     assert ctx.scene.GetNumberOfNodes() > nodes_before
 
     second = add_volume(ctx, phantom((0, 1, 0), seed=41)[0], "second")
-    results = logic.segment_batch([(target, "one small round lesion in the centre"), (second, prompt, slab)], timeout=600)
+    table = ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", "prompts")  # what a user fills in the Tables module
+    for column in ("volume", "prompt", "s1", "s2"):
+        table.AddColumn().SetName(column)
+    for values in (("to prompt", "one small round lesion in the centre", "", ""), ("second", prompt, str(slab[0]), str(slab[1]))):
+        row = table.AddEmptyRow()
+        for c, value in enumerate(values):
+            table.SetCellText(row, c, value)
+    rows = logic.rows_from_table(table)
+    assert [(r[0], r[2]) for r in rows] == [(target, None), (second, pytest.approx(slab))]
+    results = logic.segment_batch(rows, timeout=600)
     assert [r["segmentation"].GetAttribute("SlicerLeap.prompt") for r in results] == ["one small round lesion in the centre", prompt]
 
     count = ctx.scene.GetNumberOfNodes()
     with pytest.raises(BadInputError, match="no prompt"):
         logic.segment_batch([(target, "lesion"), (second, " ")])
+    table.SetCellText(0, 0, "no such volume")
+    with pytest.raises(BadInputError, match="not a volume in the scene"):
+        logic.rows_from_table(table)
     with pytest.raises(BadInputError, match="prompt is empty"):
         logic.create_job(target, "")
     with pytest.raises(BadInputError, match="not a segmentation model"):

