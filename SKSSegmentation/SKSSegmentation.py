@@ -275,21 +275,22 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
     # -- text prompts (MPTPN) -------------------------------------------------------------------
     def onPromptFromPoints(self) -> None:
         p = self._parameterNode
-        if p.inputVolume is None or p.promptPoints is None:
-            slicer.util.errorDisplay(_("Select the input volume and a point list with a point on each object."))
-            return
-        with slicer.util.tryWithErrorDisplay(_("Could not write a prompt from the points.")):
-            p.textPrompt, self._templateSlab = self.logic.textPrompt.prompt_from_points(p.inputVolume, p.promptPoints, p.promptSize,
-                                                                                        model_id=p.textModelId or None)
-            p.promptScope = "template slab"
+        self._writePrompt(p.promptPoints, _("a point list with a point on each object"),
+                          lambda: self.logic.textPrompt.prompt_from_points(p.inputVolume, p.promptPoints, p.promptSize, model_id=p.textModelId or None))
 
     def onPromptFromRoi(self) -> None:
         p = self._parameterNode
-        if p.inputVolume is None or p.promptRoi is None:
-            slicer.util.errorDisplay(_("Select the input volume and an ROI around the object."))
+        self._writePrompt(p.promptRoi, _("an ROI around the object"),
+                          lambda: self.logic.textPrompt.prompt_from_roi(p.inputVolume, p.promptRoi, model_id=p.textModelId or None))
+
+    def _writePrompt(self, template, what: str, write) -> None:
+        """The prompt box and the template slab from `write()` -> (prompt, slab)."""
+        p = self._parameterNode
+        if p.inputVolume is None or template is None:
+            slicer.util.errorDisplay(_("Select the input volume and {what}.").format(what=what))
             return
-        with slicer.util.tryWithErrorDisplay(_("Could not write a prompt from the box.")):
-            p.textPrompt, self._templateSlab = self.logic.textPrompt.prompt_from_roi(p.inputVolume, p.promptRoi, model_id=p.textModelId or None)
+        with slicer.util.tryWithErrorDisplay(_("Could not write a prompt.")):
+            p.textPrompt, self._templateSlab = write()
             p.promptScope = "template slab"
 
     def promptSlab(self):

@@ -359,31 +359,22 @@ def test_slicer_logic_calls_match_the_lib(module):
     assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic")) == []
 
 
-def test_sks_teacher_student_calls_match_the_lib():
-    """The panel's teacher–student calls go to a second Qt-free class; check them the same way."""
+@pytest.mark.parametrize("lib_module, lib_class, receiver, at_least", [
+    ("teacher_student_logic", "TeacherStudentLogic", "self.teacherStudent", 5),
+    ("text_prompt_logic", "TextPromptLogic", "self.textPrompt", 3),  # the Slicer-side Logic's calls
+    ("text_prompt_logic", "TextPromptLogic", "self.logic.textPrompt", 2),  # the widget's
+])
+def test_sks_second_lib_classes_calls_match(lib_module, lib_class, receiver, at_least):
+    """The panel's teacher–student and text-prompt calls go to further Qt-free classes; check them the same way."""
     sys.path.insert(0, str(ROOT / "SKSSegmentation"))
     try:
-        lib = __import__("SKSSegmentationLib.teacher_student_logic", fromlist=["teacher_student_logic"])
+        lib = __import__(f"SKSSegmentationLib.{lib_module}", fromlist=[lib_module])
     finally:
         sys.path.remove(str(ROOT / "SKSSegmentation"))
-    assert lib_call_problems(ROOT / "SKSSegmentation", lib.TeacherStudentLogic, "self.teacherStudent") == []
+    assert lib_call_problems(ROOT / "SKSSegmentation", getattr(lib, lib_class), receiver) == []
     calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text(encoding="utf-8")))
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == "self.teacherStudent"]
-    assert len(calls) >= 5  # the check above saw the calls it is meant to check
-
-
-def test_sks_text_prompt_calls_match_the_lib():
-    """The panel's text-prompt (MPTPN) calls go to a third Qt-free class; check them the same way."""
-    sys.path.insert(0, str(ROOT / "SKSSegmentation"))
-    try:
-        lib = __import__("SKSSegmentationLib.text_prompt_logic", fromlist=["text_prompt_logic"])
-    finally:
-        sys.path.remove(str(ROOT / "SKSSegmentation"))
-    for receiver in ("self.textPrompt", "self.logic.textPrompt"):  # the Slicer-side Logic's and the widget's calls
-        assert lib_call_problems(ROOT / "SKSSegmentation", lib.TextPromptLogic, receiver) == []
-    calls = [n for n in ast.walk(ast.parse((ROOT / "SKSSegmentation" / "SKSSegmentation.py").read_text(encoding="utf-8")))
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) in ("self.textPrompt", "self.logic.textPrompt")]
-    assert len(calls) >= 5  # the check above saw the calls it is meant to check
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == receiver]
+    assert len(calls) >= at_least  # the check above saw the calls it is meant to check
 
 
 def test_every_cmake_file_names_existing_files():
