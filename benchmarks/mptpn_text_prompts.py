@@ -13,7 +13,7 @@ Metrics per test slice at the model's input size (Dice, mIoU = mean of lesion an
 accuracy, precision, recall), mean over slices, then mean ± sd over seeds. "wrong location": the full model
 tested with every prompt's positions mirrored (upper <-> lower, left <-> right).
 
-    python benchmarks/mptpn_text_prompts.py --seeds 0 1 2
+    python benchmarks/mptpn_text_prompts.py --seeds 0 1 2 --iterations 500 --pretrain-iterations 150
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=40)
     ap.add_argument("--test", type=int, default=8)
     ap.add_argument("--size", type=int, default=96)
-    ap.add_argument("--iterations", type=int, default=250)
+    ap.add_argument("--iterations", type=int, default=500)
     ap.add_argument("--pretrain-iterations", type=int, default=150)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--results", default=str(Path(__file__).with_name("mptpn_results.json")))
