@@ -363,7 +363,7 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             self.refreshModels()
             return
         self._parameterNode.outputSegmentation = outputs["segmentation"]
-        self.logic.showResult(self.lastJob.inputs["image"] if "image" in self.lastJob.inputs else self._parameterNode.inputVolume, outputs)
+        self.logic.showResult(self.lastJob.inputs.get("image", self._parameterNode.inputVolume), outputs)
         self.refreshModels()
         if self._batchRows:  # the next row of a prompt table (the finished job has been handed back)
             self.onTextJob("continue-batch")

@@ -31,6 +31,17 @@ class TrainingCase:
         return "slice" if table is not None and (read_slice_labels(table) >= 0).any() else "unlabelled"
 
 
+def pixel_labels_input(case: TrainingCase) -> tuple:
+    """The job input of a pixel-labelled case: (segmentation, reference volume, {segment name: 1}) — its chosen
+    segment, or every segment when none is named."""
+    segmentation = case.segmentation.GetSegmentation()
+    names = [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]
+    if case.segment is not None and case.segment not in names:
+        raise BadInputError(f"'{case.segmentation.GetName()}' has no segment named '{case.segment}' (it has: {', '.join(names)}).",
+                            "Pick the lesion segment by its name.")
+    return case.segmentation, case.volume, {name: 1 for name in ([case.segment] if case.segment else names)}
+
+
 class SKSSegmentationLogic:
     """Segmentation jobs on a scene. `ctx` defaults to the process-wide scene context (Slicer's own
     scene inside the desktop application)."""
@@ -99,14 +110,7 @@ class SKSSegmentationLogic:
                                 "Segment the lesion in one or more cases with Segment Editor.")
         for c in cases:
             require_scalar_volume(c.volume, "training volume")
-        labels = []
-        for c in pixel:
-            names = [c.segmentation.GetSegmentation().GetNthSegment(n).GetName()
-                     for n in range(c.segmentation.GetSegmentation().GetNumberOfSegments())]
-            if c.segment is not None and c.segment not in names:
-                raise BadInputError(f"'{c.segmentation.GetName()}' has no segment named '{c.segment}' (it has: {', '.join(names)}).",
-                                    "Pick the lesion segment by its name.")
-            labels.append((c.segmentation, c.volume, {c.segment or name: 1 for name in ([c.segment] if c.segment else names)}))
+        labels = [pixel_labels_input(c) for c in pixel]
         slice_labels = [{"lesion_slices": c.lesion_ranges} if c.lesion_ranges is not None
                         else {"flags": read_slice_labels(slice_label_table(self.ctx, c.volume, create=False)).tolist()} for c in weak]
         params = {"config": {"model": model_type, "iterations": int(iterations), "coarse_iterations": int(coarse_iterations), **config},

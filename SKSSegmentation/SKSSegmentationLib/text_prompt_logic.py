@@ -12,8 +12,9 @@ from slicerleap.scene.boxes import roi_to_box
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 from slicerleap.scene.volumes import node_to_volume
 from slicerleap.segmentation.prompt_templates import prompt_for_box, prompt_for_clicks
+from slicerleap.segmentation.text_inference import require_prompt
 
-from .logic import TrainingCase
+from .logic import TrainingCase, pixel_labels_input
 
 
 class TextPromptLogic:
@@ -47,10 +48,9 @@ class TextPromptLogic:
         """A job (not started) segmenting what `prompt` describes on the axial slices of `slab_mm` ([s1, s2], patient
         S in mm; None: every slice; [s, s]: the slice through s)."""
         require_scalar_volume(volume_node, "input volume")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise BadInputError("The text prompt is empty.", "Describe what to segment, or build a prompt from a click or a box.")
+        prompt = require_prompt(prompt)
         card = self.resolve_model(model_id)
-        params = {"prompt": prompt.strip(), "slab_mm": [float(s) for s in slab_mm] if slab_mm is not None else None,
+        params = {"prompt": prompt, "slab_mm": [float(s) for s in slab_mm] if slab_mm is not None else None,
                   "probability": bool(probability), "output_name": output_name}
         return SceneJob(self.ctx, "segment-text", {"image": volume_node}, params, model=card["id"], device=device, keep_files=keep_files)
 
@@ -100,15 +100,9 @@ class TextPromptLogic:
         if not pixel:
             raise BadInputError("Text-prompted training needs cases with a segmentation of the target.",
                                 "Segment the target in some cases with Segment Editor.")
-        labels = []
         for c in pixel:
             require_scalar_volume(c.volume, "training volume")
-            segmentation = c.segmentation.GetSegmentation()
-            names = [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]
-            if c.segment is not None and c.segment not in names:
-                raise BadInputError(f"'{c.segmentation.GetName()}' has no segment named '{c.segment}' (it has: {', '.join(names)}).",
-                                    "Pick the target segment by its name.")
-            labels.append((c.segmentation, c.volume, {name: 1 for name in ([c.segment] if c.segment else names)}))
+        labels = [pixel_labels_input(c) for c in pixel]
         params = {"config": {"iterations": int(iterations), "pretrain_iterations": int(pretrain_iterations), **config},
                   "prompts": prompts, "model_id": model_id, "modality": modality, "label_value": 1, "target": target}
         return SceneJob(self.ctx, "train-mptpn", {"images": [c.volume for c in pixel], "labels": labels}, params,

@@ -15,6 +15,7 @@ from ..errors import BadInputError
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .postprocess import postprocess_labels
+from .text_inference import is_text_model
 
 
 def count_windows(shape, roi, overlap: float) -> int:
@@ -43,7 +44,7 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
         raise BadInputError(f"Model '{card['id']}' is a teacher annotator: it segments only inside boxes you give it.",
                             "Use it to make pseudo-labels (SKSSegmentation > Boxes, or `slicerleap pseudolabel`), "
                             "or segment with a student model.")
-    if card.get("task") == "text-segmentation":
+    if is_text_model(card):
         raise BadInputError(f"Model '{card['id']}' segments what a text prompt describes; it needs a prompt.",
                             "Use SKSSegmentation > Text prompt, `slicerleap segment-text --prompt ...`, or the task 'segment-text'.")
     working = [s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])]

@@ -23,6 +23,10 @@ def view_positions(grid: Volume, points_ras) -> np.ndarray:
     return np.c_[(j - 1) - ijk[:, 1], (i - 1) - ijk[:, 0], ijk[:, 2]]
 
 
+def _view_grid(volume: Volume, input_spec: dict) -> Volume:
+    return to_slice_grid(volume.with_array(volume.array.astype(np.float32)), input_spec)
+
+
 def _view_shape(grid: Volume) -> tuple[int, int]:
     return int(grid.array.shape[1]), int(grid.array.shape[2])
 
@@ -38,7 +42,7 @@ def prompt_for_clicks(volume: Volume, input_spec: dict, points_ras, size: str = 
     The slab spans the clicks' S positions."""
     if len(np.atleast_2d(points_ras)) == 0 or np.size(points_ras) == 0:
         raise BadInputError("No point is placed.", "Click on each object to segment (Markups point list).")
-    grid = to_slice_grid(volume.with_array(volume.array.astype(np.float32)), input_spec)
+    grid = _view_grid(volume, input_spec)
     positions = view_positions(grid, points_ras)
     _inside(grid, positions, "point")
     regions = [region_from_click((r, c), _view_shape(grid), size) for r, c, _ in positions]
@@ -50,7 +54,7 @@ def prompt_for_box(volume: Volume, input_spec: dict, box: Box, target: str = "le
     """(prompt, slab_mm) for a box around one object: its position, size and elongation in the axial view; the
     slab is the box's S extent."""
     corners = box.center + (np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T * box.size / 2) @ box.axes.T
-    grid = to_slice_grid(volume.with_array(volume.array.astype(np.float32)), input_spec)
+    grid = _view_grid(volume, input_spec)
     positions = view_positions(grid, corners)
     _inside(grid, positions.mean(0, keepdims=True), "box")
     region = region_from_box((positions[:, 0].min(), positions[:, 0].max()), (positions[:, 1].min(), positions[:, 1].max()))

@@ -24,6 +24,14 @@ def is_text_model(card: dict) -> bool:
     return card.get("task") == "text-segmentation" or "text_prompt" in card.get("input", {})
 
 
+def require_prompt(prompt) -> str:
+    """The prompt, stripped; refused when empty (MPTPN segments what the prompt describes)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BadInputError("The text prompt is empty.", "Describe what to segment, e.g. 'one small round lesion in the upper left', "
+                                                         "or write the prompt from a click or a box.")
+    return prompt.strip()
+
+
 def slice_positions_mm(grid: Volume) -> np.ndarray:
     """Patient S coordinate (mm) of each axial slice's centre on a RAS-reoriented slice grid."""
     k, j, i = grid.array.shape[:3]
@@ -57,8 +65,7 @@ def segment_with_prompt(volume: Volume, card: dict, net: torch.nn.Module, prompt
     report = report or (lambda *a, **k: None)
     if not is_text_model(card):
         raise BadInputError(f"Model '{card['id']}' does not read text prompts.", "Pick a text-prompted (MPTPN) model.")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise BadInputError("The text prompt is empty.", "Describe what to segment, e.g. 'one small round lesion in the upper left'.")
+    prompt = require_prompt(prompt)
     spec = card["input"]
     check_scalar_volume(volume, working_spacing=[s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])],
                         min_size=1)
