@@ -162,3 +162,24 @@ def test_cli_trains_sks_and_segments_an_oblique_scan_on_its_own_grid(tmp_path):
     out = subprocess.run(["slicerleap", "train", "sks", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
                           "--out", str(tmp_path / "m2")], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert out.returncode == 2 and "neither a labelmap nor slice labels" in out.stderr
+
+
+def test_balanced_cross_entropy_gives_each_class_the_same_weight_and_is_a_stage2_loss():
+    import torch
+    import torch.nn.functional as F
+
+    from slicerleap.segmentation.balanced_loss import balanced_cross_entropy
+    from slicerleap.segmentation.slice_trainer import segmentation_loss
+
+    target = torch.zeros(1, 1, 10, 10, dtype=torch.long)
+    target[0, 0, 4, 4] = 1  # one lesion pixel among 99 background pixels
+    logits = torch.zeros(1, 2, 10, 10)
+    logits[0, 0] = 5.0  # background confidently right ...
+    logits[0, 0, 4, 4], logits[0, 1, 4, 4] = 0.0, -3.0  # ... the lesion pixel predicted background: the only large error
+    per_pixel = F.cross_entropy(logits, target[:, 0], reduction="none")
+    expected = 0.5 * per_pixel[0, 4, 4] + 0.5 * (per_pixel.sum() - per_pixel[0, 4, 4]) / 99
+    assert torch.isclose(balanced_cross_entropy(logits, target), expected)
+    assert balanced_cross_entropy(logits, target) > 10 * F.cross_entropy(logits, target[:, 0])  # the plain mean hides it
+    assert torch.isfinite(segmentation_loss("dice_balanced_ce")(logits.requires_grad_(), target))
+    with pytest.raises(ValueError, match="unknown segmentation loss"):
+        segmentation_loss("focal")

@@ -32,7 +32,7 @@ from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.models.weights import save_weights
 from slicerleap.segmentation.slice_data import neighbour_stack, prepare_case, slice_input_spec
-from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, predict_case, train_coarse_branch, train_segmenter
+from slicerleap.segmentation.slice_trainer import LOSSES, SliceTrainingConfig, predict_case, train_coarse_branch, train_segmenter
 
 SPEC = slice_input_spec(1.5)
 MODELS = {"SKS": ("sks", {}), "U-Net": ("unet", {}), "SKS w/o coarse-grain branch": ("sks", {"coarse_branch": False}),
@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--coarse-iterations", type=int, default=300)
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--loss", default="dice_ce", choices=LOSSES)
+    ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every SKS run go here")
     args = ap.parse_args()
@@ -96,7 +98,8 @@ def main() -> None:
     pool, test = load_cohort(args.pool, args.test)
     print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test cases, "
           f"slice grid {pool[0].image.shape}", flush=True)
-    base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=100)
+    base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=100,
+                loss=args.loss, lesion_fraction=args.lesion_fraction)
     for seed in args.seeds:
         order = np.random.default_rng(1000 + seed).permutation(len(pool))
         coarse_net = None
@@ -111,7 +114,8 @@ def main() -> None:
                 torch.manual_seed(seed)
                 net = build_network(config.architecture()).to(device)
                 t0 = time.time()
-                record = {"seed": seed, "pixel_cases": p, "model": name}
+                record = {"seed": seed, "pixel_cases": p, "model": name, "loss": args.loss, "iterations": args.iterations,
+                          "crop": args.crop, "lesion_fraction": args.lesion_fraction}
                 if kind == "sks" and switches.get("coarse_branch", True):
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
                         coarse_net = build_network(SliceTrainingConfig(model="sks", seed=seed, **base).architecture()).to(device)

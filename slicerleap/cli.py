@@ -192,8 +192,10 @@ def cmd_superres(args) -> int:
         raise SlicerLeapError("--output2 needs --input2 (the second contrast to restore).", "Add --input2, or drop --output2.")
     params = {"method": args.method, "spacing": args.spacing, "iterations": args.iterations, "time_budget_s": args.time_budget,
               "thickness_mm": args.thickness, "difference_from_cubic": bool(args.difference)}
-    if args.method == "dmdip":
+    if args.method in ("dmdip", "tv"):
         params["degradation"] = args.degradation
+        if args.tv_weight is not None:
+            params["tv_weight"] = args.tv_weight
     inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
     return _run("superres", inputs, params, None, args.device, args.keep_files,
                 {"volume": args.output, "difference": args.difference, "volume2": args.output2})
@@ -304,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT, dmDIP or interpolation)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--method", default="sr4zct", choices=["sr4zct", "dmdip", "cubic", "bspline", "linear", "sinc"],
+    p.add_argument("--method", default="sr4zct", choices=["sr4zct", "dmdip", "tv", "cubic", "bspline", "linear", "sinc"],
                    help="sr4zct: self-supervised per-scan network (default); dmdip: (dual-modal) deep image prior; "
+                        "tv: total-variation reconstruction consistent with the slices (classical, seconds); "
                         "cubic/bspline, linear, sinc: interpolation")
     p.add_argument("--input2", default=None, help="dmdip: a second contrast of the same subject on the same grid (e.g. T2w)")
     p.add_argument("--output2", default=None, help="dmdip: where to write the restored second contrast")
@@ -315,8 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None, help="stop the optimisation after this many seconds")
     p.add_argument("--thickness", type=float, default=None, help="slice thickness in mm if it differs from the spacing (overlap)")
     p.add_argument("--degradation", default="slice-profile", choices=["slice-profile", "kspace"],
-                   help="dmdip: how the thick slices were made: box slice profile (2D multi-slice, default) or "
+                   help="dmdip, tv: how the thick slices were made: box slice profile (2D multi-slice, default) or "
                         "central k-space (3D acquisition, the dmDIP paper's model)")
+    p.add_argument("--tv-weight", type=float, default=None,
+                   help="dmdip: weight of the total-variation term (default 0.5; 0: the paper's objective)")
     p.add_argument("--difference", default=None, help="also write (method - cubic interpolation) here")
     common(p)
     p.set_defaults(func=cmd_superres)

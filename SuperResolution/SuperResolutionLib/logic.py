@@ -9,6 +9,8 @@ B-spline; "cubic" is accepted as an alias), "linear" and "sinc" (windowed sinc) 
 interpolators it is measured against. "dmdip": dual-modal deep image prior (Bi et al., MLMI 2023), a
 per-scan optimisation that restores the input and, optionally, a second contrast of the same subject on
 the same grid (e.g. T2w beside T1w) together, each output consistent with its measured slices.
+"tv": total-variation reconstruction, classical: the image of least total variation that reproduces the
+measured slices (same degradation models as dmDIP), from cubic interpolation; seconds.
 Optionally also returns the result minus cubic interpolation
 (output "difference"), i.e. what the method added beyond the classical baseline."""
 from __future__ import annotations
@@ -23,8 +25,8 @@ from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 from slicerleap.scene.volumes import world_ijk_to_ras
 
-METHODS = ("sr4zct", "dmdip", "bspline", "linear", "sinc")
-PER_SCAN_METHODS = ("sr4zct", "dmdip")
+METHODS = ("sr4zct", "dmdip", "tv", "bspline", "linear", "sinc")
+PER_SCAN_METHODS = ("sr4zct", "dmdip", "tv")
 METHOD_ALIASES = {"cubic": "bspline"}
 NETWORKS = ("unet", "msd")  # SR4ZCT: small residual 2D U-Net (CPU-friendly default), or the paper's MS-D net
 
@@ -83,13 +85,14 @@ def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network
     return {**_budget_params("SR4ZCT", iterations, time_budget_s, thickness_mm), "network": network}
 
 
-def dmdip_params(iterations=300, time_budget_s=None, thickness_mm=None, degradation: str = "slice-profile") -> dict:
+def dmdip_params(iterations=300, time_budget_s=None, thickness_mm=None, degradation: str = "slice-profile",
+                 label: str = "dmDIP") -> dict:
     """Checked dmDIP job parameters (iterations per slab of coronal slices; the time budget is for the whole
     volume). `degradation`: "slice-profile" (thick slices are box averages, as 2D multi-slice acquisitions)
     or "kspace" (the paper's central-k-space truncation, for 3D acquisitions)."""
     if degradation not in DEGRADATIONS:
-        raise BadInputError(f"Unknown dmDIP degradation model '{degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
-    return {**_budget_params("dmDIP", iterations, time_budget_s, thickness_mm), "degradation": degradation}
+        raise BadInputError(f"Unknown {label} degradation model '{degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
+    return {**_budget_params(label, iterations, time_budget_s, thickness_mm), "degradation": degradation}
 
 
 def sr4zct_checkpoint(restored_volume) -> dict:
@@ -139,7 +142,7 @@ class SuperResolutionLogic:
         SR4ZCT only: `network` ("unet" or "msd"); `resume_from` (a volume an earlier SR4ZCT job restored from
         this input: training continues from its network for `iterations` more). dmDIP only: `second_volume` (another contrast of the same
         subject on the same voxel grid, restored too: output "volume2"), `degradation` ("slice-profile" or
-        "kspace"). `difference_from_cubic`: also output the result minus cubic interpolation ("difference")."""
+        "kspace"; also for "tv"). `difference_from_cubic`: also output the result minus cubic interpolation ("difference")."""
         require_scalar_volume(input_volume, "input volume")
         method = METHOD_ALIASES.get(method, method)
         if method not in METHODS:
@@ -149,6 +152,8 @@ class SuperResolutionLogic:
         params = {"method": method, "spacing": spacing_param(spacing), "difference_from_cubic": bool(difference_from_cubic)}
         checked = sr4zct_params(iterations, time_budget_s, thickness_mm, network)  # checked whatever the method
         inputs = {"image": input_volume}
+        if method == "tv":
+            checked = dmdip_params(iterations, None, thickness_mm, degradation, "TV reconstruction")
         if method == "dmdip":
             checked = dmdip_params(iterations, time_budget_s, thickness_mm, degradation)
             if second_volume is not None:

@@ -23,7 +23,7 @@ def train_local_round(net, cases: list[SliceCase], config: SliceTrainingConfig, 
     """Train `net` in place for `iterations` batches; returns the mean training loss (without the proximal term)."""
     reference = [p.detach().clone() for p in net.parameters()] if proximal_mu > 0 else None
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = segmentation_loss()
+    loss_fn = segmentation_loss(config.loss)
     losses = []
     net.train()
     for _ in range(iterations):

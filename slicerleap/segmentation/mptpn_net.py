@@ -229,8 +229,9 @@ def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12
     the 0.5 weights cancelling inside it."""
     from monai.losses import DiceLoss
 
+    from .balanced_loss import class_balanced_mean
+
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    positive = target > 0.5
-    wbce = 0.5 * (bce * positive).sum() / (positive.sum() + smooth) + 0.5 * (bce * ~positive).sum() / ((~positive).sum() + smooth)
+    wbce = class_balanced_mean(bce, (target > 0.5).long(), 2, smooth)
     wdice = DiceLoss(sigmoid=True, squared_pred=True, smooth_nr=smooth, smooth_dr=smooth)(logits, target)
     return 0.5 * wbce + 0.5 * wdice

@@ -41,6 +41,7 @@ class SliceTrainingConfig:
     coarse_in_stage2: str = "frozen"    # or "finetune"
     lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
     augment: bool = True
+    loss: str = "dice_ce"               # or "dice_balanced_ce" (segmentation_loss)
     seed: int = 0
 
     def architecture(self) -> dict:
@@ -138,8 +139,18 @@ def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int
     return out
 
 
-def segmentation_loss():
-    """The stage-2 objective of every 2.5D model (module docstring): foreground soft Dice over the batch + CE."""
+LOSSES = ("dice_ce", "dice_balanced_ce")
+
+
+def segmentation_loss(name: str = "dice_ce"):
+    """The stage-2 objective of every 2.5D model (module docstring): foreground soft Dice over the batch + CE;
+    "dice_balanced_ce": the CE class-balanced (balanced_loss), as MPTPN needed for small lesions."""
+    if name == "dice_balanced_ce":
+        from .balanced_loss import DiceBalancedCELoss
+
+        return DiceBalancedCELoss()
+    if name != "dice_ce":
+        raise ValueError(f"unknown segmentation loss {name!r}: use one of {LOSSES}")
     from monai.losses import DiceCELoss
 
     return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
@@ -206,7 +217,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.classifier.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
     opt, sched = one_cycle_adamw(params, config, config.iterations)
-    loss_fn = segmentation_loss()
+    loss_fn = segmentation_loss(config.loss)
     history, losses, best, best_state = [], [], -1.0, None
     for it in range(config.iterations):
         net.train()

@@ -2,7 +2,7 @@
 
 Methods: "sr4zct" (self-supervised per-scan network, Shi, Pelt & Batenburg, MLMI 2023), "dmdip" (dual-modal
 deep image prior with k-space replacement; a second co-registered contrast is optional) and the classical
-baselines "linear", "bspline" (cubic B-spline, alias "cubic") and "sinc" (Welch-windowed sinc)."""
+baselines "tv" (total-variation reconstruction consistent with the measured slices), "linear", "bspline" (cubic B-spline, alias "cubic") and "sinc" (Welch-windowed sinc)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from ..io import read_volume
 from ..transforms import check_scalar_volume, resample_to_reference, resample_to_spacing
 
 INTERPOLATION_METHODS = ("linear", "bspline", "sinc")
-METHODS = ("sr4zct", "dmdip") + INTERPOLATION_METHODS + ("cubic",)
+METHODS = ("sr4zct", "dmdip", "tv") + INTERPOLATION_METHODS + ("cubic",)
 
 
 def target_spacing(volume, requested) -> list[float]:
@@ -76,7 +76,8 @@ def _dmdip(ctx, image, spacing):
         volumes.append(second.with_array(second.array.astype(np.float32)))
     config = DMDIPConfig(iterations=int(p.get("iterations", 300)), time_budget_s=p.get("time_budget_s"),
                          slab=int(p.get("slab", 16)), seed=int(p.get("seed", 0)), thickness_mm=p.get("thickness_mm"),
-                         degradation=p.get("degradation", "slice-profile"), prior_input=p.get("prior_input", "upsampled"))
+                         degradation=p.get("degradation", "slice-profile"), prior_input=p.get("prior_input", "upsampled"),
+                         tv_weight=float(p.get("tv_weight", DMDIPConfig.tv_weight)))
     restored = dmdip(volumes, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     return [_at_spacing(r, spacing) for r in restored]
 
@@ -101,6 +102,12 @@ def run(ctx) -> dict:
         if second:
             outputs["volume2"] = {"kind": "volume", "file": ctx.write_output(second[0], "restored2.nrrd"), "next_to": "image2",
                                   "name": f"{ctx.params.get('output_name2', 'second contrast')} dmdip"}
+    elif method == "tv":
+        from ..enhancement.tv_reconstruction import tv_reconstruct
+
+        p = ctx.params
+        out = _at_spacing(tv_reconstruct(source, ctx.device, p.get("thickness_mm"), p.get("degradation", "slice-profile"),
+                                         int(p.get("iterations", 200)), ctx.report, ctx.stop_requested), spacing)
     else:
         out = resample_to_spacing(source, spacing, method)
     ctx.check_cancelled()
