@@ -18,6 +18,11 @@ SLICE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # voxel axis normal to t
 MRI_PERCENTILES = {"kind": "percentile", "lower": 0.5, "upper": 99.5}
 
 
+def median_in_plane_spacing(images) -> float:
+    """Median in-plane voxel size (mm) of the training images in the axial plane: the working grid's pixel."""
+    return float(np.median([reorient_to_ras_axes(im).spacing[:2] for im in images]))
+
+
 def slice_input_spec(in_plane_spacing_mm: float, context: int = 1, normalisation: dict | None = None,
                      slice_axis: str = "axial") -> dict:
     """A 2.5D model card's "input": in-plane spacing (mm), the scan's own slice spacing, 2·context+1 slices."""

@@ -20,10 +20,9 @@ from ..segmentation import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.mptpn_trainer import MPTPNTrainingConfig, train_mptpn
 from ..segmentation.prompted_slices import PromptedSlices, prompted_slices
-from ..segmentation.slice_data import prepare_case, slice_input_spec
+from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, slice_input_spec
 from ..segmentation.text_inference import slice_positions_mm
 from ..transforms import check_scalar_volume
-from .train_sks import _in_plane_spacing
 
 ENCODER_DIFFERENCE = ("The paper's text branch reads BERT-base (12 layers, 768-d word vectors); this model reads "
                       "all-MiniLM-L6-v2 (6-layer BERT distilled for sentence similarity, 384-d), frozen and shipped in a "
@@ -64,7 +63,7 @@ def run(ctx) -> dict:
         image = read_volume(i)
         check_scalar_volume(image, f"training image {n + 1}", min_size=1)
         pairs.append((image, read_volume(l)))
-    spacing = float(p.get("in_plane_spacing_mm") or _in_plane_spacing([im for im, _ in pairs]))
+    spacing = float(p.get("in_plane_spacing_mm") or median_in_plane_spacing([im for im, _ in pairs]))
     spec = slice_input_spec(spacing, 0, p.get("normalisation"))
     rng = np.random.default_rng(config.seed)
     parts = []

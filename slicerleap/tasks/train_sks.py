@@ -16,14 +16,9 @@ from ..errors import BadInputError
 from ..io import read_volume
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
-from ..segmentation.slice_data import prepare_case, ranges_to_flags, slice_input_spec
+from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
 from ..segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
 from ..transforms import check_scalar_volume
-from ..volume import reorient_to_ras_axes
-
-def _in_plane_spacing(images) -> float:
-    """Median in-plane voxel size (mm) of the training images in the axial plane."""
-    return float(np.median([reorient_to_ras_axes(im).spacing[:2] for im in images]))
 
 
 def _flags(entry, image, n: int) -> np.ndarray:
@@ -53,7 +48,7 @@ def run(ctx) -> dict:
     px = [(read(i, f"pixel-labelled image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(pixel_images, pixel_labels))]
     sl = [read(i, f"slice-labelled image {n + 1}") for n, i in enumerate(slice_images)]
     vl = [(read(i, f"validation image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(val_images, val_labels))]
-    spacing = float(p.get("in_plane_spacing_mm") or _in_plane_spacing([im for im, _ in px] + sl))
+    spacing = float(p.get("in_plane_spacing_mm") or median_in_plane_spacing([im for im, _ in px] + sl))
     spec = slice_input_spec(spacing, config.context, p.get("normalisation"))
 
     def binary(lab):  # the lesion as value 1, whatever value the user's labelmap used
