@@ -132,25 +132,25 @@ def main() -> None:
         grid, _ = linear_upsample(thick1, thickness)
         truth1, truth2 = hr1.array[: grid.array.shape[0]], hr2.array[: grid.array.shape[0]]
         row["linear"] = metrics(truth1, grid.array)
-        for name, interpolator in (("cubic", "bspline"), ("sinc", "sinc")):
-            row[name] = metrics(truth1, resample_to_reference(thick1, grid, interpolator, extrapolate=True).array)
+        cubic = resample_to_reference(thick1, grid, "bspline", extrapolate=True).array
+        row["cubic"] = metrics(truth1, cubic)
+        row["sinc"] = metrics(truth1, resample_to_reference(thick1, grid, "sinc", extrapolate=True).array)
         degradation = "slice-profile" if profile == "box" else "kspace"
         n_high = grid.array.shape[0]
         operator = (SliceProfile(n_high, float(hr1.spacing[2]), thickness, spacing, "cpu") if profile == "box"
                     else KSpaceTruncation(thick1.array.shape[0]))
-        cubic = resample_to_reference(thick1, grid, "bspline", extrapolate=True).array
         row["cubic + data consistency"] = metrics(truth1, consistent_cubic(cubic, thick1.array, operator))
         t = time.perf_counter()
         tv = tv_reconstruct(thick1, torch.device("cpu"), thickness, degradation, TV_ITERATIONS)
         row["TV reconstruction"] = {**metrics(truth1, tv.array), "seconds": round(time.perf_counter() - t, 1)}
-        for name, volumes, prior, tv in (("DIP (T1 only)", [thick1], "upsampled", TV_WEIGHT),
+        for name, volumes, prior, tv_weight in (("DIP (T1 only)", [thick1], "upsampled", TV_WEIGHT),
                                          ("dmDIP (T1 + T2w)", [thick1, thick2], "upsampled", TV_WEIGHT),
                                          ("dmDIP without TV (T1 + T2w)", [thick1, thick2], "upsampled", 0.0),
                                          ("dmDIP, paper's noise input and objective", [thick1, thick2], "noise", 0.0)):
             if name in row:
                 continue
             config = DMDIPConfig(iterations=args.iterations, channels=args.channels, slab=args.slices,
-                                 degradation=degradation, prior_input=prior, thickness_mm=thickness, tv_weight=tv)
+                                 degradation=degradation, prior_input=prior, thickness_mm=thickness, tv_weight=tv_weight)
             t = time.perf_counter()
             restored = dmdip(volumes, config, torch.device("cpu"))
             row[name] = {**metrics(truth1, restored[0].array), "seconds": round(time.perf_counter() - t, 1)}

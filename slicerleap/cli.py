@@ -194,8 +194,8 @@ def cmd_superres(args) -> int:
               "thickness_mm": args.thickness, "difference_from_cubic": bool(args.difference)}
     if args.method in ("dmdip", "tv"):
         params["degradation"] = args.degradation
-        if args.tv_weight is not None:
-            params["tv_weight"] = args.tv_weight
+    if args.method == "dmdip" and args.tv_weight is not None:
+        params["tv_weight"] = args.tv_weight
     inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
     return _run("superres", inputs, params, None, args.device, args.keep_files,
                 {"volume": args.output, "difference": args.difference, "volume2": args.output2})
