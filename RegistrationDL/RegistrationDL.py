@@ -69,6 +69,7 @@ class RegistrationDLParameterNode:
     method - network (catalog model + neural instance optimisation) or optimisation (of the field itself).
     modelId - Catalog id of the registration network; empty for the default one.
     nioIterations - Neural instance optimisation steps on this pair (0: the network's prediction only).
+    refineIterations - Steps optimising the network's field on this pair, with a folding penalty (0: none).
     affine - Affine pre-alignment before the deformable step.
     iterations - Optimisation steps per pyramid level (method optimisation).
     smoothness - Weight of the displacement field's regulariser.
@@ -85,7 +86,8 @@ class RegistrationDLParameterNode:
     movingSegmentation: vtkMRMLSegmentationNode
     method: Annotated[str, Choice(["network", "optimisation"])] = "network"
     modelId: str = ""
-    nioIterations: Annotated[int, WithinRange(0, 1000)] = 40
+    nioIterations: Annotated[int, WithinRange(0, 1000)] = 0
+    refineIterations: Annotated[int, WithinRange(0, 1000)] = 70
     affine: bool = True
     iterations: Annotated[int, WithinRange(1, 1000)] = 80
     smoothness: Annotated[float, WithinRange(0.0, 10.0)] = 1.0
@@ -110,10 +112,11 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
         self.setupPanel(RegistrationDLLogic())
 
     def onParameterNodeModified(self) -> None:
-        """The model and NIO steps apply to the network method; steps, smoothness, spacing and levels to
+        """The model, NIO and refinement steps apply to the network method; steps, smoothness, spacing and levels to
         the optimisation method."""
         network = self._parameterNode is not None and self._parameterNode.method == "network"
-        self.ui.modelComboBox.enabled = self.ui.nioIterationsSpinBox.enabled = network
+        for widget in (self.ui.modelComboBox, self.ui.nioIterationsSpinBox, self.ui.refineIterationsSpinBox):
+            widget.enabled = network
         for widget in (self.ui.iterationsSpinBox, self.ui.smoothnessSpinBox, self.ui.workingSpacingSpinBox, self.ui.levelsSpinBox):
             widget.enabled = not network
 
@@ -126,7 +129,8 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
     def startJob(self):
         p = self._parameterNode
         return self.logic.start(p.fixedVolume, p.movingVolume, method=p.method, modelId=p.modelId or None,
-                                nioIterations=p.nioIterations, iterations=p.iterations, smoothness=p.smoothness,
+                                nioIterations=p.nioIterations, refineIterations=p.refineIterations, iterations=p.iterations,
+                                smoothness=p.smoothness,
                                 workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
                                 movingSegmentation=p.movingSegmentation, device=p.device, keepFiles=p.keepFiles)
 
@@ -147,7 +151,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
     Use `process` from the Python console:
 
         logic = slicer.util.getModuleLogic("RegistrationDL")
-        outputs = logic.process(getNode("fixed"), getNode("moving"), nioIterations=40)
+        outputs = logic.process(getNode("fixed"), getNode("moving"), refineIterations=70)
     """
 
     def __init__(self) -> None:
@@ -175,28 +179,30 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
         return RegistrationJobs.registration_models()
 
     @staticmethod
-    def _options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
+    def _options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm, affine, levels,
                  movingSegmentation, device, keepFiles) -> dict:
-        return {"method": method, "model": modelId, "nio_iterations": nioIterations, "iterations": iterations,
+        return {"method": method, "model": modelId, "nio_iterations": nioIterations, "refine_iterations": refineIterations,
+                "iterations": iterations,
                 "smoothness": smoothness, "working_spacing_mm": workingSpacingMm, "affine": affine, "levels": levels,
                 "moving_segmentation": movingSegmentation, "device": device, "keep_files": keepFiles}
 
-    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=40, iterations=80, smoothness=1.0,
-              workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto", keepFiles=False):
+    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=0, refineIterations=70, iterations=80,
+              smoothness=1.0, workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto",
+              keepFiles=False):
         """Start registering in a background process; returns the job (poll(), cancel(), finish()).
         method: "network" (default when a registration model is installed) or "optimisation"."""
-        options = self._options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
-                                movingSegmentation, device, keepFiles)
+        options = self._options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm,
+                                affine, levels, movingSegmentation, device, keepFiles)
         return self.jobs.start(fixedVolume, movingVolume, **options)
 
-    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=40, iterations=80, smoothness=1.0,
-                workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto", keepFiles=False,
-                applyToMoving=False, showResult=True) -> dict:
+    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=0, refineIterations=70, iterations=80,
+                smoothness=1.0, workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto",
+                keepFiles=False, applyToMoving=False, showResult=True) -> dict:
         """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
         (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels": the moving
         segmentation propagated onto the fixed volume]}."""
-        options = self._options(method, modelId, nioIterations, iterations, smoothness, workingSpacingMm, affine, levels,
-                                movingSegmentation, device, keepFiles)
+        options = self._options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm,
+                                affine, levels, movingSegmentation, device, keepFiles)
         outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=SlicerLeapCommonLib.logProgress,
                                     **options)
         if applyToMoving:

@@ -89,7 +89,7 @@ def test_landmarks_land_within_a_voxel_and_the_cli_transform_reloads(scene_ctx, 
                                                "moving tissue", reference_node=moving_node)
     logic = RegistrationDLLogic(scene_ctx)
     assert logic.default_method() == "network"
-    outputs = logic.process(fixed_node, moving_node, nio_iterations=20, moving_segmentation=segmentation)
+    outputs = logic.process(fixed_node, moving_node, moving_segmentation=segmentation)  # network + field refinement
     transform = outputs["transform"]
     assert transform.IsA("vtkMRMLGridTransformNode")
     assert transform.GetNodeReference("movingVolume") is moving_node
@@ -111,7 +111,7 @@ def test_landmarks_land_within_a_voxel_and_the_cli_transform_reloads(scene_ctx, 
     write_volume(fixed, tmp_path / "fixed.nrrd")
     write_volume(moving, tmp_path / "moving.nrrd")
     out = subprocess.run(["slicerleap", "register", "--fixed", str(tmp_path / "fixed.nrrd"), "--moving", str(tmp_path / "moving.nrrd"),
-                          "--out-transform", str(tmp_path / "t.h5"), "--nio-iters", "20"], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+                          "--out-transform", str(tmp_path / "t.h5")], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     reloaded = load_transform_file(scene_ctx, tmp_path / "t.h5")
     np.testing.assert_allclose(map_points(reloaded, fixed_points), mapped, atol=0.3)
@@ -125,5 +125,7 @@ def test_network_method_input_errors(scene_ctx, brain_pair):
         logic.create_job(fixed_node, moving_node, model="brain-tissue-unet@1.0.0")
     with pytest.raises(BadInputError, match="cannot be negative"):
         logic.create_job(fixed_node, moving_node, nio_iterations=-1)
+    with pytest.raises(BadInputError, match="Refinement iterations cannot be negative"):
+        logic.create_job(fixed_node, moving_node, refine_iterations=-1)
     with pytest.raises(BadInputError, match="not a segmentation"):
         logic.create_job(fixed_node, moving_node, moving_segmentation=moving_node)

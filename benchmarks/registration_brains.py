@@ -20,7 +20,8 @@ used at 2 mm, the scale of the ITK brain.
 Methods: affine only (SimpleITK, Mattes MI); SimpleITK B-spline (affine + B-spline FFD, 10 mm grid,
 Mattes MI, LBFGSB 40 iterations, 3 levels, 10/3/1 % of voxels sampled); SimpleITK diffeomorphic demons (affine + demons on histogram-matched images at 2 mm);
 direct optimisation of the field (ours, LNCC + diffusion, 2 levels, 2.5 mm); VoxelMorph, TM-DCA and
-TM-DCA (implicit regulariser) as bundled (network only); the same + NIO (`--nio` steps).
+TM-DCA (implicit regulariser) as bundled (network only); the same + NIO (`--nio` steps); the same + refinement
+of the network's field (`--refine` steps, folding penalty; instance_optimisation.py).
 
     python benchmarks/registration_brains.py [--nio 40] [--seeds 1] [--table]
     python benchmarks/registration_brains.py --nio-curve      # Dice vs NIO steps and step size
@@ -134,7 +135,7 @@ def demons(fixed: Volume, moving: Volume, affine: np.ndarray) -> Volume:
 
 
 # -- one registration, measured -----------------------------------------------------------------------
-def run_method(method: str, fixed: Volume, moving: Volume, affine: np.ndarray, nio: int):
+def run_method(method: str, fixed: Volume, moving: Volume, affine: np.ndarray, nio: int, refine: int):
     """The deformable step after the pair's (shared) affine; returns the field and its seconds."""
     started = time.time()
     if method == "affine":
@@ -146,9 +147,10 @@ def run_method(method: str, fixed: Volume, moving: Volume, affine: np.ndarray, n
         field = demons(fixed, moving, affine)
     elif method == "field-optimisation":
         field = optimise_displacement(fixed, moving, affine, InstanceOptimisationConfig(working_spacing_mm=2.5), "cpu")
-    else:
-        name, _, with_nio = method.partition("+")
-        field, _ = register_with_network(fixed, moving, affine, MODELS[name], nio if with_nio else 0, "cpu")
+    else:  # network[+nio][+refine]
+        name, *stages = method.split("+")
+        field, _ = register_with_network(fixed, moving, affine, MODELS[name], nio if "nio" in stages else 0, "cpu",
+                                         refine_iterations=refine if "refine" in stages else 0)
     return field, time.time() - started
 
 
@@ -166,8 +168,8 @@ def evaluate(field: Volume, fixed: Volume, fixed_labels: Volume, moving_labels: 
     return row
 
 
-METHODS = ["affine", "sitk-bspline", "sitk-demons", "field-optimisation", "voxelmorph", "voxelmorph+nio", "tm-dca", "tm-dca+nio",
-           "tm-dca-implicit", "tm-dca-implicit+nio"]
+METHODS = ["affine", "sitk-bspline", "sitk-demons", "field-optimisation", "voxelmorph", "voxelmorph+nio", "voxelmorph+refine", "tm-dca",
+           "tm-dca+nio", "tm-dca+refine", "tm-dca+nio+refine", "tm-dca-implicit", "tm-dca-implicit+nio", "tm-dca-implicit+refine"]
 
 
 def print_table(results: dict) -> None:
@@ -218,6 +220,7 @@ def nio_curve(steps=(0, 20, 40, 80, 160), rates=(1e-4, 1e-3)) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nio", type=int, default=40)
+    parser.add_argument("--refine", type=int, default=70, help="field refinement steps after a network (methods ...+refine)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--max-mm", type=float, default=8.0)
     parser.add_argument("--methods", nargs="*", default=METHODS)
@@ -242,7 +245,7 @@ def main() -> None:
         affine = affine_register(fixed, moving, 100)  # one affine per pair, shared by every method
         affine_s = time.time() - started
         for method in todo:
-            field, seconds = run_method(method, fixed, moving, affine, args.nio)
+            field, seconds = run_method(method, fixed, moving, affine, args.nio, args.refine)
             row[method] = {**evaluate(field, fixed, fixed_labels, moving_labels, truth), "time_s": round(affine_s + seconds, 2),
                            "deformable_s": round(seconds, 2)}
             print(key, method, json.dumps({k: round(v, 3) for k, v in row[method].items()}), flush=True)

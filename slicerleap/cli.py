@@ -170,7 +170,8 @@ def cmd_register(args) -> int:
         raise SlicerLeapError("--labels-out needs --moving-labels (a labelmap of the moving image to propagate).",
                               "Add --moving-labels, or drop --labels-out.")
     method = args.method or ("optimisation" if args.model is None and not _has_registration_model() else "network")
-    params = {"method": method, "nio_iterations": args.nio_iters, "iterations": args.iterations, "smoothness": args.smoothness,
+    params = {"method": method, "nio_iterations": args.nio_iters, "refine_iterations": args.refine_iters,
+              "iterations": args.iterations, "smoothness": args.smoothness,
               "working_spacing_mm": args.working_spacing, "affine": not args.no_affine}
     inputs = {"fixed": args.fixed, "moving": args.moving}
     if args.moving_labels:
@@ -293,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network: catalog model + neural instance optimisation (default when one is installed); "
                         "optimisation: optimise the field itself")
     p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
-    p.add_argument("--nio-iters", type=int, default=40, help="neural instance optimisation steps on this pair (0: network only)")
+    p.add_argument("--nio-iters", type=int, default=0,
+                   help="neural instance optimisation steps (fine-tuning the network on this pair; e.g. 40; 0: none)")
+    p.add_argument("--refine-iters", type=int, default=70,
+                   help="steps optimising the network's field on this pair, with a folding penalty (0: none)")
     p.add_argument("--moving-labels", default=None, help="labelmap of the moving image to propagate onto the fixed image")
     p.add_argument("--labels-out", default=None, help="write the propagated labelmap here")
     p.add_argument("--iterations", type=int, default=80, help="field optimisation steps per level (method optimisation)")

@@ -29,14 +29,15 @@ class RegistrationDLLogic:
         return "network" if self.registration_models() else "optimisation"
 
     def create_job(self, fixed_volume, moving_volume, method: str | None = None, model: str | None = None,
-                   nio_iterations: int = 40, iterations: int = 80, smoothness: float = 1.0,
+                   nio_iterations: int = 0, refine_iterations: int = 70, iterations: int = 80, smoothness: float = 1.0,
                    working_spacing_mm: float = 3.0, affine: bool = True, levels: int = 2,
                    moving_segmentation=None, device: str = "auto", keep_files: bool = False) -> SceneJob:
         """A job (not started yet).
 
         method "network" (default when a registration model is installed): the catalog `model` (default:
         the catalog's default registration model) predicts the field on its own working grid, then
-        `nio_iterations` steps of neural instance optimisation fine-tune it on this pair (0: network only).
+        `nio_iterations` steps of neural instance optimisation fine-tune it on this pair, then
+        `refine_iterations` steps optimise its field on the pair with a folding penalty (0 and 0: network only).
         method "optimisation": the field itself is optimised, `iterations` steps per pyramid level
         (`levels`), at `working_spacing_mm` (isotropic, mm), `smoothness` weighting its regulariser.
         `moving_segmentation`: a segmentation of the moving volume to propagate onto the fixed volume."""
@@ -52,6 +53,9 @@ class RegistrationDLLogic:
                                     "Pick one of: " + ", ".join(c["id"] for c in self.registration_models()) + ".")
             if int(nio_iterations) < 0:
                 raise BadInputError(f"NIO iterations cannot be negative (got {nio_iterations}).", "Use 0 (network only) or e.g. 40.")
+            if int(refine_iterations) < 0:
+                raise BadInputError(f"Refinement iterations cannot be negative (got {refine_iterations}).",
+                                    "Use 0 (no refinement) or e.g. 70.")
         require_scalar_volume(fixed_volume, "fixed volume")
         require_scalar_volume(moving_volume, "moving volume")
         if fixed_volume.GetID() == moving_volume.GetID():
@@ -65,7 +69,8 @@ class RegistrationDLLogic:
             raise BadInputError(f"The working spacing must be positive (got {working_spacing_mm} mm).", "Use e.g. 3.0 mm.")
         if int(levels) < 1:
             raise BadInputError(f"Levels must be at least 1 (got {levels}).", "Use 1 to 3.")
-        params = {"method": method, "nio_iterations": int(nio_iterations), "iterations": int(iterations),
+        params = {"method": method, "nio_iterations": int(nio_iterations), "refine_iterations": int(refine_iterations),
+                  "iterations": int(iterations),
                   "smoothness": float(smoothness), "working_spacing_mm": float(working_spacing_mm), "affine": bool(affine),
                   "levels": int(levels)}
         inputs = {"fixed": fixed_volume, "moving": moving_volume}

@@ -1,6 +1,8 @@
 """Register a pair with a catalog network: both images on the working grid at the card's spacing,
 one forward pass, then neural instance optimisation of the network's weights on this pair (NIO) for
-`nio_iterations` steps, most of them at half resolution. Returns the RAS field and the card."""
+`nio_iterations` steps, most of them at half resolution, then (`refine_iterations` > 0) optimisation of
+the field itself from the network's prediction, with a folding penalty (instance_optimisation.py).
+Returns the RAS field and the card."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +12,7 @@ from ..errors import BadInputError
 from ..models import get_catalog
 from ..models.networks import load_model
 from ..volume import Volume
+from .instance_optimisation import refine_displacement, refinement_schedule
 from .neural_instance_optimisation import NIOConfig, neural_instance_optimisation
 from .working_grid import field_in_ras, working_pair
 
@@ -25,7 +28,9 @@ def nio_schedule(iterations: int, learning_rate: float = 1e-4) -> NIOConfig:
 
 def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray, model_id: str | None, nio_iterations: int,
                           device, report=lambda *a, **k: None, should_stop=lambda: False,
-                          nio_learning_rate: float = 1e-4) -> tuple[Volume, dict]:
+                          nio_learning_rate: float = 1e-4, refine_iterations: int = 0) -> tuple[Volume, dict]:
+    if refine_iterations < 0:
+        raise BadInputError(f"Refinement iterations cannot be negative (got {refine_iterations}).", "Use 0 (no refinement) or e.g. 70.")
     catalog = get_catalog()
     card = catalog.get(model_id) if model_id else catalog.default_for("registration")
     if card["task"] != "registration":
@@ -42,4 +47,8 @@ def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
     else:
         with torch.no_grad():
             _, ddf = net(moving_t, fixed_t)
+    if refine_iterations > 0:
+        report(0.5, "optimisation", f"refining the network's field on this pair ({refine_iterations} steps)")
+        ddf = refine_displacement(fixed_t, moving_t, refinement_schedule(refine_iterations, spacing), ddf, report, should_stop,
+                                  progress=(0.5, 0.85))
     return field_in_ras(ddf, work, affine_ras), card

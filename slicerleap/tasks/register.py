@@ -37,8 +37,9 @@ def run(ctx) -> dict:
     else:
         affine = np.eye(4)
     if method == "network":
-        field, model = register_with_network(fixed, moving, affine, ctx.spec.model, int(p.get("nio_iterations", 40)),
-                                             ctx.device, ctx.report, ctx.stop_requested)
+        field, model = register_with_network(fixed, moving, affine, ctx.spec.model, int(p.get("nio_iterations", 0)),
+                                             ctx.device, ctx.report, ctx.stop_requested,
+                                             refine_iterations=int(p.get("refine_iterations", 70)))
         ctx.extra_result["model"] = {"id": model["id"], "sha256": model["sha256"]}
     else:
         config = InstanceOptimisationConfig(working_spacing_mm=float(p.get("working_spacing_mm", 3.0)), levels=int(p.get("levels", 2)),
