@@ -45,9 +45,10 @@ fixed volume. The job runs in a background process; Cancel leaves the scene unch
 <b>Stop early, keep result</b> ends the optimisation at once and loads the registration found so far.
 <br><br>
 The bundled networks were trained on deformed copies of one brain template (MNI152) and synthetic
-shapes: see their model cards. They are fast (under a second without NIO) and fold no voxels; on a real
-inter-subject brain pair the optimisation method was more accurate in our benchmark (benchmarks/RESULTS.md),
-and other anatomy needs it, more NIO steps, or a network trained on your own images (slicerleap train registration).
+shapes: see their model cards. Alone they take under a second; by default their field is then refined on
+the pair (Refinement steps, a few seconds, with a penalty against folding), which on real inter-subject brain
+pairs beat diffeomorphic demons in our benchmark (benchmarks/RESULTS.md). NIO (fine-tuning the network on the
+pair, the paper's method) is optional. For other anatomy, train a network on your own images (slicerleap train registration).
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
