@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..volume import Volume
 from .folding_penalty import folding_penalty
+from .random_deformation import resize_field
 from .working_grid import field_in_ras, working_pair
 
 
@@ -62,8 +63,7 @@ def refine_displacement(fixed_t: torch.Tensor, moving_t: torch.Tensor, config: I
         if ddf is None:
             ddf = torch.zeros((1, 3) + f.shape[2:], device=f.device)
         elif ddf.shape[2:] != f.shape[2:]:
-            factor = torch.tensor([n / o for n, o in zip(f.shape[2:], ddf.shape[2:])], device=f.device).view(1, 3, 1, 1, 1)
-            ddf = F.interpolate(ddf, size=f.shape[2:], mode="trilinear", align_corners=False) * factor
+            ddf = resize_field(ddf, f.shape[2:])
         ddf = ddf.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([ddf], lr=config.learning_rate)
         for _ in range(0 if stopped else config.steps_at(level)):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .random_deformation import warp
+from .random_deformation import resize_field, warp
 
 
 @dataclass
@@ -27,11 +27,6 @@ class NIOConfig:
     smoothness: float = 0.4  # λ
     lncc_kernel: int = 7
     time_budget_s: float | None = None
-
-
-def _resize_field(ddf: torch.Tensor, shape) -> torch.Tensor:
-    factor = torch.tensor([n / m for n, m in zip(shape, ddf.shape[2:])], device=ddf.device).view(1, 3, 1, 1, 1)
-    return F.interpolate(ddf, size=tuple(shape), mode="trilinear", align_corners=False) * factor
 
 
 def _compose(u: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
@@ -59,7 +54,7 @@ def neural_instance_optimisation(net, fixed: torch.Tensor, moving: torch.Tensor,
         shape = [max(8, round(n * scale)) for n in fixed.shape[2:]]
         f = F.interpolate(fixed, size=shape, mode="trilinear", align_corners=False) if scale != 1 else fixed
         m = F.interpolate(moving, size=shape, mode="trilinear", align_corners=False) if scale != 1 else moving
-        prev = None if previous is None else _resize_field(previous, shape)
+        prev = None if previous is None else resize_field(previous, shape)
         m_pre = m if prev is None else warp(m, prev)
         for _ in range(iterations):
             if should_stop() or out_of_time():
@@ -79,4 +74,4 @@ def neural_instance_optimisation(net, fixed: torch.Tensor, moving: torch.Tensor,
             tuned.eval()
             previous = _compose(tuned(m_pre, f)[1], prev).detach()
             tuned.train()
-    return _resize_field(previous, fixed.shape[2:]) if previous.shape[2:] != fixed.shape[2:] else previous
+    return resize_field(previous, fixed.shape[2:]) if previous.shape[2:] != fixed.shape[2:] else previous

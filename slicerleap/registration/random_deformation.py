@@ -1,6 +1,7 @@
 """Smooth random diffeomorphic displacements: a random velocity on a coarse control grid, upsampled and
 integrated by scaling and squaring (MONAI DVF2DDF). Used to make training pairs and, in benchmarks,
-pairs with a known ground-truth field."""
+pairs with a known ground-truth field. Also the two voxel-field helpers the registration code shares:
+warp an image through a field, resize a field to another grid."""
 from __future__ import annotations
 
 import torch
@@ -20,6 +21,12 @@ def random_displacement(shape, max_voxels: float, control_points: int = 5, gener
     velocity = velocity * (max_voxels / velocity.abs().amax().clamp(min=1e-6)) / factor
     ddf = DVF2DDF(num_steps=7)(velocity)
     return F.interpolate(ddf, size=tuple(shape), mode="trilinear", align_corners=True) * factor
+
+
+def resize_field(ddf: torch.Tensor, shape) -> torch.Tensor:
+    """A voxel displacement (1, 3, ...) resampled onto a grid of `shape`, its vectors rescaled to that grid's voxels."""
+    factor = torch.tensor([n / m for n, m in zip(shape, ddf.shape[2:])], device=ddf.device).view(1, 3, 1, 1, 1)
+    return F.interpolate(ddf, size=tuple(shape), mode="trilinear", align_corners=False) * factor
 
 
 def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
