@@ -35,8 +35,9 @@ class RegistrationDL(ScriptedLoadableModule):
         self.parent.helpText = _("""
 Deformably register a moving volume to a fixed one. Optional affine pre-alignment, then either
 <b>network</b>: a registration network from the model catalog (TM-DCA, deformable cross-attention, by
-default; VoxelMorph as a baseline) predicts the displacement in one pass and neural instance
-optimisation fine-tunes it on this pair for the given number of steps; or <b>optimisation</b>: the
+default; VoxelMorph as a baseline) predicts the displacement in one pass, then the field is refined on
+this pair for the given refinement steps (optionally after neural instance optimisation steps, which
+fine-tune the network itself); or <b>optimisation</b>: the
 displacement field itself is optimised, coarse to fine. PyTorch, GPU when available.
 Outputs: a grid transform (apply it to the moving volume, or to segmentations drawn on it), the
 moving volume resampled on the fixed grid, the Jacobian determinant of the deformation (values at or

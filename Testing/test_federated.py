@@ -55,6 +55,18 @@ def test_run_config_defaults_are_the_flower_apps():
         rc.settings({"strategy": "fedsgd"})
 
 
+def test_local_learning_rate_decays_over_the_rounds_as_poly():
+    """Round 1 trains at the base rate, each later round slower (poly 0.9 over T rounds), never at zero; power 0
+    keeps it constant; the rate reaches the trainer's config."""
+    s = rc.settings({"num-server-rounds": 5, "learning-rate": 0.01})
+    rates = [rc.round_learning_rate(s, t) for t in range(1, 6)]
+    assert rates[0] == pytest.approx(0.01)
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(0.01 * 0.2 ** 0.9)
+    assert rc.training_config(s, 3).lr == pytest.approx(0.01 * 0.6 ** 0.9)
+    assert rc.round_learning_rate(rc.settings({"num-server-rounds": 5, "learning-rate": 0.01, "lr-power": 0.0}), 5) == 0.01
+
+
 def test_fedprox_term_keeps_a_site_close_to_the_global_weights(site_dirs):
     s = rc.settings(TINY)
     cases = [prepare_case(image, rc.input_spec(s), labels) for image, labels in map(blob_case, range(2))]

@@ -10,14 +10,16 @@ Each site keeps `--train` cases in its own folder (the last quarter of them vali
 site's ClientApp) and `--test` held-out cases the federation never sees.
 
 Methods, same 2.5D MONAI U-Net, same recipe (slicerleap.federated.local_round), same number of optimiser
-steps per site (rounds x local iterations, the optimiser restarted each round in every method):
+steps per site (rounds x local iterations, the optimiser restarted each round in every method, its rate decayed
+over the rounds as poly 0.9, `--lr-power`; 0 gives the constant rate of the first runs):
   local-only — each site trains alone on its cases;
   FedAvg, FedProx (mu 0.01) — a real Flower federation on loopback (SuperLink + one SuperNode process per
   site, TLS, registered site keys), the global model scored on every site's test cases.
 Reported per method: Dice per site (mean over its test cases, 3D on the slice grid), mean over sites,
 rounds until the validation Dice reached 90 % of its final value, bytes per round, wall time.
 
-    python benchmarks/federated_sites.py --seeds 0 1 2 --rounds 6 --local-iterations 40
+    python benchmarks/federated_sites.py --seeds 0 1 2 --rounds 6 --local-iterations 40 \
+        --methods local-only fedavg fedicra --results benchmarks/federated_results_poly.json
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def run_local_only(folders, tests, s: dict, seed: int) -> dict:
         torch.manual_seed(s["seed"])
         net = build_network(rc.training_config(s).architecture())
         for r in range(s["num-server-rounds"]):
-            train_local_round(net, train, rc.training_config(s), "cpu", s["local-iterations"], np.random.default_rng([seed, site, r + 1]))
+            train_local_round(net, train, rc.training_config(s, r + 1), "cpu", s["local-iterations"], np.random.default_rng([seed, site, r + 1]))
         per_site.append(test_dice(net, [tests[site]], s)[0])
     return {"site_dice": per_site, "wall_s": time.time() - started}
 
@@ -144,13 +146,16 @@ def main() -> None:
                     help="also: fedicra (personalised; each site's label kind from --label-kinds)")
     ap.add_argument("--label-kinds", nargs=3, default=["full", "full", "full"], choices=["point", "scribble", "box", "full"],
                     help="fedicra: the sparse labels each site has, simulated from its masks")
+    ap.add_argument("--lr-power", type=float, default=rc.DEFAULTS["lr-power"],
+                    help="poly decay of the local learning rate over the rounds (0: constant, as the first runs)")
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
     done = {(r["seed"], r["method"] if r["method"] != "fedicra" else f"fedicra {' '.join(r['label_kinds'])}") for r in results["runs"]}
     for seed in args.seeds:
-        s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed})
+        s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed,
+                                     "lr-power": args.lr_power})
         with tempfile.TemporaryDirectory(prefix="fed-bench-") as tmp:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
@@ -159,7 +164,7 @@ def main() -> None:
                 record = run_local_only(folders, tests, s, seed) if method == "local-only" else \
                     run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if method == "fedicra" else None)
                 record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])),
-                              rounds=args.rounds, local_iterations=args.local_iterations)
+                              rounds=args.rounds, local_iterations=args.local_iterations, lr_power=s["lr-power"])
                 results["runs"].append(record)
                 path.write_text(json.dumps(results, indent=1), encoding="utf-8")
                 print(f"seed {seed} {method:10s} Dice per site {np.round(record['site_dice'], 3).tolist()} mean {record['mean_dice']:.3f} "

@@ -199,7 +199,7 @@ def nio_curve(steps=(0, 20, 40, 80, 160), rates=(1e-4, 1e-3)) -> None:
     saved = HERE / "registration_nio_curve.json"
     curve = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     for key, (fixed, fixed_labels, moving, moving_labels, truth) in list(pairs(0, 8.0).items()):
-        affine = affine_register(fixed, moving, 100)
+        affine = affine_register(fixed, moving)
         for rate in rates:
             for n in steps:
                 name = f"{key} lr={rate:g} steps={n}"
@@ -242,7 +242,7 @@ def main() -> None:
         if not todo:
             continue
         started = time.time()
-        affine = affine_register(fixed, moving, 100)  # one affine per pair, shared by every method
+        affine = affine_register(fixed, moving)  # one affine per pair, shared by every method
         affine_s = time.time() - started
         for method in todo:
             field, seconds = run_method(method, fixed, moving, affine, args.nio, args.refine)

@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
     p.add_argument("--method", choices=["network", "optimisation"], default=None,
-                   help="network: catalog model + neural instance optimisation (default when one is installed); "
+                   help="network: catalog model, its field refined on the pair (default when one is installed); "
                         "optimisation: optimise the field itself")
     p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
     p.add_argument("--nio-iters", type=int, default=0,

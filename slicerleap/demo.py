@@ -146,7 +146,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         moving_node = volume_to_node(ctx, moving, "moving: MNI152 T1 deformed")
         iterations = 20 if quick else 80
         nodes, _ = run("RegistrationDL", "register", {"fixed": fixed_node, "moving": moving_node},
-                       {"iterations": iterations, "working_spacing_mm": 3.0, "affine": True, "affine_iterations": 30 if quick else 100})
+                       {"iterations": iterations, "working_spacing_mm": 3.0, "affine": True, "affine_iterations": 30 if quick else 300})
         warped = node_to_volume(nodes["warped"])
         previews.append(_preview(out / "registration.png", [
             ("fixed", _mid_axial(t1_2mm), None), ("moving", _mid_axial(moving), None), ("moving warped", _mid_axial(warped), None),

@@ -85,11 +85,12 @@ def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network
     return {**_budget_params("SR4ZCT", iterations, time_budget_s, thickness_mm), "network": network}
 
 
-def dmdip_params(iterations=300, time_budget_s=None, thickness_mm=None, degradation: str = "slice-profile",
-                 label: str = "dmDIP") -> dict:
-    """Checked dmDIP job parameters (iterations per slab of coronal slices; the time budget is for the whole
-    volume). `degradation`: "slice-profile" (thick slices are box averages, as 2D multi-slice acquisitions)
-    or "kspace" (the paper's central-k-space truncation, for 3D acquisitions)."""
+def degradation_model_params(label: str, iterations=300, time_budget_s=None, thickness_mm=None,
+                             degradation: str = "slice-profile") -> dict:
+    """Checked parameters of a method that inverts a slice degradation model (dmDIP, TV reconstruction;
+    `label` names it in messages): iterations (dmDIP: per slab of coronal slices; the time budget is for
+    the whole volume) and `degradation`: "slice-profile" (thick slices are box averages, as 2D multi-slice
+    acquisitions) or "kspace" (dmDIP's central-k-space truncation, for 3D acquisitions)."""
     if degradation not in DEGRADATIONS:
         raise BadInputError(f"Unknown {label} degradation model '{degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
     return {**_budget_params(label, iterations, time_budget_s, thickness_mm), "degradation": degradation}
@@ -153,9 +154,9 @@ class SuperResolutionLogic:
         checked = sr4zct_params(iterations, time_budget_s, thickness_mm, network)  # checked whatever the method
         inputs = {"image": input_volume}
         if method == "tv":
-            checked = dmdip_params(iterations, None, thickness_mm, degradation, "TV reconstruction")
+            checked = degradation_model_params("TV reconstruction", iterations, None, thickness_mm, degradation)
         if method == "dmdip":
-            checked = dmdip_params(iterations, time_budget_s, thickness_mm, degradation)
+            checked = degradation_model_params("dmDIP", iterations, time_budget_s, thickness_mm, degradation)
             if second_volume is not None:
                 check_second_contrast(input_volume, second_volume)
                 inputs["image2"] = second_volume

@@ -169,7 +169,7 @@ def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
     config = msg.content["config"]
     server_round = int(config.get("server-round", 0))
     rng = np.random.default_rng([s["seed"], site, server_round])
-    cfg = rc.training_config(s)
+    cfg = rc.training_config(s, server_round)
     personal = load_personal(path) if server_round >= s["aa-from-round"] else None
     weights = adapt(net, msg.content["arrays"].to_torch_state_dict(), personal, sparse, site, cfg, device, s["aa-iterations"], rng)
     loss = train_fedicra_round(net, sparse, site, cfg, device, int(config.get("local-iterations", s["local-iterations"])), rng)
@@ -221,7 +221,7 @@ def client_train(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     server_round = int(config.get("server-round", 0))
     rng = np.random.default_rng([s["seed"], site, server_round])
-    loss = train_local_round(net, train, rc.training_config(s), device, int(config.get("local-iterations", s["local-iterations"])),
+    loss = train_local_round(net, train, rc.training_config(s, server_round), device, int(config.get("local-iterations", s["local-iterations"])),
                              rng, float(config.get("proximal-mu", 0.0)))
     metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.image.shape[0] for c in train)), "site-index": site})
     return Message(RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics}), reply_to=msg)

@@ -1,7 +1,8 @@
 """Task "register": fixed + moving volumes in; a displacement field (grid transform), the warped moving
 volume, its Jacobian determinant and, when a moving labelmap is given, the labels propagated onto the
 fixed image out. Affine pre-alignment (SimpleITK), then either a catalog network (TM-DCA / VoxelMorph)
-refined per pair by neural instance optimisation, or direct per-pair optimisation of the field."""
+whose field is refined on the pair (optionally after neural instance optimisation), or direct per-pair
+optimisation of the field."""
 from __future__ import annotations
 
 import time
@@ -33,7 +34,7 @@ def run(ctx) -> dict:
     started = time.time()
     if p.get("affine", True):
         ctx.report(0.02, "affine", "affine pre-alignment")
-        affine = affine_register(fixed, moving, int(p.get("affine_iterations", 100)), ctx.report)
+        affine = affine_register(fixed, moving, int(p.get("affine_iterations", 300)), ctx.report)
     else:
         affine = np.eye(4)
     if method == "network":
