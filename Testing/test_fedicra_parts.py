@@ -76,9 +76,10 @@ def test_scr_unet_splits_shared_and_personal_parts_and_the_site_code_matters():
     assert loss.item() < 0
 
 
-def test_adaptive_aggregation_interpolates_and_learns_toward_the_better_decoder():
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_adaptive_aggregation_interpolates_and_learns_toward_the_better_decoder(norm):
     torch.manual_seed(0)
-    net = FedICRAUNet(1, 2, sites=2, channels=(4, 4, 8, 8, 8, 4))
+    net = FedICRAUNet(1, 2, sites=2, channels=(4, 4, 8, 8, 8, 4), norm=norm)
     _, decoder = split_state(net.state_dict())
     global_decoder = {k: v.clone() for k, v in decoder.items()}
     local_decoder = {k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v for k, v in decoder.items()}
@@ -103,7 +104,14 @@ def test_adaptive_aggregation_interpolates_and_learns_toward_the_better_decoder(
         with torch.no_grad():
             return loss(functional_call(net, {**net.state_dict(), **blend(global_decoder, local_decoder, weights)}, (x, 0)), target).item()
 
+    state_before = {k: v.clone() for k, v in net.state_dict().items()}
     weights = learn_aggregation_weights(net, global_decoder, local_decoder, batches(), loss, steps=30, lr=0.05)
+    assert all(torch.equal(state_before[k], v) for k, v in net.state_dict().items())  # AA leaves the net as it was
+    parameters = dict(net.named_parameters())
+    assert set(weights) == {k for k in decoder if k in parameters}  # no W for batch-norm statistics
+    buffers = [k for k in decoder if k not in parameters]
+    assert bool(buffers) == (norm == "batch")
+    assert all(torch.equal(blend(global_decoder, local_decoder, weights)[k], local_decoder[k]) for k in buffers)  # stay personal
     assert all(float(w.min()) >= 0.0 and float(w.max()) <= 1.0 for w in weights.values())
     assert np.mean([float(w.mean()) for w in weights.values()]) < 0.9
     assert loss_with(weights) < loss_with(ones)

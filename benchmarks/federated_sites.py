@@ -13,6 +13,8 @@ Methods, same 2.5D MONAI U-Net, same recipe (slicerleap.federated.local_round), 
 steps per site (rounds x local iterations, the optimiser restarted each round in every method, its rate decayed
 over the rounds as poly 0.9, `--lr-power`; 0 gives the constant rate of the first runs):
   local-only — each site trains alone on its cases;
+  local-weak — each site trains FedICRA's network alone with FedICRA's loss on its own sparse labels (`--label-kinds`),
+  the paper's "local training (weak)";
   FedAvg, FedProx (mu 0.01) — a real Flower federation on loopback (SuperLink + one SuperNode process per
   site, TLS, registered site keys), the global model scored on every site's test cases.
 Reported per method: Dice per site (mean over its test cases, 3D on the slice grid), mean over sites,
@@ -34,6 +36,7 @@ import torch
 
 from slicerleap.data.lesion_cases import make_tissue_case
 from slicerleap.federated import run_config as rc
+from slicerleap.federated.fedicra.training import PAPER_WEIGHTS, sparsify, train_fedicra_round
 from slicerleap.federated.local_federation import run_local_federation
 from slicerleap.federated.local_round import train_local_round
 from slicerleap.federated.site_data import load_site_cases, split_validation
@@ -105,6 +108,27 @@ def run_local_only(folders, tests, s: dict, seed: int) -> dict:
     return {"site_dice": per_site, "wall_s": time.time() - started}
 
 
+def run_local_fedicra(folders, tests, s: dict, seed: int, label_kinds: list[str], weights: dict | None = PAPER_WEIGHTS) -> dict:
+    """Each site trains FedICRA's network alone, rounds x local iterations as in the federation: with the weighted
+    FedICRA terms on its own sparse labels, or (weights None) with the federation's Dice + CE round on full masks."""
+    started = time.time()
+    per_site = []
+    s = {**s, "strategy": "fedicra", "sites": len(folders)}
+    for site, folder in enumerate(folders):
+        train, _ = split_validation(load_site_cases(folder, rc.input_spec(s)))
+        sparse = [sparsify(c, label_kinds[site], np.random.default_rng([s["seed"], site])) for c in train]
+        torch.manual_seed(s["seed"])
+        net = build_network(rc.architecture(s, site))
+        for r in range(s["num-server-rounds"]):
+            rng = np.random.default_rng([seed, site, r + 1])
+            if weights is None:
+                train_local_round(net, train, rc.training_config(s, r + 1), "cpu", s["local-iterations"], rng)
+            else:
+                train_fedicra_round(net, sparse, site, rc.training_config(s, r + 1), "cpu", s["local-iterations"], rng, weights)
+        per_site.append(test_dice(net, [tests[site]], s)[0])
+    return {"site_dice": per_site, "wall_s": time.time() - started, "label_kinds": label_kinds}
+
+
 def run_federated(folders, tests, s: dict, strategy: str, workdir: Path, label_kinds: list[str] | None = None) -> dict:
     """A Flower federation; FedAvg/FedProx score the global model on every site's tests, FedICRA each site's own
     personalised model (its site code and adaptively aggregated decoder) on that site's tests."""
@@ -143,27 +167,35 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--local-iterations", type=int, default=40)
     ap.add_argument("--methods", nargs="+", default=["local-only", "fedavg", "fedprox"],
-                    help="also: fedicra (personalised; each site's label kind from --label-kinds)")
+                    help="also: fedicra (personalised), local-weak (FedICRA's network and loss, each site alone); "
+                         "both with each site's label kind from --label-kinds")
     ap.add_argument("--label-kinds", nargs=3, default=["full", "full", "full"], choices=["point", "scribble", "box", "full"],
-                    help="fedicra: the sparse labels each site has, simulated from its masks")
+                    help="fedicra, local-weak: the sparse labels each site has, simulated from its masks")
+    ap.add_argument("--norm", default=rc.DEFAULTS["norm"], choices=list(rc.NORMS),
+                    help="every network's normalisation layers (runs before 2026-12-05: instance)"),
     ap.add_argument("--lr-power", type=float, default=rc.DEFAULTS["lr-power"],
                     help="poly decay of the local learning rate over the rounds (0: constant, as the first runs)")
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
-    done = {(r["seed"], r["method"] if r["method"] != "fedicra" else f"fedicra {' '.join(r['label_kinds'])}") for r in results["runs"]}
+    done = {(r["seed"], method_name(r), r.get("norm", "instance")) for r in results["runs"]}
     for seed in args.seeds:
         s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed,
-                                     "lr-power": args.lr_power})
+                                     "lr-power": args.lr_power, "norm": args.norm})
         with tempfile.TemporaryDirectory(prefix="fed-bench-") as tmp:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
-                if (seed, method if method != "fedicra" else f"fedicra {' '.join(args.label_kinds)}") in done:
+                weak = method in ("fedicra", "local-weak")
+                if (seed, method_name({"method": method, **({"label_kinds": args.label_kinds} if weak else {})}), args.norm) in done:
                     continue
-                record = run_local_only(folders, tests, s, seed) if method == "local-only" else \
-                    run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if method == "fedicra" else None)
-                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])),
+                if method == "local-only":
+                    record = run_local_only(folders, tests, s, seed)
+                elif method == "local-weak":
+                    record = run_local_fedicra(folders, tests, s, seed, args.label_kinds)
+                else:
+                    record = run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if weak else None)
+                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=args.norm,
                               rounds=args.rounds, local_iterations=args.local_iterations, lr_power=s["lr-power"])
                 results["runs"].append(record)
                 path.write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -172,13 +204,18 @@ def main() -> None:
     print(markdown_table(results))
 
 
+def method_name(record: dict) -> str:
+    """The method with its sites' label kinds where they vary: "fedicra (scribble, point, box)"."""
+    return f"{record['method']} ({', '.join(record['label_kinds'])})" if record.get("label_kinds") else record["method"]
+
+
 def markdown_table(results: dict) -> str:
     lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round (3 sites, both ways) | wall s | seeds |",
              "|---|---|---|---|---|---|---|---|---|"]
-    methods = ["local-only", "fedavg", "fedprox"] + sorted({f"fedicra ({', '.join(r['label_kinds'])})" for r in results["runs"]
-                                                            if r["method"] == "fedicra"})
+    names = {method_name(r) for r in results["runs"]}
+    methods = [m for m in ("local-only", "fedavg", "fedprox") if m in names] + sorted(names - {"local-only", "fedavg", "fedprox"})
     for method in methods:
-        runs = [r for r in results["runs"] if (r["method"] if r["method"] != "fedicra" else f"fedicra ({', '.join(r['label_kinds'])})") == method]
+        runs = [r for r in results["runs"] if method_name(r) == method]
         if not runs:
             continue
         site = np.array([r["site_dice"] for r in runs])

@@ -26,6 +26,18 @@ from . import run_config as rc
 from .deployment import read_round_log
 
 
+def shared_arrays(net) -> ArrayRecord:
+    """What a model update carries: the floating-point tensors of the state dict (weights and batch-norm running
+    statistics). Integer counters (batch norm's num_batches_tracked, unused with its momentum) stay where they are:
+    averaging or noising integers is meaningless, and Flower's DP noise cannot be added to them."""
+    return ArrayRecord({k: v for k, v in net.state_dict().items() if v.is_floating_point()})
+
+
+def load_shared(net, state: dict) -> None:
+    """Load an update's tensors (shared_arrays) into `net`, keeping its own values for the rest (the counters)."""
+    net.load_state_dict({**net.state_dict(), **state})
+
+
 def _array_bytes(arrays: ArrayRecord) -> int:
     return int(sum(a.numpy().nbytes for a in arrays.values()))
 
@@ -100,7 +112,7 @@ def server_main(grid: Grid, context: Context) -> None:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s["seed"])
     net = build_network(rc.architecture(s))
-    arrays = ArrayRecord(net.state_dict())
+    arrays = shared_arrays(net)
     strategy = make_strategy(s, out / "rounds.jsonl" if out else None, _array_bytes(arrays))
     # round 0: every site scores the initial weights, the baseline the rounds are measured against
     strategy.aggregate_evaluate(0, grid.send_and_receive(strategy.configure_evaluate(0, arrays, ConfigRecord(), grid),
@@ -109,7 +121,7 @@ def server_main(grid: Grid, context: Context) -> None:
                             train_config=ConfigRecord({"local-iterations": s["local-iterations"]}))
     if out is None:
         return
-    net.load_state_dict(result.arrays.to_torch_state_dict())
+    load_shared(net, result.arrays.to_torch_state_dict())
     save_weights(net, out / "model.safetensors")
     history = read_round_log(out / "rounds.jsonl")
     n_sites = len({site["node"] for r in history for site in r["sites"]})
@@ -134,7 +146,7 @@ def _network(s: dict, arrays: ArrayRecord, site: int = 0):
 
     device = select_device("auto")
     net = build_network(rc.architecture(s, site))
-    net.load_state_dict(arrays.to_torch_state_dict())
+    load_shared(net, arrays.to_torch_state_dict())
     return net.to(device), device
 
 
@@ -175,7 +187,7 @@ def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
     loss = train_fedicra_round(net, sparse, site, cfg, device, int(config.get("local-iterations", s["local-iterations"])), rng)
     save_personal(path, split_state(net.state_dict())[1], weights)
     metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.case.image.shape[0] for c in sparse)), "site-index": site})
-    return Message(RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics}), reply_to=msg)
+    return Message(RecordDict({"arrays": shared_arrays(net), "metrics": metrics}), reply_to=msg)
 
 
 def audit_outgoing(msg: Message, context: Context, call_next) -> Message:
@@ -224,7 +236,7 @@ def client_train(msg: Message, context: Context) -> Message:
     loss = train_local_round(net, train, rc.training_config(s, server_round), device, int(config.get("local-iterations", s["local-iterations"])),
                              rng, float(config.get("proximal-mu", 0.0)))
     metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.image.shape[0] for c in train)), "site-index": site})
-    return Message(RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics}), reply_to=msg)
+    return Message(RecordDict({"arrays": shared_arrays(net), "metrics": metrics}), reply_to=msg)
 
 
 @client_app.evaluate()
@@ -237,7 +249,7 @@ def client_evaluate(msg: Message, context: Context) -> Message:
 
         _, cases, site, path = _fedicra_site(context, s)
         net, device = _network(s, msg.content["arrays"], site)
-        net.load_state_dict(personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path)))
+        load_shared(net, personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path)))
     else:
         s, train, val, site = _site(context)
         net, device = _network(s, msg.content["arrays"])

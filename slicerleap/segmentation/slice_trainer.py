@@ -29,6 +29,7 @@ class SliceTrainingConfig:
     model: str = "sks"                  # "sks" or "unet"
     sks: dict = field(default_factory=dict)  # SKSConfig overrides (embed_dim, depths, ablation switches, ...)
     unet_channels: tuple = (32, 64, 128, 256)
+    unet_norm: str = "instance"         # or "batch" (the federation's default: see run_config)
     n_classes: int = 2                  # background included
     context: int = 1                    # neighbours each side
     crop: int = 128                     # training crop (pixels of the working grid)
@@ -49,7 +50,7 @@ class SliceTrainingConfig:
         if self.model == "unet":
             return {"name": "monai.UNet", "args": {"spatial_dims": 2, "in_channels": c, "out_channels": self.n_classes,
                                                    "channels": list(self.unet_channels), "strides": [2] * (len(self.unet_channels) - 1),
-                                                   "num_res_units": 2, "norm": "instance"}}
+                                                   "num_res_units": 2, "norm": self.unet_norm}}
         from .sks_net import SKSConfig
 
         return {"name": "slicerleap.SKSNet", "args": SKSConfig(**{**self.sks, "in_channels": c, "out_channels": self.n_classes}).to_args()}

@@ -10,7 +10,9 @@ from torch.func import functional_call
 
 
 def blend(global_decoder: dict, local_decoder: dict, weights: dict) -> dict:
-    """theta_g + (theta_i - theta_g) * W, per tensor (non-float buffers are taken from the local decoder)."""
+    """theta_g + (theta_i - theta_g) * W, per tensor; tensors without a W (buffers: batch-norm running statistics
+    and counters) are the local decoder's, so they stay personal like the decoder (as FedALA, whose AA FedICRA
+    uses, blends parameters only)."""
     out = {}
     for name, g in global_decoder.items():
         if name in weights:
@@ -25,10 +27,11 @@ def learn_aggregation_weights(net: torch.nn.Module, global_decoder: dict, local_
     """Fit W (element-wise, clipped to [0, 1]) for `steps` batches: `batches` is an iterator of (net arguments
     tuple, target) on the net's device; `loss_fn(logits, target)`. The rest of the network (the shared part) is the net's current state.
     Returns W (start from `weights`, or all ones)."""
-    floats = {k: v for k, v in global_decoder.items() if v.is_floating_point()}
+    parameters = dict(net.named_parameters())  # W for parameters only: batch norm cannot differentiate its running stats
+    floats = {k: v for k, v in global_decoder.items() if k in parameters}
     w = {k: (weights[k].clone() if weights and k in weights else torch.ones_like(v)).requires_grad_(True) for k, v in floats.items()}
     optimiser = torch.optim.Adam(w.values(), lr=lr)  # per-element steps: the raw gradients are (theta_i - theta_g)-scaled
-    fixed = {k: v.detach() for k, v in net.state_dict().items()}
+    fixed = {k: v.detach().clone() for k, v in net.state_dict().items()}  # a copy: train-mode batch norm updates buffers in place
     for _ in range(steps):
         args, target = next(batches)
         params = {**fixed, **blend({k: global_decoder[k].detach() for k in floats}, {k: local_decoder[k].detach() for k in floats}, w)}

@@ -32,13 +32,15 @@ class SiteCodeCalibration(nn.Module):
 class FedICRAUNet(nn.Module):
     """2D U-Net with SCR at the bottleneck. forward(x, site) -> logits; `site` is the site index per sample, or
     `site` given at construction (the site a model was personalised for: forward(x) answers as that site, so
-    inference code can call net(x)). channels: BasicUNet's six feature counts."""
+    inference code can call net(x)). channels: BasicUNet's six feature counts; norm: "batch" (the paper's WSL4MIS
+    U-Net) or "instance" (models saved before 2026-12-05 say nothing and were instance-normalised)."""
 
-    def __init__(self, in_channels: int, classes: int, sites: int, channels=(16, 32, 64, 128, 256, 16), site: int = 0):
+    def __init__(self, in_channels: int, classes: int, sites: int, channels=(16, 32, 64, 128, 256, 16), site: int = 0,
+                 norm: str = "instance"):
         super().__init__()
         from monai.networks.nets import BasicUNet
 
-        unet = BasicUNet(2, in_channels, classes, tuple(channels), norm="instance")
+        unet = BasicUNet(2, in_channels, classes, tuple(channels), norm=norm)
         for name in ("conv_0", "down_1", "down_2", "down_3", "down_4", "upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv"):
             setattr(self, name, getattr(unet, name))
         self.scr = SiteCodeCalibration(sites, channels[4])

@@ -10,10 +10,11 @@ import torch
 
 from ...segmentation.slice_data import SliceCase
 from ...segmentation.slice_trainer import SliceTrainingConfig, sample_slices
-from .losses import gated_crf_loss, partial_cross_entropy, site_code_contrast
+from .losses import gated_crf_loss, partial_cross_entropy, partial_dice, site_code_contrast
 from .weak_labels import UNLABELLED, weak_label
 
 CRF_WEIGHT, CONTRAST_WEIGHT = 0.1, 1.0
+PAPER_WEIGHTS = {"pce": 1.0, "gcrf": CRF_WEIGHT, "con": CONTRAST_WEIGHT, "pdice": 0.0}
 
 
 @dataclass
@@ -36,27 +37,33 @@ def sample_sparse(cases: list[SparseCase], rng, config: SliceTrainingConfig):
     return x, y[:, 0]
 
 
-def fedicra_loss(net, x: torch.Tensor, sparse: torch.Tensor, site: int, context: int) -> tuple[torch.Tensor, dict]:
+def fedicra_loss(net, x: torch.Tensor, sparse: torch.Tensor, site: int, context: int,
+                 weights: dict = PAPER_WEIGHTS) -> tuple[torch.Tensor, dict]:
+    """sum of weights[term] * term over pCE, gCRF, L_con and (not in the paper, 0 there) the partial Dice."""
     logits = net(x, site)
     probabilities = torch.softmax(logits, dim=1)
     centre = x[:, context:context + 1].clamp(0, 1)  # the slice itself: the image the CRF affinities come from
-    terms = {"pce": partial_cross_entropy(logits, sparse), "gcrf": gated_crf_loss(probabilities, centre),
-             "con": site_code_contrast(net.site_codes(x), site)}
-    return terms["pce"] + CRF_WEIGHT * terms["gcrf"] + CONTRAST_WEIGHT * terms["con"], {k: float(v.detach()) for k, v in terms.items()}
+    terms = {"pce": partial_cross_entropy(logits, sparse), "gcrf": gated_crf_loss(probabilities, centre)}
+    if weights.get("con", 0.0):  # its own encoder pass per site code: skipped when unweighted
+        terms["con"] = site_code_contrast(net.site_codes(x), site)
+    if weights.get("pdice", 0.0):
+        terms["pdice"] = partial_dice(probabilities, sparse)
+    total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
 def train_fedicra_round(net, cases: list[SparseCase], site: int, config: SliceTrainingConfig, device, iterations: int,
-                        rng: np.random.Generator) -> float:
+                        rng: np.random.Generator, weights: dict = PAPER_WEIGHTS) -> float:
     """Train the whole network in place for `iterations` batches (AdamW at the config's rate, fresh each round);
-    returns the mean L_seg = L_pCE + 0.1 L_gCRF (without the contrast term, which is negative by design)."""
+    returns the mean L_seg (every weighted term but the contrast term, which is negative by design)."""
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     losses = []
     net.train()
     for _ in range(iterations):
         x, sparse = sample_sparse(cases, rng, config)
-        loss, terms = fedicra_loss(net, x.to(device), sparse.to(device), site, config.context)
+        loss, terms = fedicra_loss(net, x.to(device), sparse.to(device), site, config.context, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(terms["pce"] + CRF_WEIGHT * terms["gcrf"])
+        losses.append(sum(weights.get(k, 0.0) * v for k, v in terms.items() if k != "con"))
     return float(np.mean(losses))
