@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from slicerleap.federated.fedicra.adaptive_aggregation import blend, learn_aggregation_weights
-from slicerleap.federated.fedicra.losses import gated_crf_loss, partial_cross_entropy, site_code_contrast
+from slicerleap.federated.fedicra.losses import gated_crf_loss, partial_cross_entropy, partial_dice, site_code_contrast
 from slicerleap.federated.fedicra.network import FedICRAUNet, split_state
 from slicerleap.federated.fedicra.weak_labels import KINDS, UNLABELLED, weak_label
 
@@ -43,6 +43,22 @@ def test_partial_cross_entropy_ignores_unlabelled_pixels():
     assert (grad > 0).sum() == 2 and grad[0, 2, 3] > 0 and grad[1, 5, 5] > 0
     expected = torch.nn.functional.cross_entropy(torch.stack([logits[0, :, 2, 3], logits[1, :, 5, 5]]), torch.tensor([1, 0]))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_partial_dice_scores_labelled_pixels_only():
+    """Unlabelled pixels change nothing; a perfect foreground on the labelled pixels scores 0; no labelled foreground, 0."""
+    sparse = torch.full((1, 8, 8), UNLABELLED, dtype=torch.uint8)
+    sparse[0, 2:4, 2:4], sparse[0, 6, :] = 1, 0
+    perfect = torch.zeros(1, 2, 8, 8)
+    perfect[:, 1][sparse == 1], perfect[:, 0][sparse != 1] = 1.0, 1.0
+    assert partial_dice(perfect, sparse).item() == pytest.approx(0.0, abs=1e-6)
+    noisy = perfect.clone()
+    noisy[:, 1][sparse == UNLABELLED] = 1.0  # foreground predicted where nobody labelled: not penalised
+    assert partial_dice(noisy, sparse).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = perfect.clone()
+    wrong[:, 1][sparse == 0] = 1.0  # foreground on labelled background: penalised
+    assert partial_dice(wrong, sparse).item() > 0.3
+    assert partial_dice(wrong, torch.where(sparse == 1, 0, sparse)).item() == 0.0
 
 
 def test_gated_crf_prefers_labels_that_follow_the_image_edges():

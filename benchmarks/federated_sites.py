@@ -197,11 +197,16 @@ def main() -> None:
                     record = run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if weak else None)
                 record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=args.norm,
                               rounds=args.rounds, local_iterations=args.local_iterations, lr_power=s["lr-power"])
-                results["runs"].append(record)
-                path.write_text(json.dumps(results, indent=1), encoding="utf-8")
-                print(f"seed {seed} {method:10s} Dice per site {np.round(record['site_dice'], 3).tolist()} mean {record['mean_dice']:.3f} "
-                      f"({record['wall_s']:.0f} s)", flush=True)
+                save_run(path, results, record, f"seed {seed} {method:10s}")
     print(markdown_table(results))
+
+
+def save_run(path: Path, results: dict, record: dict, label: str) -> None:
+    """Append a finished run to the results file at once (the script resumes after an interruption) and print it."""
+    results["runs"].append(record)
+    path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"{label} Dice per site {np.round(record['site_dice'], 3).tolist()} mean {record['mean_dice']:.3f} "
+          f"({record['wall_s']:.0f} s)", flush=True)
 
 
 def method_name(record: dict) -> str:

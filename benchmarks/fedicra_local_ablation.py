@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from federated_sites import SETTINGS, build_sites, run_local_fedicra, run_local_only
+from federated_sites import SETTINGS, build_sites, run_local_fedicra, run_local_only, save_run
 from slicerleap.federated import run_config as rc
 from slicerleap.federated.fedicra.training import PAPER_WEIGHTS
 
@@ -60,10 +60,7 @@ def main() -> None:
                 record = run_local_only(folders, tests, s, seed) if variant == "unet-dicece" else \
                     run_local_fedicra(folders, tests, s, seed, [args.label_kind] * len(folders), VARIANTS[variant])
                 record.update(seed=seed, variant=variant, label_kind=args.label_kind, norm=args.norm, mean_dice=float(np.mean(record["site_dice"])))
-                results["runs"].append(record)
-                path.write_text(json.dumps(results, indent=1), encoding="utf-8")
-                print(f"seed {seed} {variant:14s} Dice per site {np.round(record['site_dice'], 3).tolist()} "
-                      f"mean {record['mean_dice']:.3f} ({record['wall_s']:.0f} s)", flush=True)
+                save_run(path, results, record, f"seed {seed} {variant:14s}")
     print(markdown_table(results))
 
 
