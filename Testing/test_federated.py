@@ -53,6 +53,31 @@ def test_run_config_defaults_are_the_flower_apps():
     assert rc.settings({"strategy": "fedprox", "crop": 48.0})["crop"] == 48
     with pytest.raises(ValueError, match="unknown strategy"):
         rc.settings({"strategy": "fedsgd"})
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        rc.settings({"norm": "group"})
+    with pytest.raises(ValueError, match="differential privacy"):
+        rc.settings({"norm": "batch", "dp": "local"})
+    assert [rc.network_norm(rc.settings(c)) for c in ({}, {"dp": "central"}, {"norm": "instance"})] == ["batch", "instance", "instance"]
+
+
+def test_cli_refuses_batch_norm_under_differential_privacy_before_starting(tmp_path, capsys):
+    assert main(["fed", "simulate", "--sites", str(tmp_path), str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--dp", "local", "--set", "norm=batch"]) == 2
+    assert "differential privacy" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_model_update_is_the_floating_point_state_and_must_match_the_network():
+    """What a site sends: weights and batch-norm statistics, not the integer counters; loading an update from
+    another network (missing tensors) is refused instead of silently keeping initial values."""
+    from slicerleap.federated.apps import load_shared, shared_arrays
+
+    net = build_network(rc.training_config(rc.settings(TINY)).architecture())
+    sent = shared_arrays(net).to_torch_state_dict()
+    assert any(k.endswith("running_var") for k in sent) and not any(k.endswith("num_batches_tracked") for k in sent)
+    other = build_network(rc.training_config(rc.settings({**TINY, "norm": "instance"})).architecture())
+    load_shared(other, shared_arrays(other).to_torch_state_dict())
+    with pytest.raises(ValueError, match="lacks"):
+        load_shared(net, shared_arrays(other).to_torch_state_dict())
 
 
 def test_local_learning_rate_decays_over_the_rounds_as_poly():
@@ -237,9 +262,11 @@ def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_
 
     from slicerleap.federated.local_federation import run_local_federation
 
-    s = rc.settings(TINY)
+    s = rc.settings({**TINY, "dp": "central"})
+    assert rc.network_norm(s) == "instance"  # "auto" under DP: no batch-norm statistics for the noise to break
     torch.manual_seed(s["seed"])  # the ServerApp's initial weights
     initial = build_network(rc.training_config(s).architecture()).state_dict()
+    assert not any("running" in k for k in initial)
     clip = 1e-3
     central = run_local_federation(site_dirs[:2], tmp_path / "central", {**TINY, "num-server-rounds": 1, "min-sites": 2,
                                                                          "dp": "central", "dp-clipping-norm": clip,
@@ -257,6 +284,7 @@ def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_
     card = json.loads((tmp_path / "local" / "card.json").read_text(encoding="utf-8"))
     assert card["training"]["federated"]["dp"] == "local"
     final = load_file(str(tmp_path / "local" / "model.safetensors"))
+    assert all(bool(torch.isfinite(v).all()) for v in final.values())
     moved = float(np.sqrt(sum(((final[k].double() - initial[k].double()) ** 2).sum() for k in initial)))
     assert moved > 1.0  # Gaussian noise of std ~4.8 per weight (epsilon 1): far beyond a clipped (norm <= 1) plain update
 

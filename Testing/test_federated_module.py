@@ -87,7 +87,7 @@ def test_fedtools_rejects_bad_federations(scene_sites, tmp_path):
         logic.create_federated_job([sites[0], str(tmp_path)])
     with pytest.raises(BadInputError, match="strategy"):
         logic.create_federated_job(sites, strategy="fedsgd")
-    with pytest.raises(BadInputError, match="normalisation layers 'group'"):
+    with pytest.raises(BadInputError, match="normalisation 'group'"):
         logic.create_federated_job(sites, settings={"norm": "group"})
     with pytest.raises(BadInputError, match="public keys"):
         logic.create_coordinator_job([str(tmp_path / "missing.pub")])

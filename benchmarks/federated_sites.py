@@ -9,7 +9,7 @@ probability map). Three sites with different "scanners":
 Each site keeps `--train` cases in its own folder (the last quarter of them validate, as in every
 site's ClientApp) and `--test` held-out cases the federation never sees.
 
-Methods, same 2.5D MONAI U-Net, same recipe (slicerleap.federated.local_round), same number of optimiser
+Methods (the 2.5D MONAI U-Net, FedICRA's methods its SCR U-Net; both batch-normalised unless `--norm`), same recipe (slicerleap.federated.local_round), same number of optimiser
 steps per site (rounds x local iterations, the optimiser restarted each round in every method, its rate decayed
 over the rounds as poly 0.9, `--lr-power`; 0 gives the constant rate of the first runs):
   local-only — each site trains alone on its cases;
@@ -172,14 +172,14 @@ def main() -> None:
     ap.add_argument("--label-kinds", nargs=3, default=["full", "full", "full"], choices=["point", "scribble", "box", "full"],
                     help="fedicra, local-weak: the sparse labels each site has, simulated from its masks")
     ap.add_argument("--norm", default=rc.DEFAULTS["norm"], choices=list(rc.NORMS),
-                    help="every network's normalisation layers (runs before 2026-12-05: instance)"),
+                    help="every network's normalisation layers (runs before 2026-12-05: instance)")
     ap.add_argument("--lr-power", type=float, default=rc.DEFAULTS["lr-power"],
                     help="poly decay of the local learning rate over the rounds (0: constant, as the first runs)")
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
-    done = {(r["seed"], method_name(r), r.get("norm", "instance")) for r in results["runs"]}
+    done = {(r["seed"], method_name(r)) for r in results["runs"]}
     for seed in args.seeds:
         s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed,
                                      "lr-power": args.lr_power, "norm": args.norm})
@@ -187,7 +187,7 @@ def main() -> None:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
                 weak = method in ("fedicra", "local-weak")
-                if (seed, method_name({"method": method, **({"label_kinds": args.label_kinds} if weak else {})}), args.norm) in done:
+                if (seed, method_name({"method": method, "norm": args.norm, **({"label_kinds": args.label_kinds} if weak else {})})) in done:
                     continue
                 if method == "local-only":
                     record = run_local_only(folders, tests, s, seed)
@@ -210,15 +210,18 @@ def save_run(path: Path, results: dict, record: dict, label: str) -> None:
 
 
 def method_name(record: dict) -> str:
-    """The method with its sites' label kinds where they vary: "fedicra (scribble, point, box)"."""
-    return f"{record['method']} ({', '.join(record['label_kinds'])})" if record.get("label_kinds") else record["method"]
+    """The method with its sites' label kinds where they vary, and the normalisation unless batch norm (the runs before
+    2026-12-05 have no "norm": instance): "fedicra (scribble, point, box)", "fedavg [instance norm]"."""
+    name = f"{record['method']} ({', '.join(record['label_kinds'])})" if record.get("label_kinds") else record["method"]
+    norm = record.get("norm", "instance")
+    return name if norm == "batch" else f"{name} [{norm} norm]"
 
 
 def markdown_table(results: dict) -> str:
     lines = ["| method | site 0 Dice | site 1 Dice (gamma) | site 2 Dice (3 mm) | mean Dice | rounds to 90 % of best | MB per round (3 sites, both ways) | wall s | seeds |",
              "|---|---|---|---|---|---|---|---|---|"]
-    names = {method_name(r) for r in results["runs"]}
-    methods = [m for m in ("local-only", "fedavg", "fedprox") if m in names] + sorted(names - {"local-only", "fedavg", "fedprox"})
+    order = ["local-only", "local-weak", "fedavg", "fedprox", "fedicra"]
+    methods = sorted({method_name(r) for r in results["runs"]}, key=lambda name: (order.index(name.split()[0]), name))
     for method in methods:
         runs = [r for r in results["runs"] if method_name(r) == method]
         if not runs:

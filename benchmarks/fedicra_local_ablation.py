@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--local-iterations", type=int, default=40)
     ap.add_argument("--label-kind", default="full", choices=["point", "scribble", "box", "full"])
-    ap.add_argument("--norm", default="batch", choices=["batch", "instance"], help="every network's normalisation")
+    ap.add_argument("--norm", default="batch", choices=["batch", "instance"], help="every network's normalisation layers")
     ap.add_argument("--variants", nargs="+", default=["unet-dicece", *VARIANTS])
     ap.add_argument("--results", default=str(Path(__file__).with_name("fedicra_local_ablation.json")))
     args = ap.parse_args()

@@ -183,17 +183,20 @@ def _federation_config(rounds: int, strategy: str, local_iterations: int, model_
         raise BadInputError(f"'{model_id}' is not a valid model id.", "Use lower-case name@version, e.g. 'fed-liver@1.0.0'.")
     if strategy not in ("fedavg", "fedprox"):
         raise BadInputError(f"Unknown strategy '{strategy}'.", "Use 'fedavg' or 'fedprox'.")
-    from slicerleap.federated.run_config import DEFAULTS, NORMS, PRIVACY
+    from slicerleap.federated.run_config import DEFAULTS, PRIVACY, settings as run_settings
 
     unknown = sorted(set(settings or {}) - set(DEFAULTS))
     if unknown:
         raise BadInputError(f"Unknown federation settings: {', '.join(unknown)}.", f"Known settings: {', '.join(DEFAULTS)}.")
     if (settings or {}).get("dp", "off") not in PRIVACY:
         raise BadInputError(f"Unknown differential privacy mode '{settings['dp']}'.", f"Use one of: {', '.join(PRIVACY)}.")
-    if (settings or {}).get("norm", NORMS[0]) not in NORMS:
-        raise BadInputError(f"Unknown normalisation layers '{settings['norm']}'.", f"Use one of: {', '.join(NORMS)}.")
-    return {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
-            "local-iterations": int(local_iterations), "model-id": model_id}
+    config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
+              "local-iterations": int(local_iterations), "model-id": model_id}
+    try:
+        run_settings(config)
+    except ValueError as error:
+        raise BadInputError(f"Federation settings refused: {error}.", "Change the settings named.") from None
+    return config
 
 
 def round_history(records: list[dict], site_index: int = 0) -> list[dict]:

@@ -7,7 +7,8 @@ configured rounds, logs every round (participating sites, their loss and Dice, b
 `<out-dir>/rounds.jsonl`, and writes the global model and its card to `out-dir`.
 Client (one per site, inside that site's SuperNode): reads only the folder named in its node config
 (`data-dir`), trains from the global weights, and answers with weights and scalar metrics; the
-`audit_outgoing` mod records what left the site in `audit-log` when the node config names one; with a
+`audit_outgoing` mod records what left the site (the model's floating-point state: weights and, with batch norm,
+its running feature means and variances) in `audit-log` when the node config names one; with a
 `model-dir`, the site keeps the final global model (from the last round's evaluation) and its card there.
 """
 from __future__ import annotations
@@ -34,8 +35,14 @@ def shared_arrays(net) -> ArrayRecord:
 
 
 def load_shared(net, state: dict) -> None:
-    """Load an update's tensors (shared_arrays) into `net`, keeping its own values for the rest (the counters)."""
-    net.load_state_dict({**net.state_dict(), **state})
+    """Load an update's tensors (shared_arrays) into `net`, keeping its own integer counters; an update that lacks
+    any of the net's floating-point tensors (another network) is refused, as a strict load would."""
+    own = net.state_dict()
+    missing = sorted(k for k, v in own.items() if v.is_floating_point() and k not in state)
+    if missing:
+        raise ValueError(f"the model update lacks {len(missing)} of this network's tensors (e.g. {missing[0]}): "
+                         "the sites and the coordinator must run the same settings")
+    net.load_state_dict({**own, **state})
 
 
 def _array_bytes(arrays: ArrayRecord) -> int:

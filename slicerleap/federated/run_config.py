@@ -5,7 +5,7 @@ from __future__ import annotations
 # the training imports are in the functions: the settings alone are read where torch is not wanted (the Slicer GUI)
 
 STRATEGIES = ("fedavg", "fedprox", "fedicra")
-NORMS = ("batch", "instance")
+NORMS = ("auto", "batch", "instance")
 PRIVACY = ("off", "central", "local")  # differential privacy: Flower's server-side wrapper, or each site's LocalDpMod
 
 DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/pyproject.toml
@@ -17,10 +17,12 @@ DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/
     "fraction-train": 1.0,
     "round-timeout": 600.0,       # s to wait for a round's replies; late or dead sites are left out
     "channels": "16,32,64,128",   # MONAI 2D U-Net feature channels
-    # normalisation layers of every federation network: batch norm keeps the absolute intensities that tissue
-    # classes differ by (instance norm of each 64 px crop lost them: FedICRA's U-Net 0.57 vs 0.90 Dice trained
-    # alone, RESULTS.md 2026-12-05); FedICRA's own U-Net (WSL4MIS) uses batch norm too
-    "norm": "batch",
+    # normalisation layers of every federation network (network_norm): "auto" is batch norm, which keeps the
+    # absolute intensities tissue classes differ by (instance norm of each 64 px crop lost them: FedICRA's U-Net
+    # 0.57 vs 0.88 Dice trained alone, RESULTS.md "Batch norm"; FedICRA's own U-Net, WSL4MIS's, is batch-normalised
+    # too) — and instance norm under differential privacy, whose noise would make running variances negative
+    # (the statistics of site data batch norm keeps are not protected by clipping weights either; Opacus refuses it)
+    "norm": "auto",
     "in-plane-spacing": 1.5,      # mm, the slice grid every site resamples to
     "context": 1,                 # neighbour slices each side (2.5D input)
     "crop": 96,
@@ -59,9 +61,19 @@ def settings(run_config) -> dict:
         raise ValueError(f"unknown strategy {out['strategy']!r}; use one of {', '.join(STRATEGIES)}")
     if out["norm"] not in NORMS:
         raise ValueError(f"unknown normalisation {out['norm']!r}; use one of {', '.join(NORMS)}")
+    if out["norm"] == "batch" and out["dp"] != "off":
+        raise ValueError("batch norm cannot be combined with differential privacy (the noise would reach its running "
+                         "statistics); use norm 'instance' or 'auto'")
     if out["dp"] not in PRIVACY:
         raise ValueError(f"unknown differential privacy mode {out['dp']!r}; use one of {', '.join(PRIVACY)}")
     return out
+
+
+def network_norm(s: dict) -> str:
+    """The normalisation layers the settings ask for: "auto" is batch norm, or instance norm under differential privacy."""
+    if s["norm"] != "auto":
+        return s["norm"]
+    return "instance" if s["dp"] != "off" else "batch"
 
 
 def round_learning_rate(s: dict, server_round: int) -> float:
@@ -77,7 +89,7 @@ def training_config(s: dict, server_round: int = 0):
     """The SliceTrainingConfig of the federation's 2.5D U-Net (at round `server_round`'s learning rate)."""
     from ..segmentation.slice_trainer import SliceTrainingConfig
 
-    return SliceTrainingConfig(model="unet", unet_channels=tuple(int(c) for c in s["channels"].split(",")), unet_norm=s["norm"],
+    return SliceTrainingConfig(model="unet", unet_channels=tuple(int(c) for c in s["channels"].split(",")), unet_norm=network_norm(s),
                                context=s["context"], crop=s["crop"], batch_size=s["batch-size"],
                                learning_rate=round_learning_rate(s, server_round), seed=s["seed"])
 
@@ -90,7 +102,7 @@ def architecture(s: dict, site: int = 0) -> dict:
     unet = (channels + [channels[-1]] * 5)[:5] + [channels[0]]  # BasicUNet's six feature counts
     return {"name": "slicerleap.FedICRAUNet", "args": {"in_channels": 2 * s["context"] + 1, "classes": 2,
                                                        "sites": s["sites"] or s["min-sites"], "channels": unet, "site": site,
-                                                       "norm": s["norm"]}}
+                                                       "norm": network_norm(s)}}
 
 
 def input_spec(s: dict) -> dict:

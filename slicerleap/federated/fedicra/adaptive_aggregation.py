@@ -25,9 +25,10 @@ def blend(global_decoder: dict, local_decoder: dict, weights: dict) -> dict:
 def learn_aggregation_weights(net: torch.nn.Module, global_decoder: dict, local_decoder: dict, batches, loss_fn: Callable,
                               steps: int, lr: float = 0.01, weights: dict | None = None) -> dict:
     """Fit W (element-wise, clipped to [0, 1]) for `steps` batches: `batches` is an iterator of (net arguments
-    tuple, target) on the net's device; `loss_fn(logits, target)`. The rest of the network (the shared part) is the net's current state.
+    tuple, target) on the net's device; `loss_fn(logits, target)`. The rest of the network (the shared part, and the
+    decoder's buffers) is the net's current state.
     Returns W (start from `weights`, or all ones)."""
-    parameters = dict(net.named_parameters())  # W for parameters only: batch norm cannot differentiate its running stats
+    parameters = dict(net.named_parameters())  # W for parameters only: running statistics are not learnt (unused in train mode)
     floats = {k: v for k, v in global_decoder.items() if k in parameters}
     w = {k: (weights[k].clone() if weights and k in weights else torch.ones_like(v)).requires_grad_(True) for k, v in floats.items()}
     optimiser = torch.optim.Adam(w.values(), lr=lr)  # per-element steps: the raw gradients are (theta_i - theta_g)-scaled

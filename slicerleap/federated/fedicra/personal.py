@@ -49,7 +49,9 @@ def adapt(net, global_state: dict, personal, cases, site: int, config, device, s
     """Load the round's starting weights into `net`: the global model, or (with a local decoder from an earlier
     round) the adaptively aggregated one, W_i learned on this site's sparse labels for `steps` batches (pCE, the
     supervised term; W starts from last round's). Returns W_i, or None when there is no local decoder yet."""
-    net.load_state_dict({**net.state_dict(), **global_state})  # an update carries no integer counters (apps.shared_arrays)
+    from ..apps import load_shared
+
+    load_shared(net, global_state)
     if personal is None:
         return None
     _, global_decoder = split_state({k: v.to(device) for k, v in global_state.items()})
