@@ -47,7 +47,8 @@ is registered in your model catalog and can be used at once in the SKS Segmentat
 <i>coordinate</i> serves remote sites, which send you their public keys and receive your CA certificate and
 address (shown in the log when the coordinator starts); <i>join</i> takes part as one site with the listed
 cases: make the site's keys once, send the .pub file to the coordinator. Connections use TLS, only registered
-sites may join, and only model weights and scalar metrics leave a site; <i>differential privacy</i> (Flower's)
+sites may join, and only model weights (with batch-norm feature statistics) and scalar metrics leave a site;
+<i>differential privacy</i> (Flower's; the networks then use instance norm)
 can also bound what the updates reveal: <i>central</i> (clipped and noised at the coordinator) or <i>local</i>
 (each site noises its own update before sending it). The plot shows every site's
 validation Dice per round; the global model is registered in the catalog at the coordinator and at every site.

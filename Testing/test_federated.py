@@ -293,12 +293,14 @@ def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, t
     """FedICRA over two SuperNodes with different sparse labels (scribbles, boxes): the run completes; each site keeps
     its decoder and, from the aggregation round on, its learned element-wise weights W in its own cache folder
     (never sent); each site receives its personalised model (its site code, its decoder), loadable from its card;
-    what left the sites is weights and scalar metrics only."""
+    what left the sites is weights and scalar metrics only. With personal-bn-stats, each site's model normalises with
+    its own batch-norm statistics, kept in its cache folder too."""
     from safetensors.torch import load_file
 
     from slicerleap.federated.local_federation import run_local_federation
 
-    config = {**TINY, "strategy": "fedicra", "num-server-rounds": 2, "aa-from-round": 2, "aa-iterations": 3, "min-sites": 2}
+    config = {**TINY, "strategy": "fedicra", "num-server-rounds": 2, "aa-from-round": 2, "aa-iterations": 3, "min-sites": 2,
+              "personal-bn-stats": 1}
     model_dirs = [tmp_path / f"site{n}-model" for n in range(2)]
     result = run_local_federation(site_dirs[:2], tmp_path / "out", config, workdir=tmp_path / "fed", timeout=900,
                                   label_kinds=["scribble", "box"], model_dirs=model_dirs)
@@ -312,6 +314,7 @@ def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, t
         weights = [v for k, v in state.items() if k.startswith("weight.")]
         assert weights and all(float(w.min()) >= 0 and float(w.max()) <= 1 for w in weights)
         assert any(k.startswith("decoder.upcat_") for k in state) and not any(k.startswith("decoder.down_") for k in state)
+        assert any(k.startswith("stats.down_") and k.endswith("running_var") for k in state)
     cards = [json.loads((d / "card.json").read_text(encoding="utf-8")) for d in model_dirs]
     assert [c["id"] for c in cards] == [f"fed-unet-site{n}@1.0.0" for n in range(2)]
     assert [c["architecture"]["args"]["site"] for c in cards] == [0, 1]
@@ -319,6 +322,10 @@ def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, t
               for c, d in zip(cards, model_dirs)]
     decoder_key = next(k for k in models[0].state_dict() if k.startswith("upcat_1."))
     assert not torch.equal(models[0].state_dict()[decoder_key], models[1].state_dict()[decoder_key])  # personalised
+    encoder_statistics = next(k for k in models[0].state_dict() if k.startswith("down_1.") and k.endswith("running_mean"))
+    for model, state in zip(models, personal):  # the site's own statistics, not the average the coordinator holds
+        assert torch.equal(model.state_dict()[encoder_statistics], state[f"stats.{encoder_statistics}"])
+    assert not torch.equal(models[0].state_dict()[encoder_statistics], models[1].state_dict()[encoder_statistics])
     for audit in result["audit_logs"]:
         for entry in (json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()):
             assert set(entry["metrics"].get("metrics", {})) <= METRIC_KEYS

@@ -160,3 +160,21 @@ def test_a_site_learns_from_box_labels_alone():
         runs.append((before, mean_dice(net, cases, "cpu")))
         assert np.isfinite(loss)
     assert sum(after > max(0.5, before + 0.2) for before, after in runs) >= 2, runs
+
+
+def test_personal_state_keeps_the_sites_batch_norm_statistics_on_request(tmp_path):
+    from slicerleap.federated.fedicra.personal import batch_norm_statistics, load_personal, personalised_state, save_personal
+
+    torch.manual_seed(0)
+    net = FedICRAUNet(3, 2, sites=2, channels=(4, 4, 8, 8, 8, 4), norm="batch")
+    net(torch.randn(4, 3, 32, 32), 0)  # a training step's batch moves the running statistics away from 0 / 1
+    own = batch_norm_statistics(net.state_dict())
+    assert own and all(k.endswith(("running_mean", "running_var")) for k in own)
+    shared, decoder = split_state(net.state_dict())
+    save_personal(tmp_path / "p.safetensors", decoder, None, batch_norm_statistics(shared))
+    personal = load_personal(tmp_path / "p.safetensors")
+    global_state = FedICRAUNet(3, 2, sites=2, channels=(4, 4, 8, 8, 8, 4), norm="batch").state_dict()
+    assert personalised_state(global_state, personal) is global_state  # no W yet, statistics not asked for
+    mixed = personalised_state(global_state, personal, own_statistics=True)
+    assert all(torch.equal(mixed[k], own[k]) for k in own)
+    assert all(torch.equal(mixed[k], global_state[k]) for k in global_state if k not in own)

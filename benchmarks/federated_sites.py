@@ -175,19 +175,23 @@ def main() -> None:
                     help="every network's normalisation layers (runs before 2026-12-05: instance)")
     ap.add_argument("--lr-power", type=float, default=rc.DEFAULTS["lr-power"],
                     help="poly decay of the local learning rate over the rounds (0: constant, as the first runs)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="further run config for every method (e.g. aa-from-round=99: FedICRA without adaptive aggregation)")
     ap.add_argument("--results", default=str(Path(__file__).with_name("federated_results.json")))
     args = ap.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
     done = {(r["seed"], method_name(r)) for r in results["runs"]}
+    overrides = dict(pair.split("=", 1) for pair in args.set)
     for seed in args.seeds:
         s = rc.settings({**SETTINGS, "num-server-rounds": args.rounds, "local-iterations": args.local_iterations, "seed": seed,
-                                     "lr-power": args.lr_power, "norm": args.norm})
+                                     "lr-power": args.lr_power, "norm": args.norm, **overrides})
         with tempfile.TemporaryDirectory(prefix="fed-bench-") as tmp:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
                 weak = method in ("fedicra", "local-weak")
-                if (seed, method_name({"method": method, "norm": args.norm, **({"label_kinds": args.label_kinds} if weak else {})})) in done:
+                if (seed, method_name({"method": method, "norm": args.norm, "settings": overrides,
+                                       **({"label_kinds": args.label_kinds} if weak else {})})) in done:
                     continue
                 if method == "local-only":
                     record = run_local_only(folders, tests, s, seed)
@@ -195,7 +199,7 @@ def main() -> None:
                     record = run_local_fedicra(folders, tests, s, seed, args.label_kinds)
                 else:
                     record = run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if weak else None)
-                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=args.norm,
+                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=args.norm, settings=overrides,
                               rounds=args.rounds, local_iterations=args.local_iterations, lr_power=s["lr-power"])
                 save_run(path, results, record, f"seed {seed} {method:10s}")
     print(markdown_table(results))
@@ -213,6 +217,7 @@ def method_name(record: dict) -> str:
     """The method with its sites' label kinds where they vary, and the normalisation unless batch norm (the runs before
     2026-12-05 have no "norm": instance): "fedicra (scribble, point, box)", "fedavg [instance norm]"."""
     name = f"{record['method']} ({', '.join(record['label_kinds'])})" if record.get("label_kinds") else record["method"]
+    name += "".join(f" {k}={v}" for k, v in sorted(record.get("settings", {}).items()))
     norm = record.get("norm", "instance")
     return name if norm == "batch" else f"{name} [{norm} norm]"
 

@@ -177,7 +177,7 @@ def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
     the site's decoder and W stay in its cache folder, the whole model goes to the coordinator (theta_g is the
     sites' average decoder)."""
     from .fedicra.network import split_state
-    from .fedicra.personal import adapt, load_personal, save_personal
+    from .fedicra.personal import adapt, batch_norm_statistics, load_personal, save_personal, site_statistics
     from .fedicra.training import sparsify, train_fedicra_round
 
     train, _, site, path = _fedicra_site(context, s)
@@ -189,10 +189,14 @@ def _fedicra_train(msg: Message, context: Context, s: dict) -> Message:
     server_round = int(config.get("server-round", 0))
     rng = np.random.default_rng([s["seed"], site, server_round])
     cfg = rc.training_config(s, server_round)
-    personal = load_personal(path) if server_round >= s["aa-from-round"] else None
+    stored = load_personal(path)
+    personal = stored if server_round >= s["aa-from-round"] else None
     weights = adapt(net, msg.content["arrays"].to_torch_state_dict(), personal, sparse, site, cfg, device, s["aa-iterations"], rng)
+    if s["personal-bn-stats"] and stored is not None:  # start from the site's own normalisation, not the sites' average
+        net.load_state_dict({**net.state_dict(), **{k: v.to(device) for k, v in site_statistics(stored).items()}})
     loss = train_fedicra_round(net, sparse, site, cfg, device, int(config.get("local-iterations", s["local-iterations"])), rng)
-    save_personal(path, split_state(net.state_dict())[1], weights)
+    shared, decoder = split_state(net.state_dict())
+    save_personal(path, decoder, weights, batch_norm_statistics(shared))
     metrics = MetricRecord({"loss": loss, "num-examples": int(sum(c.case.image.shape[0] for c in sparse)), "site-index": site})
     return Message(RecordDict({"arrays": shared_arrays(net), "metrics": metrics}), reply_to=msg)
 
@@ -256,7 +260,7 @@ def client_evaluate(msg: Message, context: Context) -> Message:
 
         _, cases, site, path = _fedicra_site(context, s)
         net, device = _network(s, msg.content["arrays"], site)
-        load_shared(net, personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path)))
+        load_shared(net, personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path), bool(s["personal-bn-stats"])))
     else:
         s, train, val, site = _site(context)
         net, device = _network(s, msg.content["arrays"])

@@ -43,6 +43,7 @@ DEFAULTS = {  # key: default (type follows the default); mirrored in flower_app/
     "sites": 0,
     "aa-iterations": 10,
     "aa-from-round": 3,
+    "personal-bn-stats": 0,       # FedICRA: 1 = each site's personalised model keeps its own batch-norm statistics
     "dp": "off",
     "dp-clipping-norm": 1.0,      # L2 bound of one site's update (all weights together)
     "dp-noise-multiplier": 1.0,   # central: noise std in units of the clipping norm

@@ -1,5 +1,6 @@
-"""A FedICRA site's state between rounds: its personalised decoder theta_i and aggregation weights W_i, kept in the
-site's own cache folder (Flower starts a ClientApp process per message, and they must never leave the site)."""
+"""A FedICRA site's state between rounds: its personalised decoder theta_i, aggregation weights W_i and the batch-norm
+running statistics of its last local training, kept in the site's own cache folder (Flower starts a ClientApp process
+per message, and they must never leave the site)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,33 +17,51 @@ def personal_path(cache_dir: str | Path, run_id: int, site: int) -> Path:
     return Path(cache_dir) / f"fedicra-run{run_id}-site{site}.safetensors"
 
 
-def save_personal(path: Path, decoder: dict, weights: dict | None) -> None:
+def batch_norm_statistics(state: dict) -> dict:
+    """The running means and variances of a state dict's batch-norm layers (none with instance norm)."""
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+def site_statistics(personal) -> dict:
+    """Every batch-norm statistic of the site's last local training: the shared part's (saved as `statistics`) and
+    its decoder's."""
+    return {**personal[2], **batch_norm_statistics(personal[0])}
+
+
+def save_personal(path: Path, decoder: dict, weights: dict | None, statistics: dict | None = None) -> None:
+    """`statistics`: the batch-norm statistics of the shared part (the decoder's are in `decoder`)."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"decoder.{k}": v.detach().contiguous().cpu() for k, v in decoder.items()}
     tensors.update({f"weight.{k}": v.detach().contiguous().cpu() for k, v in (weights or {}).items()})
+    tensors.update({f"stats.{k}": v.detach().contiguous().cpu() for k, v in (statistics or {}).items()})
     save_file(tensors, str(path))
 
 
-def load_personal(path: Path) -> tuple[dict, dict | None] | None:
-    """(decoder, weights or None) saved by this site in an earlier round of the run, or None in its first round."""
+def load_personal(path: Path) -> tuple[dict, dict | None, dict] | None:
+    """(decoder, weights or None, batch-norm statistics) saved by this site in an earlier round of the run, or None
+    in its first round."""
     if not path.exists():
         return None
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
-    decoder = {k[len("decoder."):]: v for k, v in tensors.items() if k.startswith("decoder.")}
-    weights = {k[len("weight."):]: v for k, v in tensors.items() if k.startswith("weight.")}
-    return decoder, weights or None
+    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return part("decoder."), part("weight.") or None, part("stats.")
 
 
-def personalised_state(global_state: dict, personal) -> dict:
-    """phi_g with theta^_i = blend(theta_g, theta_i, W_i) once W_i exists, else the global model."""
-    if personal is None or personal[1] is None:
-        return global_state
-    _, global_decoder = split_state(global_state)
-    return {**global_state, **blend(global_decoder, personal[0], personal[1])}
+def personalised_state(global_state: dict, personal, own_statistics: bool = False) -> dict:
+    """phi_g with theta^_i = blend(theta_g, theta_i, W_i) once W_i exists, else the global model; with
+    `own_statistics`, every batch-norm layer normalises with the site's own running statistics (FedBN's idea for
+    sites whose scanners shift the features) instead of the sites' average."""
+    state = global_state
+    if personal is not None and personal[1] is not None:
+        _, global_decoder = split_state(global_state)
+        state = {**global_state, **blend(global_decoder, personal[0], personal[1])}
+    if own_statistics and personal is not None:
+        state = {**state, **{k: v.to(state[k].device) for k, v in site_statistics(personal).items()}}
+    return state
 
 
 def adapt(net, global_state: dict, personal, cases, site: int, config, device, steps: int, rng: np.random.Generator) -> dict | None:
