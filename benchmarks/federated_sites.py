@@ -20,8 +20,10 @@ over the rounds as poly 0.9, `--lr-power`; 0 gives the constant rate of the firs
 Reported per method: Dice per site (mean over its test cases, 3D on the slice grid), mean over sites,
 rounds until the validation Dice reached 90 % of its final value, bytes per round, wall time.
 
-    python benchmarks/federated_sites.py --seeds 0 1 2 --rounds 6 --local-iterations 40 \
-        --methods local-only fedavg fedicra --results benchmarks/federated_results_poly.json
+    cd benchmarks && python federated_sites.py --seeds 0 1 2 --rounds 6 --local-iterations 40 \
+        --methods local-only fedavg fedprox fedicra --results federated_results_bn.json
+    cd benchmarks && python federated_sites.py --seeds 0 1 2 --methods local-weak fedicra \
+        --label-kinds scribble point scribble --results federated_results_bn.json
 """
 from __future__ import annotations
 
@@ -190,7 +192,7 @@ def main() -> None:
             folders, tests = build_sites(Path(tmp), args.train, args.test, first_seed=2000 + 100 * seed)
             for method in args.methods:
                 weak = method in ("fedicra", "local-weak")
-                if (seed, method_name({"method": method, "norm": args.norm, "settings": overrides,
+                if (seed, method_name({"method": method, "norm": rc.network_norm(s), "settings": overrides,
                                        **({"label_kinds": args.label_kinds} if weak else {})})) in done:
                     continue
                 if method == "local-only":
@@ -199,7 +201,7 @@ def main() -> None:
                     record = run_local_fedicra(folders, tests, s, seed, args.label_kinds)
                 else:
                     record = run_federated(folders, tests, s, method, Path(tmp) / method, args.label_kinds if weak else None)
-                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=args.norm, settings=overrides,
+                record.update(seed=seed, method=method, mean_dice=float(np.mean(record["site_dice"])), norm=rc.network_norm(s), settings=overrides,
                               rounds=args.rounds, local_iterations=args.local_iterations, lr_power=s["lr-power"])
                 save_run(path, results, record, f"seed {seed} {method:10s}")
     print(markdown_table(results))
