@@ -69,15 +69,16 @@ def test_cli_refuses_batch_norm_under_differential_privacy_before_starting(tmp_p
 def test_a_model_update_is_the_floating_point_state_and_must_match_the_network():
     """What a site sends: weights and batch-norm statistics, not the integer counters; loading an update from
     another network (missing tensors) is refused instead of silently keeping initial values."""
-    from slicerleap.federated.apps import load_shared, shared_arrays
+    from slicerleap.federated.apps import shared_arrays
+    from slicerleap.federated.model_update import load_update
 
     net = build_network(rc.training_config(rc.settings(TINY)).architecture())
     sent = shared_arrays(net).to_torch_state_dict()
     assert any(k.endswith("running_var") for k in sent) and not any(k.endswith("num_batches_tracked") for k in sent)
     other = build_network(rc.training_config(rc.settings({**TINY, "norm": "instance"})).architecture())
-    load_shared(other, shared_arrays(other).to_torch_state_dict())
+    load_update(other, shared_arrays(other).to_torch_state_dict())
     with pytest.raises(ValueError, match="lacks"):
-        load_shared(net, shared_arrays(other).to_torch_state_dict())
+        load_update(net, shared_arrays(other).to_torch_state_dict())
 
 
 def test_local_learning_rate_decays_over_the_rounds_as_poly():

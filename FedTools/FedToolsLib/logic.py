@@ -183,7 +183,7 @@ def _federation_config(rounds: int, strategy: str, local_iterations: int, model_
         raise BadInputError(f"'{model_id}' is not a valid model id.", "Use lower-case name@version, e.g. 'fed-liver@1.0.0'.")
     if strategy not in ("fedavg", "fedprox"):
         raise BadInputError(f"Unknown strategy '{strategy}'.", "Use 'fedavg' or 'fedprox'.")
-    from slicerleap.federated.run_config import DEFAULTS, PRIVACY, settings as run_settings
+    from slicerleap.federated.run_config import DEFAULTS, PRIVACY, checked_settings
 
     unknown = sorted(set(settings or {}) - set(DEFAULTS))
     if unknown:
@@ -192,10 +192,7 @@ def _federation_config(rounds: int, strategy: str, local_iterations: int, model_
         raise BadInputError(f"Unknown differential privacy mode '{settings['dp']}'.", f"Use one of: {', '.join(PRIVACY)}.")
     config = {**(settings or {}), "num-server-rounds": int(rounds), "strategy": strategy,
               "local-iterations": int(local_iterations), "model-id": model_id}
-    try:
-        run_settings(config)
-    except ValueError as error:
-        raise BadInputError(f"Federation settings refused: {error}.", "Change the settings named.") from None
+    checked_settings(config)
     return config
 
 

@@ -25,24 +25,12 @@ from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, 
 
 from . import run_config as rc
 from .deployment import read_round_log
+from .model_update import load_update, update_state
 
 
 def shared_arrays(net) -> ArrayRecord:
-    """What a model update carries: the floating-point tensors of the state dict (weights and batch-norm running
-    statistics). Integer counters (batch norm's num_batches_tracked, unused with its momentum) stay where they are:
-    averaging or noising integers is meaningless, and Flower's DP noise cannot be added to them."""
-    return ArrayRecord({k: v for k, v in net.state_dict().items() if v.is_floating_point()})
-
-
-def load_shared(net, state: dict) -> None:
-    """Load an update's tensors (shared_arrays) into `net`, keeping its own integer counters; an update that lacks
-    any of the net's floating-point tensors (another network) is refused, as a strict load would."""
-    own = net.state_dict()
-    missing = sorted(k for k, v in own.items() if v.is_floating_point() and k not in state)
-    if missing:
-        raise ValueError(f"the model update lacks {len(missing)} of this network's tensors (e.g. {missing[0]}): "
-                         "the sites and the coordinator must run the same settings")
-    net.load_state_dict({**own, **state})
+    """What a model update carries (model_update.update_state), as Flower arrays."""
+    return ArrayRecord(update_state(net))
 
 
 def _array_bytes(arrays: ArrayRecord) -> int:
@@ -128,7 +116,7 @@ def server_main(grid: Grid, context: Context) -> None:
                             train_config=ConfigRecord({"local-iterations": s["local-iterations"]}))
     if out is None:
         return
-    load_shared(net, result.arrays.to_torch_state_dict())
+    load_update(net, result.arrays.to_torch_state_dict())
     save_weights(net, out / "model.safetensors")
     history = read_round_log(out / "rounds.jsonl")
     n_sites = len({site["node"] for r in history for site in r["sites"]})
@@ -153,7 +141,7 @@ def _network(s: dict, arrays: ArrayRecord, site: int = 0):
 
     device = select_device("auto")
     net = build_network(rc.architecture(s, site))
-    load_shared(net, arrays.to_torch_state_dict())
+    load_update(net, arrays.to_torch_state_dict())
     return net.to(device), device
 
 
@@ -260,7 +248,7 @@ def client_evaluate(msg: Message, context: Context) -> Message:
 
         _, cases, site, path = _fedicra_site(context, s)
         net, device = _network(s, msg.content["arrays"], site)
-        load_shared(net, personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path), bool(s["personal-bn-stats"])))
+        load_update(net, personalised_state(msg.content["arrays"].to_torch_state_dict(), load_personal(path), bool(s["personal-bn-stats"])))
     else:
         s, train, val, site = _site(context)
         net, device = _network(s, msg.content["arrays"])

@@ -26,12 +26,9 @@ def _run_config(args) -> dict:
         if key not in DEFAULTS:
             raise BadInputError(f"Unknown federation setting '{key}'.", f"Known settings: {', '.join(DEFAULTS)}.")
         config[key] = type(DEFAULTS[key])(value)
-    from .run_config import settings
+    from .run_config import checked_settings
 
-    try:
-        settings(config)  # refused here, not later inside every site's process
-    except ValueError as error:
-        raise BadInputError(f"Federation settings refused: {error}.", "Change the --set / --dp values named.") from None
+    checked_settings(config)  # refused here, not later inside every site's process
     return config
 
 

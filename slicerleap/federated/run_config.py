@@ -70,6 +70,16 @@ def settings(run_config) -> dict:
     return out
 
 
+def checked_settings(run_config) -> dict:
+    """settings(), with a refusal as the BadInputError a user sees before anything starts (CLI, FedTools panel)."""
+    from ..errors import BadInputError
+
+    try:
+        return settings(run_config)
+    except ValueError as error:
+        raise BadInputError(f"Federation settings refused: {error}.", "Change the settings named.") from None
+
+
 def network_norm(s: dict) -> str:
     """The normalisation layers the settings ask for: "auto" is batch norm, or instance norm under differential privacy."""
     if s["norm"] != "auto":

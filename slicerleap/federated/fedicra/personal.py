@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model_update import load_update
 from .adaptive_aggregation import blend, learn_aggregation_weights
 from .losses import partial_cross_entropy
 from .network import split_state
@@ -68,9 +69,7 @@ def adapt(net, global_state: dict, personal, cases, site: int, config, device, s
     """Load the round's starting weights into `net`: the global model, or (with a local decoder from an earlier
     round) the adaptively aggregated one, W_i learned on this site's sparse labels for `steps` batches (pCE, the
     supervised term; W starts from last round's). Returns W_i, or None when there is no local decoder yet."""
-    from ..apps import load_shared
-
-    load_shared(net, global_state)
+    load_update(net, global_state)
     if personal is None:
         return None
     _, global_decoder = split_state({k: v.to(device) for k, v in global_state.items()})

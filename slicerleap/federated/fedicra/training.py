@@ -43,11 +43,10 @@ def fedicra_loss(net, x: torch.Tensor, sparse: torch.Tensor, site: int, context:
     logits = net(x, site)
     probabilities = torch.softmax(logits, dim=1)
     centre = x[:, context:context + 1].clamp(0, 1)  # the slice itself: the image the CRF affinities come from
-    terms = {"pce": partial_cross_entropy(logits, sparse), "gcrf": gated_crf_loss(probabilities, centre)}
-    if weights.get("con", 0.0):  # its own encoder pass per site code: skipped when unweighted
-        terms["con"] = site_code_contrast(net.site_codes(x), site)
-    if weights.get("pdice", 0.0):
-        terms["pdice"] = partial_dice(probabilities, sparse)
+    term_of = {"pce": lambda: partial_cross_entropy(logits, sparse), "gcrf": lambda: gated_crf_loss(probabilities, centre),
+               "con": lambda: site_code_contrast(net.site_codes(x), site),  # its own encoder pass per site code
+               "pdice": lambda: partial_dice(probabilities, sparse)}
+    terms = {k: term() for k, term in term_of.items() if weights.get(k, 0.0)}  # unweighted terms are not computed
     total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
