@@ -188,13 +188,13 @@ def test_affine_recovers_a_known_rotation_scaling_and_shift_between_oblique_scan
 
 def test_folding_penalty_jacobian_is_the_field_metrics_jacobian():
     """The torch det J the folding penalty uses equals the one the metrics report (numpy, physical units),
-    inside the grid, for a field that folds somewhere."""
+    on the whole grid, faces included, for a field that folds somewhere."""
     from slicerleap.registration.folding_penalty import folding_penalty, jacobian_determinant_voxels
 
     g = torch.Generator().manual_seed(0)
     ddf = random_displacement((12, 14, 16), 2.5, generator=g) * 3.0  # strong enough to fold
     grid = Volume(np.zeros((12, 14, 16), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
-    expected = jacobian_determinant(field_in_ras(ddf, grid, np.eye(4)))[1:-1, 1:-1, 1:-1]
+    expected = jacobian_determinant(field_in_ras(ddf, grid, np.eye(4)))
     got = jacobian_determinant_voxels(ddf)[0].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert (expected <= 0).any()
@@ -215,7 +215,7 @@ def test_folding_penalty_keeps_the_optimised_field_from_folding():
     lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
     results = {}
     for weight in (0.0, 10.0):
-        config = InstanceOptimisationConfig(levels=2, iterations=60, smoothness=0.05, folding_weight=weight, learning_rate=0.3)
+        config = InstanceOptimisationConfig(levels=2, iterations=60, smoothness=0.05, folding_weight=weight)
         ddf = refine_displacement(fixed, moving, config)
         results[weight] = ((jacobian_determinant_voxels(ddf) <= 0).float().mean().item(), -lncc(warp(moving, ddf), fixed).item())
     (fold_free, similarity_free), (fold_penalised, similarity_penalised) = results[0.0], results[10.0]
@@ -236,6 +236,81 @@ def test_refinement_starts_from_the_given_field_and_improves_it():
     lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
     schedule = refinement_schedule(35, 2.5)
     assert (schedule.steps_at(1), schedule.steps_at(0)) == (30, 5)
+    assert (refinement_schedule(70, 2.0).steps_at(1), refinement_schedule(90, 2.0).steps_at(0)) == (60, 30)  # more budget: finer steps
     refined = refine_displacement(fixed, moving, schedule, start)
     assert refined.shape == (1, 3, 32, 32, 32)
     assert -lncc(warp(moving, refined), fixed).item() > -lncc(warp(moving, unchanged), fixed).item() + 0.05
+
+
+def test_foreground_box_covers_what_either_image_shows_plus_a_margin():
+    from slicerleap.registration.foreground_box import foreground_box
+
+    fixed, moving = torch.zeros(1, 1, 40, 50, 60), torch.zeros(1, 1, 40, 50, 60)
+    fixed[..., 10:20, 12:30, 20:40] = 1.0
+    moving[..., 15:25, 12:30, 20:44] = 0.8  # the moving image reaches further: the box covers both
+    moving[..., 35, 45, 55] = 1.0  # a single bright noise voxel does not count
+    box = foreground_box(fixed, moving, margin=3)
+    assert box == (slice(5, 30), slice(7, 35), slice(15, 49)), box  # content, +2 from the 5³ mean, +3 margin
+    assert foreground_box(torch.zeros_like(fixed), torch.zeros_like(fixed), margin=3) is None  # nothing shows
+    assert foreground_box(torch.ones_like(fixed), moving, margin=3) is None  # no saving: the whole grid
+
+
+def test_refinement_around_the_content_keeps_the_field_outside_and_on_the_box_faces():
+    """Content in the middle of a larger empty grid: the field is optimised only in the box around it, the
+    starting field survives outside and on the box's faces (so the field stays continuous there), and
+    the images agree as well as when the whole grid is optimised."""
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    from slicerleap.registration.foreground_box import foreground_box
+    from slicerleap.registration.instance_optimisation import InstanceOptimisationConfig, refine_displacement
+
+    moving_c, fixed_c, _, _ = PairSampler([], PairSamplerConfig(shape=(32, 32, 32), max_displacement_voxels=3.0), seed=4).sample()
+    fixed, moving = torch.zeros(1, 1, 64, 64, 64), torch.zeros(1, 1, 64, 64, 64)
+    fixed[..., 16:48, 16:48, 16:48], moving[..., 16:48, 16:48, 16:48] = fixed_c, moving_c
+    start = random_displacement((64, 64, 64), 0.5, generator=torch.Generator().manual_seed(1))
+    box = foreground_box(fixed, moving, margin=9)
+    assert box is not None
+    lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
+    results = {}
+    for crop in (True, False):
+        config = InstanceOptimisationConfig(levels=2, iterations=30, fine_iterations=10, smoothness=0.5, crop_to_foreground=crop)
+        results[crop] = refine_displacement(fixed, moving, config, start)
+    cropped = results[True]
+    outside = torch.ones(64, 64, 64, dtype=torch.bool)
+    outside[box] = False
+    outside[tuple(slice(s.start + 1, s.stop - 1) for s in box)] = False  # the box's interior moves; its faces do not
+    assert torch.equal(cropped[:, :, outside], start[:, :, outside])
+    assert not torch.allclose(cropped, start)
+    agreement = {crop: -lncc(warp(moving, ddf), fixed).item() for crop, ddf in results.items()}
+    assert agreement[True] > -lncc(warp(moving, start), fixed).item() + 0.05, agreement
+    assert agreement[True] > agreement[False] - 0.02, agreement
+
+
+def test_a_field_moved_to_a_finer_working_grid_keeps_its_physical_displacement():
+    """The same RAS displacement on a 2.5 mm and a 2 mm working grid of an oblique scan: a smooth field's
+    vectors (in each grid's voxels) map to the same millimetres at the same positions."""
+    from slicerleap.registration.working_grid import ddf_on_grid, displacement_on_grid
+
+    scan = Volume(np.zeros((30, 36, 40), np.float32), np.eye(4))
+    scan.ijk_to_ras[:3, :3] = OBLIQUE_CORONAL @ np.diag([1.2, 1.5, 2.0])
+    coarse, fine = working_grid(scan, 2.5), working_grid(scan, 2.0)
+    ddf = random_displacement(coarse.array.shape, 1.5, generator=torch.Generator().manual_seed(3))
+    moved = ddf_on_grid(ddf, coarse, fine)
+    assert moved.shape[2:] == fine.array.shape
+    coarse_ras = field_in_ras(ddf, coarse, np.eye(4))
+    expected = displacement_on_grid(coarse_ras, fine)
+    got = field_in_ras(moved, fine, np.eye(4)).array
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(expected).max() > 1.0  # a real displacement, in mm
+
+
+def test_refinement_runs_as_fine_as_the_fixed_image_allows():
+    from slicerleap.registration.instance_optimisation import refinement_spacing
+
+    def scan(spacing):
+        return Volume(np.zeros((4, 4, 4), np.float32), np.diag(list(spacing) + [1.0]))
+
+    assert refinement_spacing(2.5, scan((1.0, 1.0, 1.0))) == 2.0  # no finer than 2 mm: a step costs the cube
+    assert refinement_spacing(2.5, scan((2.0, 2.0, 3.0))) == 2.0
+    assert refinement_spacing(2.5, scan((2.2, 2.2, 2.2))) == 2.2
+    assert refinement_spacing(2.5, scan((3.0, 3.0, 3.0))) == 2.5  # never coarser than the network's grid

@@ -1,7 +1,8 @@
 """Register a pair with a catalog network: both images on the working grid at the card's spacing,
 one forward pass, then neural instance optimisation of the network's weights on this pair (NIO) for
 `nio_iterations` steps, most of them at half resolution, then (`refine_iterations` > 0) optimisation of
-the field itself from the network's prediction, with a folding penalty (instance_optimisation.py).
+the field itself from the network's prediction, with a folding penalty, on a grid as fine as the fixed
+image allows (instance_optimisation.py).
 Returns the RAS field and the card."""
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from ..errors import BadInputError
 from ..models import get_catalog
 from ..models.networks import load_model
 from ..volume import Volume
-from .instance_optimisation import refine_displacement, refinement_schedule
+from .instance_optimisation import refine_displacement, refinement_schedule, refinement_spacing
 from .neural_instance_optimisation import NIOConfig, neural_instance_optimisation
-from .working_grid import field_in_ras, working_pair
+from .working_grid import ddf_on_grid, field_in_ras, working_pair
 
 
 def nio_schedule(iterations: int, learning_rate: float = 1e-4) -> NIOConfig:
@@ -48,7 +49,11 @@ def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
         with torch.no_grad():
             _, ddf = net(moving_t, fixed_t)
     if refine_iterations > 0:
-        report(0.5, "optimisation", f"refining the network's field on this pair ({refine_iterations} steps)")
-        ddf = refine_displacement(fixed_t, moving_t, refinement_schedule(refine_iterations, spacing), ddf, report, should_stop,
+        fine = refinement_spacing(spacing, fixed)
+        report(0.5, "optimisation", f"refining the network's field on this pair ({refine_iterations} steps at {fine:g} mm)")
+        if fine != spacing:
+            grid, fixed_t, moving_t = working_pair(fixed, moving, affine_ras, fine, device, card["input"]["normalisation"])
+            ddf, work = ddf_on_grid(ddf, work, grid), grid
+        ddf = refine_displacement(fixed_t, moving_t, refinement_schedule(refine_iterations, fine), ddf, report, should_stop,
                                   progress=(0.5, 0.85))
     return field_in_ras(ddf, work, affine_ras), card

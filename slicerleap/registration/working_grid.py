@@ -51,6 +51,15 @@ def field_in_ras(ddf: torch.Tensor, work: Volume, affine_ras: np.ndarray) -> Vol
     return with_affine(work, voxel @ work.ijk_to_ras[:3, :3].T, affine_ras)
 
 
+def ddf_on_grid(ddf: torch.Tensor, source: Volume, target: Volume) -> torch.Tensor:
+    """A voxel displacement (1, 3, k, j, i), channel order (dk, dj, di), on working grid `source` -> the same
+    physical displacement on working grid `target` (another spacing), in `target`'s voxels."""
+    voxel = ddf.detach()[0].cpu().numpy().transpose(1, 2, 3, 0)[..., ::-1]
+    step_ras = displacement_on_grid(source.with_array((voxel @ source.ijk_to_ras[:3, :3].T).astype(np.float32)), target)
+    voxel = (step_ras @ np.linalg.inv(target.ijk_to_ras[:3, :3]).T)[..., ::-1]
+    return torch.from_numpy(np.ascontiguousarray(voxel.transpose(3, 0, 1, 2), dtype=np.float32))[None].to(ddf.device)
+
+
 def with_affine(grid: Volume, step_ras: np.ndarray, affine_ras: np.ndarray) -> Volume:
     """The field x -> A(x + step(x)) − x on `grid`: a deformable step (RAS mm, (k, j, i, 3)) found between the
     fixed image and the affinely aligned moving image, followed by the affine A (resampling direction)."""
