@@ -21,7 +21,7 @@ Methods: affine only (SimpleITK, Mattes MI); SimpleITK B-spline (affine + B-spli
 Mattes MI, LBFGSB 40 iterations, 3 levels, 10/3/1 % of voxels sampled); SimpleITK diffeomorphic demons (affine + demons on histogram-matched images at 2 mm);
 direct optimisation of the field (ours, LNCC + diffusion, 2 levels, 2.5 mm); VoxelMorph, TM-DCA and
 TM-DCA (implicit regulariser) as bundled (network only); the same + NIO (`--nio` steps); the same + refinement
-of the network's field (`--refine` steps, folding penalty; instance_optimisation.py).
+of the network's field (`--refine` steps, folding penalty; instance_optimisation.py; "+refine90": 90 steps).
 
     python benchmarks/registration_brains.py [--nio 40] [--seeds 1] [--table]
     python benchmarks/registration_brains.py --nio-curve      # Dice vs NIO steps and step size
@@ -147,10 +147,11 @@ def run_method(method: str, fixed: Volume, moving: Volume, affine: np.ndarray, n
         field = demons(fixed, moving, affine)
     elif method == "field-optimisation":
         field = optimise_displacement(fixed, moving, affine, InstanceOptimisationConfig(working_spacing_mm=2.5), "cpu")
-    else:  # network[+nio][+refine]
+    else:  # network[+nio][+refine[N]]: N refinement steps instead of --refine
         name, *stages = method.split("+")
+        budget = [int(s[6:] or refine) for s in stages if s.startswith("refine")]
         field, _ = register_with_network(fixed, moving, affine, MODELS[name], nio if "nio" in stages else 0, "cpu",
-                                         refine_iterations=refine if "refine" in stages else 0)
+                                         refine_iterations=budget[0] if budget else 0)
     return field, time.time() - started
 
 
@@ -169,7 +170,7 @@ def evaluate(field: Volume, fixed: Volume, fixed_labels: Volume, moving_labels: 
 
 
 METHODS = ["affine", "sitk-bspline", "sitk-demons", "field-optimisation", "voxelmorph", "voxelmorph+nio", "voxelmorph+refine", "tm-dca",
-           "tm-dca+nio", "tm-dca+refine", "tm-dca+nio+refine", "tm-dca-implicit", "tm-dca-implicit+nio", "tm-dca-implicit+refine"]
+           "tm-dca+nio", "tm-dca+refine", "tm-dca+refine90", "tm-dca+nio+refine", "tm-dca-implicit", "tm-dca-implicit+nio", "tm-dca-implicit+refine"]
 
 
 def print_table(results: dict) -> None:

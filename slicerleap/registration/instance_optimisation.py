@@ -114,8 +114,6 @@ def _optimise(f_full: torch.Tensor, m_full: torch.Tensor, config: InstanceOptimi
                 report(progress[0] + (progress[1] - progress[0]) * step / total_steps, "optimisation",
                        f"level {config.levels - level}/{config.levels} step {step}/{total_steps}: similarity {-loss_sim.item():.4f}",
                        similarity=-loss_sim.item())
-    if ddf.shape[2:] != f_full.shape[2:]:
-        ddf = resize_field(ddf, f_full.shape[2:])
     return ddf.detach()
 
 
