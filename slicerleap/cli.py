@@ -78,9 +78,11 @@ def cmd_segment(args) -> int:
     if source.is_dir() and not any(source.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in source.iterdir()):
         target.mkdir(parents=True, exist_ok=True)  # folder in, folder out
         for path in sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES)):
-            _run("segment", {"image": path}, {}, args.model, args.device, args.keep_files, {"segmentation": target / path.name})
+            _run("segment", {"image": path}, {"backend": args.backend}, args.model, args.device, args.keep_files,
+                 {"segmentation": target / path.name})
         return 0
-    return _run("segment", {"image": source}, {"probability": bool(args.probability)}, args.model, args.device, args.keep_files,
+    return _run("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend}, args.model,
+                args.device, args.keep_files,
                 {"segmentation": target, "probability": args.probability})
 
 
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="labelmap file (geometry identical to the input), or folder")
     p.add_argument("--model", default=None, help="model id (default: the bundled default segmentation model)")
     p.add_argument("--probability", default=None, help="also write the foreground probability volume here")
+    p.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto",
+                   help="what runs the network: auto = OpenVINO on a CPU when installed and the volume is large enough "
+                        "(same results, 2-3x faster for SKS), else PyTorch")
     common(p)
     p.set_defaults(func=cmd_segment)
 

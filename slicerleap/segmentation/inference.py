@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInputError
+from ..models.openvino_backend import inference_net
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .postprocess import postprocess_labels
@@ -34,10 +35,11 @@ def is_slice_model(card: dict) -> bool:
 
 def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, report: Callable | None = None,
                    overlap: float = 0.25, batch_size: int | None = None, with_probabilities: bool = False,
-                   postprocess: dict | None = None):
+                   postprocess: dict | None = None, backend: str = "auto"):
     """Label Volume on `volume`'s grid (values = card label values), and optionally the foreground
     probability (1 - P(background)) on the same grid. `postprocess`: options of `postprocess_labels`
-    (None: the card's defaults). batch_size: windows (3D, default 2) or slices (2.5D, default 8) per forward pass."""
+    (None: the card's defaults). batch_size: windows (3D, default 2) or slices (2.5D, default 8) per forward pass.
+    backend: what runs the network (models/openvino_backend.py): auto | torch | openvino."""
     report = report or (lambda *a, **k: None)
     spec = card["input"]
     if spec.get("box_channels"):
@@ -50,9 +52,9 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
     working = [s if s is not None else volume.spacing[n] for n, s in enumerate(spec["spacing_mm"])]
     check_scalar_volume(volume, working_spacing=working, min_size=1 if is_slice_model(card) else 4)
     if is_slice_model(card):
-        grid, probs = _slice_probabilities(volume, card, net, device, report, batch_size or 8)
+        grid, probs = _slice_probabilities(volume, card, net, device, report, batch_size or 8, backend)
     else:
-        grid, probs = _window_probabilities(volume, card, net, device, report, overlap, batch_size or 2)
+        grid, probs = _window_probabilities(volume, card, net, device, report, overlap, batch_size or 2, backend)
     report(0.92, "postprocess", "cleaning up and resampling to the input grid")
     values = np.array([0] + [int(l["value"]) for l in card["labels"]], dtype=np.int16)
     labels_work = values[np.argmax(probs, axis=0)]
@@ -66,13 +68,14 @@ def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, rep
     return labels, fg
 
 
-def _window_probabilities(volume, card, net, device, report, overlap, batch_size):
+def _window_probabilities(volume, card, net, device, report, overlap, batch_size, backend):
     from monai.inferers import sliding_window_inference
 
     work = resample_to_spacing(volume.with_array(volume.array.astype(np.float32)), card["input"]["spacing_mm"], "linear")
     image = normalise(work.array, card["input"]["normalisation"])
     roi = card["input"].get("patch", [64, 64, 64])
     total = max(1, -(-count_windows(image.shape, roi, overlap) // batch_size))
+    net = inference_net(net, device, backend, total, card.get("sha256"), report)
     done = [0]
 
     def predictor(x):
@@ -86,12 +89,13 @@ def _window_probabilities(volume, card, net, device, report, overlap, batch_size
         return work, torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 
 
-def _slice_probabilities(volume, card, net, device, report, batch_size):
+def _slice_probabilities(volume, card, net, device, report, batch_size, backend):
     from .slice_data import prepare_case
     from .slice_trainer import predict_case
 
     report(0.05, "preparing", "reorienting and resampling in-plane")
     case = prepare_case(volume, card["input"])
+    net = inference_net(net, device, backend, -(-case.image.shape[0] // batch_size), card.get("sha256"), report)
     probs = predict_case(net, case, device, batch_size, card["input"]["slice_context"],
                          lambda done, total: report(0.1 + 0.8 * done / total, "inference", f"slice {done}/{total}"))
     return case.grid, probs

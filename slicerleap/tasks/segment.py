@@ -18,7 +18,7 @@ def run(ctx) -> dict:
     ctx.extra_result["model"] = {"id": card["id"], "sha256": card["sha256"]}
     labels, probability = segment_volume(image, card, net, ctx.device, ctx.report,
                                          with_probabilities=bool(ctx.params.get("probability", False)),
-                                         postprocess=ctx.params.get("postprocess"))
+                                         postprocess=ctx.params.get("postprocess"), backend=ctx.params.get("backend", "auto"))
     ctx.write_output(labels.with_array(labels.array.astype(np.int16)), "segmentation.nrrd")
     outputs = {"segmentation": {"kind": "labels", "file": "outputs/segmentation.nrrd", "reference": "image",
                                 "labels": card["labels"], "name": ctx.params.get("output_name", labels.metadata["name"]),

@@ -1,0 +1,106 @@
+"""An optional CPU inference backend: the same network, with the same weights, compiled by OpenVINO.
+
+Eager PyTorch spends most of a Swin network's CPU time in memory-bound steps (LayerNorm, softmax, window
+reshapes, copies) that OpenVINO fuses: on 2 cores SKS ran 2.8x faster and its logits stayed within 1e-4 of
+PyTorch's (benchmarks/RESULTS.md). Full precision only: bf16 changed 0.5 % of the argmax labels of a random
+SKS, and no trained model has shown that Dice is unchanged.
+
+The network's Python code decides padding, windows and masks from the input's shape, so a model is traced
+and compiled per input shape (a few seconds to ~15 s for SKS); a smaller last batch is padded to the
+compiled batch. With a `key` (the weights' sha256) the traced model is kept under the user's home, so the
+next volume of that shape skips the tracing."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import BadInputError, MissingDependencyError
+from ..resources import user_home
+
+BACKENDS = ("auto", "torch", "openvino")
+AUTO_MIN_BATCHES = 8  # below this, tracing costs more than OpenVINO saves (auto keeps PyTorch)
+
+
+def openvino_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("openvino") is not None
+
+
+def inference_net(net: torch.nn.Module, device, backend: str = "auto", batches: int = AUTO_MIN_BATCHES,
+                  key: str | None = None, report=lambda *a, **k: None):
+    """What runs the forward passes: `net` itself, or an OpenVINONet of it. "auto": OpenVINO on a CPU when
+    it is installed and the job has at least AUTO_MIN_BATCHES forward passes; "openvino" insists."""
+    if backend not in BACKENDS:
+        raise BadInputError(f"Unknown inference backend '{backend}'.", f"Use one of: {', '.join(BACKENDS)}.")
+    on_cpu = torch.device(device).type == "cpu"
+    if backend == "openvino":
+        if not openvino_available():
+            raise MissingDependencyError("The OpenVINO backend was asked for, but OpenVINO is not installed.",
+                                         "pip install openvino (or choose the backend 'torch' or 'auto').")
+        if not on_cpu:
+            raise MissingDependencyError(f"The OpenVINO backend runs on the CPU; this job runs on {device}.",
+                                         "Choose the backend 'torch' (or 'auto') on a GPU.")
+    elif backend == "torch" or not (on_cpu and openvino_available() and batches >= AUTO_MIN_BATCHES):
+        return net
+    report(None, "inference", "compiling the network with OpenVINO for this CPU")
+    return OpenVINONet(net, key, fallback=(backend == "auto"), report=report)
+
+
+class OpenVINONet:
+    """Called like the network: a (B, C, ...) float tensor -> its logits (a CPU tensor)."""
+
+    def __init__(self, net: torch.nn.Module, key: str | None = None, threads: int | None = None, fallback: bool = False,
+                 report=lambda *a, **k: None):
+        """`fallback`: if OpenVINO cannot trace or compile the network, run it in PyTorch (and say so)."""
+        import openvino as ov
+
+        self.net, self.key, self.fallback, self.report, self.failed = net.eval(), key, fallback, report, False
+        self.core = ov.Core()
+        self.config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads(), "INFERENCE_PRECISION_HINT": "f32"}
+        self.compiled: dict[tuple, object] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.failed:
+            return self.net(x)
+        shape = tuple(x.shape)
+        batch = next((s[0] for s in self.compiled if s[1:] == shape[1:] and s[0] >= shape[0]), shape[0])
+        full = (batch,) + shape[1:]
+        if full not in self.compiled:
+            try:
+                self.compiled[full] = self.core.compile_model(self._model(full), "CPU", self.config)
+            except Exception as error:  # an operation OpenVINO cannot take: the network still runs, in PyTorch
+                if not self.fallback:
+                    raise
+                self.failed = True
+                self.report(None, "inference", f"OpenVINO could not compile the network ({type(error).__name__}); using PyTorch")
+                return self.net(x)
+        data = x.detach().cpu().float().numpy()
+        if batch > shape[0]:  # the last, smaller batch: zero slices fill it, their outputs are dropped
+            data = np.concatenate([data, np.zeros((batch - shape[0],) + shape[1:], np.float32)])
+        return torch.from_numpy(np.array(self.compiled[full](data)[0][: shape[0]]))
+
+    def _model(self, shape: tuple):
+        import openvino as ov
+
+        cached = self._cache_path(shape)
+        if cached is not None and cached.exists():
+            return self.core.read_model(cached)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape logic is traced for this one shape, on purpose
+            model = ov.convert_model(self.net, example_input=torch.zeros(shape), input=[list(shape)])
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            ov.save_model(model, cached, compress_to_fp16=False)  # the default would halve the weights' precision
+        return model
+
+    def _cache_path(self, shape: tuple) -> Path | None:
+        if not self.key:
+            return None
+        import openvino as ov
+
+        version = ov.__version__.split("-")[0]
+        return user_home() / "openvino" / f"{self.key[:16]}-ov{version}" / ("x".join(map(str, shape)) + ".xml")
