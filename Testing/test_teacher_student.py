@@ -137,6 +137,8 @@ def test_cli_boxes_teacher_pseudolabel_student(tmp_path, monkeypatch, capsys):
     assert main(["boxes", "--labels", str(tmp_path / "truth3.nrrd"), "--out", str(tmp_path / "boxes" / "case3.json")]) == 0
     assert main(["train", "teacher", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
                  "--out", str(tmp_path / "teacher"), "--id", "cli-teacher@1.0.0", "--iterations", "4"]) == 0
+    teacher_card = json.loads((tmp_path / "teacher" / "card.json").read_text(encoding="utf-8"))
+    assert 0.1 < teacher_card["training"]["lesion_box_fill"] < 0.9  # how true lesions fill their boxes: the uncertainty's reference
     assert main(["pseudolabel", "--model", "cli-teacher@1.0.0", "--input", str(tmp_path / "weak"), "--boxes", str(tmp_path / "boxes"),
                  "--output", str(tmp_path / "pseudo")]) == 0
     queue = json.loads((tmp_path / "pseudo" / "uncertainty.json").read_text(encoding="utf-8"))

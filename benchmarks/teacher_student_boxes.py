@@ -38,6 +38,7 @@ from slicerleap.data.lesion_cases import make_lesion_case
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
 from slicerleap.segmentation.slice_data import slice_input_spec
+from slicerleap.segmentation.uncertainty import box_fill_reference
 from slicerleap.segmentation.teacher_student_training import (
     BoxCase, TeacherStudentConfig, evaluate, prepare_box_case, pseudo_label, train_box_unet)
 
@@ -71,13 +72,16 @@ def box_targets(case: BoxCase) -> BoxCase:
     return with_targets(case, labels=case.boxes.astype(np.uint8))
 
 
-def run_seed(seed, pool, test, args, device, log) -> dict:
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pool))
+def split(pool: list, seed: int) -> tuple[list, list, list]:
+    """The paper's split of the pool, drawn per seed: 30 % strong, 10 % validation, the rest weak (box-only)."""
+    order = np.random.default_rng(seed).permutation(len(pool))
     n_strong, n_val = round(0.3 * len(pool)), max(1, round(0.1 * len(pool)))
-    strong = [pool[i] for i in order[:n_strong]]
-    val = [pool[i] for i in order[n_strong:n_strong + n_val]]
-    weak = [pool[i] for i in order[n_strong + n_val:]]
+    return ([pool[i] for i in order[:n_strong]], [pool[i] for i in order[n_strong:n_strong + n_val]],
+            [pool[i] for i in order[n_strong + n_val:]])
+
+
+def run_seed(seed, pool, test, args, device, log) -> dict:
+    strong, val, weak = split(pool, seed)
     config = TeacherStudentConfig(iterations=args.teacher_iterations, crop=args.crop, batch_size=args.batch, seed=seed,
                                   iterations_per_epoch=args.eval_every)
     student_config = replace(config, iterations=args.student_iterations, crop=args.student_crop, lesion_fraction=args.student_lesion_fraction)
@@ -95,7 +99,7 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
         record["teachers"][name] = {**scores, "seconds": round(seconds, 1)}
         log(f"  pseudo-label Dice on the weak set: {scores}")
         if conditioning == "o2l":
-            labelled = [pseudo_label(teacher, c, device) for c in weak]
+            labelled = [pseudo_label(teacher, c, device, fill_reference=box_fill_reference(strong)) for c in weak]
             soft, uncertainty = [s for s, _ in labelled], [u for _, u in labelled]
             truth_dice = [evaluate_soft(s, c) for s, c in zip(soft, weak)]
             record["uncertainty"] = [{"uncertainty": round(u, 4), "lesion_dice": round(d, 4)} for u, d in zip(uncertainty, truth_dice)]

@@ -4,7 +4,8 @@
 or null to derive them from the labels), organ_value / lesion_value (label values, default 1 / 2),
 optional val_images + val_labels, config (TeacherStudentConfig fields), model_id, labels (organ/lesion specs).
 "pseudolabel": model = a teacher; inputs images; params boxes (per case, required). One labelmap per
-case with the teacher's uncertainty (mean normalised entropy inside the lesion boxes) in its attributes.
+case with the teacher's uncertainty (0..1: how far its lesion label falls short of filling the lesion boxes as true
+lesions do, segmentation/uncertainty.py) in its attributes.
 "train-student": inputs images + labels (manual or corrected masks), pseudo_images (weak cases; their soft
 labels come from params "teacher" in the job), optional val_*; params boxes and pseudo_boxes (per case),
 start_from (a student to fine-tune), config, model_id. The saved student has no localisation branch."""
@@ -24,6 +25,7 @@ from ..segmentation.boxes import Box, boxes_from_labels
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import slice_input_spec
 from ..segmentation.teacher_student_nets import inference_state
+from ..segmentation.uncertainty import DEFAULT_FILL, box_fill_reference
 from ..segmentation.teacher_student_training import (
     TeacherStudentConfig, prepare_box_case, pseudo_label, train_box_unet)
 from ..transforms import check_scalar_volume, resample_to_reference
@@ -131,6 +133,7 @@ def run_train_teacher(ctx) -> dict:
                                            lambda f, m, r: ctx.report(0.05 + 0.9 * f, "training", m, **r), ctx.stop_requested)
     save_weights(net, ctx.output_path("model.safetensors"))
     card = _card(ctx, "teacher", config, spec, history, seconds, f"{len(cases)} case(s) with masks and boxes, {len(val)} validation case(s)")
+    card["training"]["lesion_box_fill"] = round(box_fill_reference(cases), 4)  # the pseudo-labels' uncertainty reference
     return _result(ctx, card, history, seconds, {"cases": len(cases)})
 
 
@@ -153,7 +156,8 @@ def _weak_cases(ctx, key: str, boxes_key: str, card: dict, teacher, report_span=
         if not boxes:
             raise BadInputError(f"Case {n + 1} has no boxes.", "Draw at least one organ or lesion box (ROI) on it.")
         case = prepare_box_case(_image(path, f"box-labelled case {n + 1}"), card["input"], _boxes(boxes, n, "box-labelled case"))
-        case.soft, uncertainty = pseudo_label(teacher, case, ctx.device, card["input"]["slice_context"])
+        case.soft, uncertainty = pseudo_label(teacher, case, ctx.device, card["input"]["slice_context"],
+                                              fill_reference=card.get("training", {}).get("lesion_box_fill", DEFAULT_FILL))
         cases.append(case)
         scores.append(uncertainty)
         ctx.report(lo + (hi - lo) * (n + 1) / len(paths), "pseudo-labelling", f"case {n + 1}/{len(paths)}: uncertainty {uncertainty:.3f}")
