@@ -31,6 +31,9 @@ def test_openvino_logits_match_pytorch_and_a_smaller_last_batch_is_padded():
         torch.testing.assert_close(fast(x), net(x), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(fast(x[:2]), net(x[:2]), atol=1e-4, rtol=1e-4)
     assert list(fast.compiled) == [(3, 3, 45, 37)]  # the batch of 2 ran on the compiled batch of 3
+    import openvino_telemetry
+
+    assert openvino_telemetry.Telemetry().consent is False  # no network at run time: the converter sent nothing
 
 
 def test_the_pipeline_gives_the_same_labels_and_reuses_the_traced_model(monkeypatch, tmp_path):

@@ -103,6 +103,8 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
             soft, uncertainty = [s for s, _ in labelled], [u for _, u in labelled]
             truth_dice = [evaluate_soft(s, c) for s, c in zip(soft, weak)]
             record["uncertainty"] = [{"uncertainty": round(u, 4), "lesion_dice": round(d, 4)} for u, d in zip(uncertainty, truth_dice)]
+    if args.teachers_only:
+        return record
     pseudo = [with_targets(c, soft=s) for c, s in zip(weak, soft)]
     students = {
         "full supervision": (strong + weak, False),
@@ -177,7 +179,11 @@ def markdown_tables(results: dict) -> str:
         rows = [r["teachers"][name] for r in runs if name in r["teachers"]]
         lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
                      + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {' / '.join(map(str, PAPER_TEACHER[conditioning]))} |")
-    lines += ["", "Students on the held-out test cases (after post-processing; Table I and the student ablation):", "",
+    runs = [r for r in runs if r["students"]]  # --teachers-only runs end here
+    if not runs:
+        return "\n".join(lines)
+    lines += ["", f"Seeds with students: {[r['seed'] for r in runs]}.", "",
+              "Students on the held-out test cases (after post-processing; Table I and the student ablation):", "",
               "| student | organ global | organ per case | lesion global | lesion per case | train s | paper (LiTS) |", "|---|---|---|---|---|---|---|"]
     for name in runs[0]["students"]:
         rows = [r["students"][name] for r in runs]
@@ -216,6 +222,7 @@ def main() -> None:
     ap.add_argument("--perturb", action="store_true", help="perturb the boxes as the paper's robustness study")
     ap.add_argument("--out", default=str(HERE / "teacher_student_results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")
+    ap.add_argument("--teachers-only", action="store_true", help="train and score the teachers only (no students, no correction loop)")
     args = ap.parse_args()
     out = Path(args.out)
     if args.table:

@@ -11,7 +11,9 @@ compiled batch. With a `key` (the weights' sha256) the traced model is kept unde
 next volume of that shape skips the tracing."""
 from __future__ import annotations
 
+import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +52,29 @@ def inference_net(net: torch.nn.Module, device, backend: str = "auto", batches: 
     return OpenVINONet(net, key, fallback=(backend == "auto"), report=report)
 
 
+@contextmanager
+def _without_telemetry():
+    """OpenVINO's model converter sends usage telemetry unless it runs "in CI" (its only switch that writes
+    nothing to the user's home): no network at run time, so conversion runs with CI=true."""
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = previous
+
+
 class OpenVINONet:
     """Called like the network: a (B, C, ...) float tensor -> its logits (a CPU tensor)."""
 
     def __init__(self, net: torch.nn.Module, key: str | None = None, threads: int | None = None, fallback: bool = False,
                  report=lambda *a, **k: None):
         """`fallback`: if OpenVINO cannot trace or compile the network, run it in PyTorch (and say so)."""
-        import openvino as ov
+        with _without_telemetry():
+            import openvino as ov
 
         self.net, self.key, self.fallback, self.report, self.failed = net.eval(), key, fallback, report, False
         self.core = ov.Core()
@@ -89,7 +107,7 @@ class OpenVINONet:
         cached = self._cache_path(shape)
         if cached is not None and cached.exists():
             return self.core.read_model(cached)
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _without_telemetry():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape logic is traced for this one shape, on purpose
             model = ov.convert_model(self.net, example_input=torch.zeros(shape), input=[list(shape)])
         if cached is not None:
