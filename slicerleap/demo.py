@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .data import mni_t1, mni_tissue_labels
+from .environment import temporary_environment
 from .data.samples import TISSUE_LABELS
 from .segmentation.metrics import overlap_metrics
 from .transforms import resample_to_reference, resample_to_spacing
 from .volume import Volume
 
 
-@contextmanager
 def _isolated_user_home(folder: Path):
     """Models trained by the demo go to the demo's folder, not the user's catalog."""
-    old = os.environ.get("SLICERLEAP_HOME")
-    os.environ["SLICERLEAP_HOME"] = str(folder)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("SLICERLEAP_HOME", None)
-        else:
-            os.environ["SLICERLEAP_HOME"] = old
+    return temporary_environment("SLICERLEAP_HOME", str(folder))
 
 
 def thick_slices(volume: Volume, factor: int) -> Volume:

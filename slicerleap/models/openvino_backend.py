@@ -11,14 +11,13 @@ compiled batch. With a `key` (the weights' sha256) the traced model is kept unde
 next volume of that shape skips the tracing."""
 from __future__ import annotations
 
-import os
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..environment import temporary_environment
 from ..errors import BadInputError, MissingDependencyError
 from ..resources import user_home
 
@@ -52,19 +51,10 @@ def inference_net(net: torch.nn.Module, device, backend: str = "auto", batches: 
     return OpenVINONet(net, key, fallback=(backend == "auto"), report=report)
 
 
-@contextmanager
 def _without_telemetry():
     """OpenVINO's model converter sends usage telemetry unless it runs "in CI" (its only switch that writes
     nothing to the user's home): no network at run time, so conversion runs with CI=true."""
-    previous = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = previous
+    return temporary_environment("CI", "true")
 
 
 class OpenVINONet:
