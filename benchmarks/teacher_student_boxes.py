@@ -99,7 +99,8 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
         record["teachers"][name] = {**scores, "seconds": round(seconds, 1)}
         log(f"  pseudo-label Dice on the weak set: {scores}")
         if conditioning == "o2l":
-            labelled = [pseudo_label(teacher, c, device, fill_reference=box_fill_reference(strong)) for c in weak]
+            reference = box_fill_reference(strong)
+            labelled = [pseudo_label(teacher, c, device, fill_reference=reference) for c in weak]
             soft, uncertainty = [s for s, _ in labelled], [u for _, u in labelled]
             truth_dice = [evaluate_soft(s, c) for s, c in zip(soft, weak)]
             record["uncertainty"] = [{"uncertainty": round(u, 4), "lesion_dice": round(d, 4)} for u, d in zip(uncertainty, truth_dice)]

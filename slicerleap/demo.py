@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import mni_t1, mni_tissue_labels
-from .environment import temporary_environment
 from .data.samples import TISSUE_LABELS
+from .environment import temporary_environment
 from .segmentation.metrics import overlap_metrics
 from .transforms import resample_to_reference, resample_to_spacing
 from .volume import Volume

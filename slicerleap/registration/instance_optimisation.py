@@ -69,7 +69,7 @@ def refine_displacement(fixed_t: torch.Tensor, moving_t: torch.Tensor, config: I
     report(None, "optimisation", "optimising the " + "x".join(str(s.stop - s.start) for s in box) + " voxels around the images' content")
     inside = (slice(None), slice(None)) + box
     result = start.clone()
-    result[inside] = _optimise(fixed_t[inside], moving_t[inside], config, start[inside].clone(), True, report, should_stop, progress)
+    result[inside] = _optimise(fixed_t[inside], moving_t[inside], config, start[inside], True, report, should_stop, progress)
     return result
 
 

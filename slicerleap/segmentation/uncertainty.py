@@ -24,9 +24,10 @@ def box_fills(lesion: np.ndarray, boxes: np.ndarray) -> list[float]:
 
 
 def box_fill_reference(cases) -> float:
-    """Median fill of the true lesions in their boxes over labelled cases (`labels == 2`, `boxes`)."""
+    """Median fill of the true lesions in their boxes over labelled cases (`labels == 2`, `boxes`); DEFAULT_FILL
+    when they hold no lesion."""
     fills = [f for case in cases for f in box_fills(case.labels == LESION_BOX, case.boxes)]
-    return float(np.median(fills)) if fills else 0.5
+    return float(np.median(fills)) if fills else DEFAULT_FILL
 
 
 def box_fill_shortfall(lesion: np.ndarray, boxes: np.ndarray, reference: float) -> float:
