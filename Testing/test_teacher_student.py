@@ -1,6 +1,7 @@
 """Teacher–student engine: boxes in physical space on any grid, the O2L teacher and the student's
 dropped localisation branch, learning on phantoms, and the CLI (boxes -> teacher -> pseudolabel -> student)."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,10 +98,11 @@ def test_the_teacher_reads_its_boxes_and_the_student_drops_its_branch():
         assert torch.allclose(deployed(x), seg, atol=1e-6)
 
 
-def test_a_teacher_learns_lesions_from_boxes_and_its_pseudo_labels_are_soft():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_teacher_learns_lesions_from_boxes_and_its_pseudo_labels_are_soft(precision):
     spec = slice_input_spec(1.5)
     cases = [prepare_box_case(image, spec, boxes, labels) for image, boxes, labels in map(_image_and_boxes, range(4))]
-    teacher, history, _ = train_box_unet("teacher", cases[:3], [], TINY, "cpu")
+    teacher, history, _ = train_box_unet("teacher", cases[:3], [], replace(TINY, precision=precision), "cpu")
     scores = evaluate(teacher, cases[3:], "cpu")
     assert scores["organ_dice"] > 0.8 and scores["lesion_dice"] > 0.4, scores
     soft, uncertainty = pseudo_label(teacher, cases[3], "cpu")

@@ -80,12 +80,14 @@ def split(pool: list, seed: int) -> tuple[list, list, list]:
             [pool[i] for i in order[n_strong + n_val:]])
 
 
-def run_seed(seed, pool, test, args, device, log) -> dict:
+def run_seed(seed, pool, test, args, device, log, save=lambda record: None) -> dict:
+    """One seed's record; save(record) after each trained student (a long run keeps what it finished)."""
     strong, val, weak = split(pool, seed)
     config = TeacherStudentConfig(iterations=args.teacher_iterations, crop=args.crop, batch_size=args.batch, seed=seed,
-                                  iterations_per_epoch=args.eval_every)
+                                  iterations_per_epoch=args.eval_every, precision=args.precision)
     student_config = replace(config, iterations=args.student_iterations, crop=args.student_crop, lesion_fraction=args.student_lesion_fraction)
-    record = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "teachers": {}, "students": {}}
+    record = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "precision": args.precision,
+              "student_iterations": args.student_iterations, "teachers": {}, "students": {}}
 
     def report(f, message, r):
         log(f"  {message}")
@@ -122,6 +124,7 @@ def run_seed(seed, pool, test, args, device, log) -> dict:
         scores = evaluate(student, test, device, postprocess=True)
         record["students"][name] = {**scores, "seconds": round(seconds, 1)}
         log(f"  test: {scores}")
+        save(record)
         if localisation:
             ours = (student, cfg)
     record["correction_rounds"] = correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed)
@@ -180,7 +183,7 @@ def markdown_tables(results: dict) -> str:
         rows = [r["teachers"][name] for r in runs if name in r["teachers"]]
         lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
                      + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {' / '.join(map(str, PAPER_TEACHER[conditioning]))} |")
-    runs = [r for r in runs if r["students"]]  # --teachers-only runs end here
+    runs = [r for r in runs if "correction_rounds" in r]  # complete seeds only (--teachers-only or cut-short runs end here)
     if not runs:
         return "\n".join(lines)
     lines += ["", f"Seeds with students: {[r['seed'] for r in runs]}.", "",
@@ -224,6 +227,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "teacher_student_results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")
     ap.add_argument("--teachers-only", action="store_true", help="train and score the teachers only (no students, no correction loop)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                    help="training precision (mixed_precision_training.py measures bf16 against fp32)")
     args = ap.parse_args()
     out = Path(args.out)
     if args.table:
@@ -240,12 +245,17 @@ def main() -> None:
     test = load_cases(range(args.pool, args.pool + args.test), False)
     log(f"cohort ready: {len(pool)} pool + {len(test)} test cases")
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"config": vars(args), "runs": []}
-    done = {r["seed"] for r in results["runs"]}
+    done = {r["seed"] for r in results["runs"] if "correction_rounds" in r or args.teachers_only}
+
+    def save(record):
+        results["runs"] = [r for r in results["runs"] if r["seed"] != record["seed"]] + [record]
+        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
     for seed in args.seeds:
         if seed in done:
             continue
-        results["runs"].append(run_seed(seed, pool, test, args, device, log))
-        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        # a seed run with --teachers-only, or cut short, is run again whole (the students need its teacher)
+        save(run_seed(seed, pool, test, args, device, log, save))
         log(f"seed {seed} written to {out}")
     print(markdown_tables(results))
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.mixed_precision import autocast
 from ..volume import Volume
 from .boxes import Box, box_map
 from .metrics import overlap_metrics
@@ -54,6 +55,7 @@ class TeacherStudentConfig:
     lesion_fraction: float = 0.5           # share of training slices drawn from slices with lesion (box)
     scale_range: tuple = (0.8, 1.2)
     augment: bool = True
+    precision: str = "fp32"                # or "bf16" / "auto" (models/mixed_precision.py): forward + loss in bf16
     seed: int = 0
 
     def architecture(self, role: str) -> dict:
@@ -235,17 +237,19 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
     for it in range(config.iterations):
         net.train()
         x, boxes, target, boxmap = (t.to(device) for t in sample_batch(cases, rng, config))
-        if role == "teacher":
-            seg = net(torch.cat([x, boxes], 1))
-        elif student_branch:
-            seg, loc = net.forward_with_localisation(x)
-        else:
-            seg = net(x)
-        loss = F.cross_entropy(seg, target)
-        if config.dice:
-            loss = loss + _soft_dice(seg, target)
-        if student_branch:
-            loss = loss + config.localisation_weight * F.cross_entropy(loc, boxmap, weight=loc_weights)
+        with autocast(device, config.precision):
+            if role == "teacher":
+                seg = net(torch.cat([x, boxes], 1))
+            elif student_branch:
+                seg, loc = net.forward_with_localisation(x)
+            else:
+                seg = net(x)
+            seg = seg.float()
+            loss = F.cross_entropy(seg, target)
+            if config.dice:
+                loss = loss + _soft_dice(seg, target)
+            if student_branch:
+                loss = loss + config.localisation_weight * F.cross_entropy(loc.float(), boxmap, weight=loc_weights)
         losses.append(optimiser_step(opt, sched, loss))
         last = it + 1 == config.iterations or should_stop()
         if (it + 1) % config.iterations_per_epoch == 0 or last:
