@@ -78,14 +78,15 @@ def test_slice_labels_follow_a_flipped_scan_and_refuse_another_plane():
     assert flags_to_ranges(ranges_to_flags([[3, 5], [9, 9]], 16)) == [[3, 5], [9, 9]]
 
 
-def test_two_stage_training_freezes_the_guidance_branch_and_learns():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_two_stage_training_freezes_the_guidance_branch_and_learns(precision):
     pixel = [prepare_case(*blob_case(s)[:1], SPEC, blob_case(s)[1]) for s in range(2)]
     weak = []
     for s in range(2, 6):
         image, labels = blob_case(s)
         weak.append(prepare_case(image, SPEC, slice_labels=(labels.array.reshape(16, -1).max(1) > 0).astype(int)))
     config = SliceTrainingConfig(sks=TINY, crop=32, batch_size=4, coarse_iterations=6, iterations=30, iterations_per_epoch=10,
-                                 learning_rate=3e-3)
+                                 learning_rate=3e-3, precision=precision)
     records = []
     torch.manual_seed(0)
     net, history, _ = train_slice_model(pixel, weak, pixel[:1], config, "cpu", lambda f, m, r: records.append((f, r)))

@@ -138,10 +138,11 @@ def evaluate_soft(soft, case) -> float:
 
 def correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed) -> dict:
     """Rounds of: the annotator corrects the next K weak cases (their true mask replaces the pseudo-label),
-    then the student is fine-tuned from the previous round's weights for iterations/2 steps."""
+    then the student is fine-tuned from the previous round's weights for --finetune-iterations steps. The
+    "none" order corrects nothing and fine-tunes the same way: what the extra training alone gives."""
     student0, cfg = ours
     orders = {"uncertainty": list(np.argsort(uncertainty)[::-1]),
-              "random": list(np.random.default_rng(seed + 500).permutation(len(weak)))}
+              "random": list(np.random.default_rng(seed + 500).permutation(len(weak))), "none": []}
     base = evaluate(student0, test, device, postprocess=True)
     out = {}
     for order_name, order in orders.items():
@@ -188,16 +189,19 @@ def markdown_tables(results: dict) -> str:
         return "\n".join(lines)
     lines += ["", f"Seeds with students: {[r['seed'] for r in runs]}.", "",
               "Students on the held-out test cases (after post-processing; Table I and the student ablation):", "",
-              "| student | organ global | organ per case | lesion global | lesion per case | train s | paper (LiTS) |", "|---|---|---|---|---|---|---|"]
+              "| student | organ global | organ per case | lesion global | lesion per case | lesion precision / recall (global) | train s | paper (LiTS) |",
+              "|---|---|---|---|---|---|---|---|"]
     for name in runs[0]["students"]:
         rows = [r["students"][name] for r in runs]
         paper = " / ".join(map(str, PAPER_STUDENT[name])) if name in PAPER_STUDENT else "—"
+        pr = (" / ".join(mean_sd([x[k] for x in rows]) for k in ("lesion_precision_global", "lesion_recall_global"))
+              if all("lesion_recall_global" in x for x in rows) else "—")  # not recorded before 2026-12-06
         lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
-                     + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {paper} |")
+                     + f" | {pr} | {np.mean([x['seconds'] for x in rows]):.0f} | {paper} |")
     lines += ["", "Correction loop (lesion Dice per case on the test cases after each round of K corrected weak cases):", "",
               "| order | " + " | ".join(f"round {r['round']} ({r['corrected']} corrected)" for r in runs[0]["correction_rounds"]["uncertainty"]) + " |",
               "|---|" + "---|" * len(runs[0]["correction_rounds"]["uncertainty"])]
-    for order in ("uncertainty", "random"):
+    for order in runs[0]["correction_rounds"]:
         cells = []
         for n in range(len(runs[0]["correction_rounds"][order])):
             cells.append(mean_sd([r["correction_rounds"][order][n]["lesion_dice"] for r in runs]))

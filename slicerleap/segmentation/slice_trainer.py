@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..models.mixed_precision import autocast
 from .metrics import overlap_metrics
 from .slice_data import SliceCase, neighbour_stack
 
@@ -43,6 +44,7 @@ class SliceTrainingConfig:
     lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
     augment: bool = True
     loss: str = "dice_ce"               # or "dice_balanced_ce" (segmentation_loss)
+    precision: str = "fp32"             # or "bf16" / "auto" (models/mixed_precision.py): forward + loss in bf16
     seed: int = 0
 
     def architecture(self) -> dict:
@@ -193,8 +195,9 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
     for it in range(config.coarse_iterations):
         x, y = sample_slices(usable, rng, config, pixel=False)
         x, y = x.to(device), y.to(device)
-        logits = net.classify(x)
-        loss = loss_fn(logits, y)
+        with autocast(device, config.precision):
+            logits = net.classify(x).float()
+            loss = loss_fn(logits, y)
         losses.append(optimiser_step(opt, sched, loss))
         hits.append(float(((logits > 0).float() == y).float().mean()))
         if (it + 1) % config.iterations_per_epoch == 0 or it + 1 == config.coarse_iterations:
@@ -225,7 +228,8 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         if frozen:
             net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
         x, y = sample_slices(cases, rng, config, pixel=True)
-        loss = loss_fn(net(x.to(device)), y.to(device))
+        with autocast(device, config.precision):
+            loss = loss_fn(net(x.to(device)).float(), y.to(device))
         losses.append(optimiser_step(opt, sched, loss))
         last = it + 1 == config.iterations or should_stop()
         if (it + 1) % config.iterations_per_epoch == 0 or last:

@@ -166,12 +166,12 @@ ROLE_LABELS = [{"value": 1, "name": "organ", "color": "#808080", "role": "organ"
 
 def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: bool = False) -> dict:
     """3D Dice of organ (organ + lesion voxels) and lesion on the slice grids: mean over cases ("_dice") and
-    global over all voxels pooled ("_dice_global", the LiTS convention). `postprocess`: the deployed clean-up
+    global over all voxels pooled ("_dice_global", the LiTS convention); pooled lesion precision and recall. `postprocess`: the deployed clean-up
     (largest organ component, hole filling, lesions outside the organ removed) first."""
     from .postprocess import postprocess_labels
 
     scores = {"organ": [], "lesion": []}
-    pooled = {"organ": np.zeros(2), "lesion": np.zeros(2)}
+    pooled = {"organ": np.zeros(3), "lesion": np.zeros(3)}  # true positives, predicted, true voxels
     net.eval()
     for case in cases:
         labels = predict_box_case(net, case, device, context).argmax(0)
@@ -179,9 +179,12 @@ def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: b
             labels = postprocess_labels(labels, ROLE_LABELS, case.grid.spacing)
         for name, pred, truth in (("organ", labels > 0, case.labels > 0), ("lesion", labels == 2, case.labels == 2)):
             scores[name].append(overlap_metrics(pred, truth)["dice"])
-            pooled[name] += [(pred & truth).sum(), pred.sum() + truth.sum()]
+            pooled[name] += [(pred & truth).sum(), pred.sum(), truth.sum()]
     out = {f"{n}_dice": float(np.mean(v)) for n, v in scores.items()}
-    out.update({f"{n}_dice_global": float(2 * p[0] / p[1]) if p[1] else 1.0 for n, p in pooled.items()})
+    out.update({f"{n}_dice_global": float(2 * p[0] / (p[1] + p[2])) if p[1] + p[2] else 1.0 for n, p in pooled.items()})
+    tp, predicted, true = pooled["lesion"]  # over all voxels pooled: is a low Dice missed lesion or false alarm?
+    out.update({"lesion_precision_global": float(tp / predicted) if predicted else 1.0,
+                "lesion_recall_global": float(tp / true) if true else 1.0})
     return out
 
 
