@@ -152,9 +152,10 @@ def test_cli_boxes_teacher_pseudolabel_student(tmp_path, monkeypatch, capsys):
                  "--output", str(tmp_path / "x.nrrd")]) == 2  # a teacher needs boxes
     assert main(["train", "student", "--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"),
                  "--weak-images", str(tmp_path / "weak"), "--boxes", str(tmp_path / "boxes"), "--teacher", "cli-teacher@1.0.0",
-                 "--out", str(tmp_path / "student"), "--id", "cli-student@1.0.0", "--iterations", "4"]) == 0
+                 "--out", str(tmp_path / "student"), "--id", "cli-student@1.0.0", "--iterations", "4", "--precision", "bf16"]) == 0
     card = json.loads((tmp_path / "student" / "card.json").read_text(encoding="utf-8"))
     assert card["training"]["teacher"] == "cli-teacher@1.0.0" and "box_channels" not in card["input"]
+    assert card["training"]["precision"] == "bf16" and teacher_card["training"]["precision"] == "fp32"
     assert main(["segment", "--model", "cli-student@1.0.0", "--input", str(tmp_path / "weak" / "case3.nrrd"),
                  "--output", str(tmp_path / "student.nrrd")]) == 0
     assert "teacher annotator" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import SlicerLeapError
+from .models.mixed_precision import PRECISION_HELP
 
 
 def cmd_info(args) -> int:
@@ -120,7 +121,8 @@ def cmd_train(args) -> int:
     if missing and not args.skip_unlabelled:
         raise SlicerLeapError(f"{len(missing)} image(s) have neither a labelmap nor slice labels: {', '.join(missing[:5])}.",
                               "Add them to the --slice-labels file, or pass --skip-unlabelled.")
-    config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed}
+    config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed,
+              "precision": args.precision}
     params = {"config": config, "slice_labels": [slice_table[n] for n in weak], "model_id": args.id, "modality": args.modality,
               "in_plane_spacing_mm": args.spacing, "label_value": args.label_value}
     inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
@@ -264,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
     common(t)
     t.set_defaults(func=cmd_train)
     t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import SlicerLeapError
+from .models.mixed_precision import PRECISION_HELP
 
 
 def _cli():
@@ -47,7 +48,7 @@ def _pairs(args):
 
 
 def _config(args, **extra) -> dict:
-    return {"iterations": args.iterations, "seed": args.seed, **extra}
+    return {"iterations": args.iterations, "seed": args.seed, "precision": args.precision, **extra}
 
 
 def cmd_train_teacher(args) -> int:
@@ -141,6 +142,7 @@ def add_parsers(sub, train_sub, common) -> None:
         t.add_argument("--validation-cases", type=int, default=0, help="masked cases held out to pick the best weights")
         t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
         t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
         values(t)
         common(t)
 
