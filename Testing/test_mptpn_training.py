@@ -57,9 +57,11 @@ def test_prompted_slices_describe_what_the_view_shows():
     assert mislocate("one lesion in the centre") == "one lesion in the upper left"
 
 
-def test_stage_one_and_two_train_and_the_baseline_runs_in_the_same_loop():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stage_one_and_two_train_and_the_baseline_runs_in_the_same_loop(precision):
     slices = prompted_slices(phantom_case(), 32, empty_share=0.5)
-    config = MPTPNTrainingConfig(img_size=32, net=TINY, iterations=30, pretrain_iterations=3, batch_size=4, learning_rate=3e-3)
+    config = MPTPNTrainingConfig(img_size=32, net=TINY, iterations=30, pretrain_iterations=3, batch_size=4, learning_rate=3e-3,
+                                 precision=precision)
     records = []
     net, history, _ = train_mptpn(slices, config, "cpu", report=lambda f, m, r: records.append((f, m)))
     assert [h["stage"] for h in history].count(1) == 3 and history[-1]["stage"] == 2

@@ -5,22 +5,58 @@ in fp32 and once under bf16 autocast per seed, alternating which runs first, and
 and the Dice of each (teacher: pseudo-labels on the weak set; student: the held-out test cases).
 
     cd benchmarks && python mixed_precision_training.py --seeds 0 1 2
+    cd benchmarks && python mixed_precision_training.py --steps   # bare training steps of each slice network
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from slicerleap.models.mixed_precision import bf16_is_native
-from slicerleap.segmentation.teacher_student_training import TeacherStudentConfig, evaluate, train_box_unet
+from slicerleap.models.mixed_precision import autocast, bf16_is_native
+from slicerleap.models.networks import build_network
+from slicerleap.segmentation.slice_trainer import SliceTrainingConfig
+from slicerleap.segmentation.teacher_student_training import TeacherStudentConfig, build_box_unet, evaluate, train_box_unet
 from teacher_student_boxes import load_cases, split
 
 HERE = Path(__file__).parent
+
+
+def step_seconds(net, x, target, precision: str, repeats: int = 10) -> float:
+    """Mean seconds of one AdamW training step (forward, cross-entropy, backward, update) after two warm-up steps."""
+    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    device = torch.device("cpu")
+
+    def step():
+        with autocast(device, precision):
+            out = net(x)
+            loss = torch.nn.functional.cross_entropy((out[0] if isinstance(out, tuple) else out).float(), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for _ in range(2):
+        step()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - started) / repeats
+
+
+def compare_steps() -> None:
+    """fp32 vs bf16 step time of the networks the benchmarks train, alternating, in this process."""
+    nets = {"teacher–student student U-Net (96 px, batch 4)": (lambda: build_box_unet(TeacherStudentConfig(localisation=False), "student"), 4, 96, 3),
+            "SKS (160 px, batch 8)": (lambda: build_network(SliceTrainingConfig(model="sks").architecture()), 8, 160, 2),
+            "SKS benchmark's MONAI U-Net (160 px, batch 8)": (lambda: build_network(SliceTrainingConfig(model="unet").architecture()), 8, 160, 2)}
+    for name, (make, batch, size, classes) in nets.items():
+        torch.manual_seed(0)
+        x, target = torch.randn(batch, 3, size, size), torch.randint(0, classes, (batch, size, size))
+        seconds = {p: step_seconds(make(), x, target, p) for p in ("fp32", "bf16")}
+        print(f"{name}: fp32 {seconds['fp32']:.3f} s, bf16 {seconds['bf16']:.3f} s per step, {seconds['fp32'] / seconds['bf16']:.2f}x", flush=True)
 
 
 def main() -> None:
@@ -29,8 +65,12 @@ def main() -> None:
     ap.add_argument("--teacher-iterations", type=int, default=400)
     ap.add_argument("--student-iterations", type=int, default=0, help="0: teachers only")
     ap.add_argument("--out", default=str(HERE / "mixed_precision_training.json"))
+    ap.add_argument("--steps", action="store_true", help="time bare training steps of each slice network instead")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if args.steps:
+        compare_steps()
+        return
     device = torch.device("cpu")
     pool, test = load_cases(range(20), False), load_cases(range(20, 26), False)
     runs = []

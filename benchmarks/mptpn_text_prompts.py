@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=8)
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="stage-2 training precision (mixed_precision_training.py)")
     ap.add_argument("--pretrain-iterations", type=int, default=150)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--results", default=str(Path(__file__).with_name("mptpn_results.json")))
@@ -90,7 +91,7 @@ def main() -> None:
                 continue
             kind, switches, stage1 = MODELS[name]
             config = MPTPNTrainingConfig(model=kind, img_size=args.size, net={**NET, **switches}, iterations=args.iterations,
-                                         pretrain_iterations=0, seed=seed)
+                                         pretrain_iterations=0, seed=seed, precision=args.precision)
             if stage1 and pretrained is None:  # SimSiam once per seed, full architecture
                 full = MPTPNTrainingConfig(img_size=args.size, net=NET, seed=seed)
                 torch.manual_seed(seed)

@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--loss", default="dice_ce", choices=LOSSES)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="training precision (mixed_precision_training.py)")
     ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every SKS run go here")
@@ -99,7 +100,7 @@ def main() -> None:
     print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test cases, "
           f"slice grid {pool[0].image.shape}", flush=True)
     base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=100,
-                loss=args.loss, lesion_fraction=args.lesion_fraction)
+                loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision)
     for seed in args.seeds:
         order = np.random.default_rng(1000 + seed).permutation(len(pool))
         coarse_net = None

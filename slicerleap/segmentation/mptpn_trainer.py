@@ -17,6 +17,7 @@ from . import text_encoder
 from .mptpn_augment import augment_pair
 from .mptpn_net import ImageOnly, MPTPNConfig, mptpn_loss
 from .mptpn_pretraining import pretrain_prior
+from ..models.mixed_precision import autocast
 from .prompted_slices import PromptedSlices
 from .slice_trainer import one_cycle_adamw, optimiser_step
 
@@ -33,6 +34,7 @@ class MPTPNTrainingConfig:
     learning_rate: float | None = None  # None: 1e-3 (MPTPN), 2e-3 (U-Net)
     weight_decay: float = 1e-4
     augment: bool = True
+    precision: str = "fp32"             # or "bf16" / "auto" (models/mixed_precision.py): stage 2 forward + loss in bf16
     seed: int = 0
 
     def mptpn_config(self) -> MPTPNConfig:
@@ -109,8 +111,9 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
         images, masks = train.images[index], train.masks[index]
         if config.augment:
             images, masks = augment_pair(images, masks, rng)
-        loss = optimiser_step(opt, sched, mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device),
-                                                     masks.to(device)))
+        with autocast(device, config.precision):
+            loss = mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device).float(), masks.to(device))
+        loss = optimiser_step(opt, sched, loss)
         history.append({"stage": 2, "step": step, "loss": round(loss, 4)})
         if step % 10 == 0 or step == config.iterations:
             report((stage1 + step) / total, f"stage 2 step {step}/{config.iterations} loss {loss:.3f}", history[-1])
