@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.weights import save_weights
 from slicerleap.segmentation.metrics import prompted_metrics
 from slicerleap.segmentation.mptpn_pretraining import pretrain_prior
@@ -68,7 +69,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=8)
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="stage-2 training precision (mixed_precision_training.py)")
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS, help="stage-2 training precision (mixed_precision_training.py)")
     ap.add_argument("--pretrain-iterations", type=int, default=150)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--results", default=str(Path(__file__).with_name("mptpn_results.json")))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.models.weights import save_weights
@@ -85,7 +86,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--loss", default="dice_ce", choices=LOSSES)
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="training precision (mixed_precision_training.py)")
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS, help="training precision (mixed_precision_training.py)")
     ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every SKS run go here")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
 from slicerleap.segmentation.slice_data import slice_input_spec
@@ -194,18 +195,20 @@ def markdown_tables(results: dict) -> str:
     for name in runs[0]["students"]:
         rows = [r["students"][name] for r in runs]
         paper = " / ".join(map(str, PAPER_STUDENT[name])) if name in PAPER_STUDENT else "—"
-        pr = (" / ".join(mean_sd([x[k] for x in rows]) for k in ("lesion_precision_global", "lesion_recall_global"))
-              if all("lesion_recall_global" in x for x in rows) else "—")  # not recorded before 2026-12-06
+        recorded = [x for x in rows if "lesion_recall_global" in x]  # not recorded before 2026-12-06
+        pr = (" / ".join(mean_sd([x[k] for x in recorded]) for k in ("lesion_precision_global", "lesion_recall_global"))
+              + (f" (n = {len(recorded)})" if len(recorded) < len(rows) else "")) if recorded else "—"
         lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
                      + f" | {pr} | {np.mean([x['seconds'] for x in rows]):.0f} | {paper} |")
     lines += ["", "Correction loop (lesion Dice per case on the test cases after each round of K corrected weak cases):", "",
               "| order | " + " | ".join(f"round {r['round']} ({r['corrected']} corrected)" for r in runs[0]["correction_rounds"]["uncertainty"]) + " |",
               "|---|" + "---|" * len(runs[0]["correction_rounds"]["uncertainty"])]
-    for order in runs[0]["correction_rounds"]:
-        cells = []
-        for n in range(len(runs[0]["correction_rounds"][order])):
-            cells.append(mean_sd([r["correction_rounds"][order][n]["lesion_dice"] for r in runs]))
-        lines.append(f"| {order} | " + " | ".join(cells) + " |")
+    orders = dict.fromkeys(o for r in runs for o in r["correction_rounds"])  # "none" (the control) since 2026-12-06
+    for order in orders:
+        having = [r["correction_rounds"][order] for r in runs if order in r["correction_rounds"]]
+        cells = [mean_sd([rounds[n]["lesion_dice"] for rounds in having]) for n in range(len(having[0]))]
+        label = order + (f" (n = {len(having)})" if len(having) < len(runs) else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     rho = [np.corrcoef([u["uncertainty"] for u in r["uncertainty"]], [u["lesion_dice"] for u in r["uncertainty"]])[0, 1] for r in runs]
     lines += ["", f"Teacher uncertainty vs its pseudo-label lesion Dice on the weak cases: Pearson r = {np.mean(rho):.2f} (per seed: "
               + ", ".join(f"{x:.2f}" for x in rho) + ")."]
@@ -231,7 +234,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "teacher_student_results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")
     ap.add_argument("--teachers-only", action="store_true", help="train and score the teachers only (no students, no correction loop)")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
                     help="training precision (mixed_precision_training.py measures bf16 against fp32)")
     args = ap.parse_args()
     out = Path(args.out)
@@ -249,10 +252,16 @@ def main() -> None:
     test = load_cases(range(args.pool, args.pool + args.test), False)
     log(f"cohort ready: {len(pool)} pool + {len(test)} test cases")
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"config": vars(args), "runs": []}
+    recipe = {"precision": args.precision, "student_iterations": args.student_iterations}
+    for r in results["runs"]:  # records before 2026-12-06 were fp32 at the file's first student budget
+        theirs = {"precision": r.get("precision", "fp32"), "student_iterations": r.get("student_iterations", results["config"]["student_iterations"])}
+        if theirs != recipe:
+            raise SystemExit(f"{out} holds seed {r['seed']} trained with {theirs}, not {recipe}: averaging them would mix recipes. "
+                             "Use another --out, or the same --precision / --student-iterations.")
     done = {r["seed"] for r in results["runs"] if "correction_rounds" in r or args.teachers_only}
 
     def save(record):
-        results["runs"] = [r for r in results["runs"] if r["seed"] != record["seed"]] + [record]
+        results["runs"] = sorted([r for r in results["runs"] if r["seed"] != record["seed"]] + [record], key=lambda r: r["seed"])
         out.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
     for seed in args.seeds:

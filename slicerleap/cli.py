@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import SlicerLeapError
-from .models.mixed_precision import PRECISION_HELP
+from .mixed_precision import PRECISION_HELP, PRECISIONS
 
 
 def cmd_info(args) -> int:
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
-    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
+    t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
     common(t)
     t.set_defaults(func=cmd_train)
     t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import SlicerLeapError
-from .models.mixed_precision import PRECISION_HELP
+from .mixed_precision import PRECISION_HELP, PRECISIONS
 
 
 def _cli():
@@ -142,7 +142,7 @@ def add_parsers(sub, train_sub, common) -> None:
         t.add_argument("--validation-cases", type=int, default=0, help="masked cases held out to pick the best weights")
         t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
         t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help=PRECISION_HELP)
+        t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
         values(t)
         common(t)
 

@@ -13,11 +13,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..mixed_precision import autocast, check_precision, resolve_precision
 from . import text_encoder
 from .mptpn_augment import augment_pair
 from .mptpn_net import ImageOnly, MPTPNConfig, mptpn_loss
 from .mptpn_pretraining import pretrain_prior
-from ..models.mixed_precision import autocast
 from .prompted_slices import PromptedSlices
 from .slice_trainer import one_cycle_adamw, optimiser_step
 
@@ -34,8 +34,11 @@ class MPTPNTrainingConfig:
     learning_rate: float | None = None  # None: 1e-3 (MPTPN), 2e-3 (U-Net)
     weight_decay: float = 1e-4
     augment: bool = True
-    precision: str = "fp32"             # or "bf16" / "auto" (models/mixed_precision.py): stage 2 forward + loss in bf16
+    precision: str = "fp32"             # or "bf16" / "auto" (mixed_precision.py): stage 2 forward + loss in bf16
     seed: int = 0
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def mptpn_config(self) -> MPTPNConfig:
         return MPTPNConfig(**{"img_size": self.img_size, "text_width": text_encoder.width(),
@@ -102,6 +105,7 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
             net, pairs.images, pairs.prompts, stage1, device, config.batch_size, seed=config.seed,
             report=lambda f, m, r: report(f * stage1 / total, m, r), stop=stop)]
     opt, sched = one_cycle_adamw(net.parameters(), config, config.iterations)
+    precision = resolve_precision(config.precision, device)
     rng = np.random.default_rng(config.seed + 1)
     net.train()
     for step in range(1, config.iterations + 1):
@@ -111,7 +115,7 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
         images, masks = train.images[index], train.masks[index]
         if config.augment:
             images, masks = augment_pair(images, masks, rng)
-        with autocast(device, config.precision):
+        with autocast(device, precision):
             loss = mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device).float(), masks.to(device))
         loss = optimiser_step(opt, sched, loss)
         history.append({"stage": 2, "step": step, "loss": round(loss, 4)})

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..models.mixed_precision import autocast
+from ..mixed_precision import autocast, check_precision, resolve_precision
 from .metrics import overlap_metrics
 from .slice_data import SliceCase, neighbour_stack
 
@@ -44,8 +44,11 @@ class SliceTrainingConfig:
     lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
     augment: bool = True
     loss: str = "dice_ce"               # or "dice_balanced_ce" (segmentation_loss)
-    precision: str = "fp32"             # or "bf16" / "auto" (models/mixed_precision.py): forward + loss in bf16
+    precision: str = "fp32"             # or "bf16" / "auto" (mixed_precision.py): forward + loss in bf16
     seed: int = 0
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def architecture(self) -> dict:
         c = 2 * self.context + 1
@@ -190,12 +193,13 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
     params = list(net.coarse.parameters()) + list(net.classifier.parameters())
     opt, sched = one_cycle_adamw(params, config, config.coarse_iterations)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    precision = resolve_precision(config.precision, device)
     history, losses, hits = [], [], []
     net.train()
     for it in range(config.coarse_iterations):
         x, y = sample_slices(usable, rng, config, pixel=False)
         x, y = x.to(device), y.to(device)
-        with autocast(device, config.precision):
+        with autocast(device, precision):
             logits = net.classify(x).float()
             loss = loss_fn(logits, y)
         losses.append(optimiser_step(opt, sched, loss))
@@ -222,13 +226,14 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
     params = [p for p in net.parameters() if p.requires_grad]
     opt, sched = one_cycle_adamw(params, config, config.iterations)
     loss_fn = segmentation_loss(config.loss)
+    precision = resolve_precision(config.precision, device)
     history, losses, best, best_state = [], [], -1.0, None
     for it in range(config.iterations):
         net.train()
         if frozen:
             net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
         x, y = sample_slices(cases, rng, config, pixel=True)
-        with autocast(device, config.precision):
+        with autocast(device, precision):
             loss = loss_fn(net(x.to(device)).float(), y.to(device))
         losses.append(optimiser_step(opt, sched, loss))
         last = it + 1 == config.iterations or should_stop()

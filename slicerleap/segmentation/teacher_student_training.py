@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.mixed_precision import autocast
+from ..mixed_precision import autocast, check_precision, resolve_precision
 from ..volume import Volume
 from .boxes import Box, box_map
 from .metrics import overlap_metrics
@@ -55,8 +55,11 @@ class TeacherStudentConfig:
     lesion_fraction: float = 0.5           # share of training slices drawn from slices with lesion (box)
     scale_range: tuple = (0.8, 1.2)
     augment: bool = True
-    precision: str = "fp32"                # or "bf16" / "auto" (models/mixed_precision.py): forward + loss in bf16
+    precision: str = "fp32"                # or "bf16" / "auto" (mixed_precision.py): forward + loss in bf16
     seed: int = 0
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def architecture(self, role: str) -> dict:
         """The card's architecture of the teacher, or of the student as deployed (branch dropped)."""
@@ -166,7 +169,7 @@ ROLE_LABELS = [{"value": 1, "name": "organ", "color": "#808080", "role": "organ"
 
 def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: bool = False) -> dict:
     """3D Dice of organ (organ + lesion voxels) and lesion on the slice grids: mean over cases ("_dice") and
-    global over all voxels pooled ("_dice_global", the LiTS convention); pooled lesion precision and recall. `postprocess`: the deployed clean-up
+    global over all voxels pooled ("_dice_global", the LiTS convention); lesion precision and recall pooled. `postprocess`: the deployed clean-up
     (largest organ component, hole filling, lesions outside the organ removed) first."""
     from .postprocess import postprocess_labels
 
@@ -183,7 +186,7 @@ def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: b
     out = {f"{n}_dice": float(np.mean(v)) for n, v in scores.items()}
     out.update({f"{n}_dice_global": float(2 * p[0] / (p[1] + p[2])) if p[1] + p[2] else 1.0 for n, p in pooled.items()})
     tp, predicted, true = pooled["lesion"]  # over all voxels pooled: is a low Dice missed lesion or false alarm?
-    out.update({"lesion_precision_global": float(tp / predicted) if predicted else 1.0,
+    out.update({"lesion_precision_global": float(tp / predicted) if predicted else float(not true),  # as overlap_metrics
                 "lesion_recall_global": float(tp / true) if true else 1.0})
     return out
 
@@ -235,12 +238,13 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
     opt, sched = _optimiser(net.parameters(), config, role)
     loc_weights = torch.as_tensor(config.localisation_class_weights, dtype=torch.float32, device=device)
     student_branch = role == "student" and config.localisation
+    precision = resolve_precision(config.precision, device)
     history, losses, best, best_state = [], [], -1.0, None
     started = time.time()
     for it in range(config.iterations):
         net.train()
         x, boxes, target, boxmap = (t.to(device) for t in sample_batch(cases, rng, config))
-        with autocast(device, config.precision):
+        with autocast(device, precision):
             if role == "teacher":
                 seg = net(torch.cat([x, boxes], 1))
             elif student_branch:

@@ -47,7 +47,9 @@ def width() -> int:
 def _encode_one(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     tokenizer, model = _load()
     tokens = tokenizer(prompt, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-    with torch.no_grad():  # not inference_mode: its tensors could not be saved for the trainable layers' backward
+    # not inference_mode: its tensors could not be saved for the trainable layers' backward. fp32 even inside a
+    # bf16 training step: the vectors are cached for the process, and inference must see the same ones
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         vectors = model(**tokens).last_hidden_state[0]
     return vectors, tokens["attention_mask"][0].bool()
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..io import read_volume
+from ..mixed_precision import resolve_precision
 from ..models import get_catalog
-from ..models.mixed_precision import resolve_precision
 from ..models.networks import load_model
 from ..models.weights import load_verified_state_dict, save_weights
 from ..segmentation.boxes import Box, boxes_from_labels
@@ -102,7 +102,8 @@ def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, sec
             "input": input_spec, "labels": labels, "licence": p.get("licence", "user-owned"),
             "training_data": p.get("training_data", counts), "postprocess": {"largest_organ": True, "fill_holes": True,
                                                                              "lesions_inside_organ": True},
-            "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "role": role, "seconds": round(seconds, 1), "device": str(ctx.device),
+            "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "role": role,
+                         "seconds": round(seconds, 1), "device": str(ctx.device),
                          **({"fine_tuned_from": p["start_from"]} if p.get("start_from") else {})},
             "evaluation": {"history": history}, "file": "model.safetensors"}
 

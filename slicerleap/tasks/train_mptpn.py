@@ -15,6 +15,7 @@ import numpy as np
 from .. import __version__
 from ..errors import BadInputError
 from ..io import read_volume
+from ..mixed_precision import resolve_precision
 from ..models.weights import save_weights
 from ..segmentation import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
@@ -93,7 +94,8 @@ def run(ctx) -> dict:
                                                  f"axial slices ({lesion_slices} showing the {target}), prompts "
                                                  f"{'partly written by the user, the rest ' if any(user_prompts) else ''}"
                                                  "generated from the masks"),
-        "training": {**config.to_dict(), "seconds": round(seconds, 1), "device": str(ctx.device), "slicerleap": __version__},
+        "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device),  # stage 1 always fp32
+                     "seconds": round(seconds, 1), "device": str(ctx.device), "slicerleap": __version__},
         "evaluation": {"history": [r for r in history if r.get("step", 0) % 10 == 0 or r is history[-1]]},
         "file": "model.safetensors",
     }

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..io import read_volume
-from ..models.mixed_precision import resolve_precision
+from ..mixed_precision import resolve_precision
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
@@ -80,7 +80,8 @@ def run(ctx) -> dict:
         "licence": p.get("licence", "user-owned"),
         "training_data": p.get("training_data", f"{len(pixel_cases)} case(s) with pixel labels, {len(slice_cases)} with slice-level "
                                                  f"labels only, {len(val_cases)} validation case(s), from the user's scene or folder"),
-        "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "seconds": round(seconds, 1), "device": str(ctx.device)},
+        "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "seconds": round(seconds, 1),
+                     "device": str(ctx.device)},
         "evaluation": {"history": history},
         "file": "model.safetensors",  # sha256 is computed from the file at registration
     }
