@@ -82,7 +82,8 @@ def split(pool: list, seed: int) -> tuple[list, list, list]:
 
 
 def run_seed(seed, pool, test, args, device, log, save=lambda record: None) -> dict:
-    """One seed's record; save(record) after each trained student (a long run keeps what it finished)."""
+    """One seed's record; save(record) after each trained student, so a run cut short leaves its finished students in the
+    JSON to read (a rerun trains that seed again whole: the tables count complete seeds only)."""
     strong, val, weak = split(pool, seed)
     config = TeacherStudentConfig(iterations=args.teacher_iterations, crop=args.crop, batch_size=args.batch, seed=seed,
                                   iterations_per_epoch=args.eval_every, precision=args.precision)
