@@ -8,7 +8,12 @@ def overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Both empty counts as perfect agreement; a prediction that finds nothing has precision 0 when
     there was something to find (no false positive, but also nothing right)."""
     p, t = np.asarray(pred, bool), np.asarray(truth, bool)
-    tp, np_, nt = float(np.logical_and(p, t).sum()), float(p.sum()), float(t.sum())
+    return overlap_from_counts(np.logical_and(p, t).sum(), p.sum(), t.sum())
+
+
+def overlap_from_counts(true_positives, predicted, true) -> dict[str, float]:
+    """overlap_metrics from voxel counts (e.g. pooled over many cases), with the same rules for empty masks."""
+    tp, np_, nt = float(true_positives), float(predicted), float(true)
     if np_ + nt == 0:
         return {"dice": 1.0, "jaccard": 1.0, "precision": 1.0, "recall": 1.0}
     return {"dice": 2 * tp / (np_ + nt), "jaccard": tp / (np_ + nt - tp),

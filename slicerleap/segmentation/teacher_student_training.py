@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..mixed_precision import autocast, check_precision, resolve_precision
 from ..volume import Volume
 from .boxes import Box, box_map
-from .metrics import overlap_metrics
+from .metrics import overlap_from_counts, overlap_metrics
 from .slice_data import SliceCase, neighbour_stack, prepare_case
 from .slice_trainer import intensity_augment, optimiser_step, predict_case, random_crop
 from .uncertainty import DEFAULT_FILL, pseudo_label_uncertainty
@@ -169,8 +169,9 @@ ROLE_LABELS = [{"value": 1, "name": "organ", "color": "#808080", "role": "organ"
 
 def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: bool = False) -> dict:
     """3D Dice of organ (organ + lesion voxels) and lesion on the slice grids: mean over cases ("_dice") and
-    global over all voxels pooled ("_dice_global", the LiTS convention); lesion precision and recall pooled. `postprocess`: the deployed clean-up
-    (largest organ component, hole filling, lesions outside the organ removed) first."""
+    global over all voxels pooled ("_dice_global", the LiTS convention); lesion precision and recall pooled.
+    `postprocess`: the deployed clean-up (largest organ component, hole filling, lesions outside the organ removed)
+    first."""
     from .postprocess import postprocess_labels
 
     scores = {"organ": [], "lesion": []}
@@ -184,10 +185,10 @@ def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: b
             scores[name].append(overlap_metrics(pred, truth)["dice"])
             pooled[name] += [(pred & truth).sum(), pred.sum(), truth.sum()]
     out = {f"{n}_dice": float(np.mean(v)) for n, v in scores.items()}
-    out.update({f"{n}_dice_global": float(2 * p[0] / (p[1] + p[2])) if p[1] + p[2] else 1.0 for n, p in pooled.items()})
-    tp, predicted, true = pooled["lesion"]  # over all voxels pooled: is a low Dice missed lesion or false alarm?
-    out.update({"lesion_precision_global": float(tp / predicted) if predicted else float(not true),  # as overlap_metrics
-                "lesion_recall_global": float(tp / true) if true else 1.0})
+    overall = {n: overlap_from_counts(*p) for n, p in pooled.items()}
+    out.update({f"{n}_dice_global": m["dice"] for n, m in overall.items()})
+    # is a low lesion Dice missed lesion or false alarm?
+    out.update({"lesion_precision_global": overall["lesion"]["precision"], "lesion_recall_global": overall["lesion"]["recall"]})
     return out
 
 
