@@ -21,6 +21,9 @@ Per seed:
     (teachers 400 iterations on 128 px crops; students 3000 on 96 px crops, 80 % lesion-centred — a plain
     U-Net learns no lesion voxel in 400–600 iterations here, and starts to at ~1500; see RESULTS.md)
     python benchmarks/teacher_student_boxes.py --table
+
+A seed at the longer budgets outlasts a session: its record is saved after each student (our student
+and its correction loop first), and the same command run again goes on where it stopped.
 """
 from __future__ import annotations
 
@@ -81,25 +84,44 @@ def split(pool: list, seed: int) -> tuple[list, list, list]:
             [pool[i] for i in order[n_strong + n_val:]])
 
 
-def run_seed(seed, pool, test, args, device, log, save=lambda record: None) -> dict:
-    """One seed's record; save(record) after each trained student, so a run cut short leaves its finished students in the
-    JSON to read (a rerun trains that seed again whole: the tables count complete seeds only)."""
+STUDENTS = ("full supervision", "strong only", "boxes as labels", "+ pseudo-labels", "+ pseudo-labels + localisation (ours)")
+OURS = STUDENTS[-1]
+
+
+def complete(record: dict) -> bool:
+    """A seed whose students and correction loop all ran (the tables count only these)."""
+    return "correction_rounds" in record and set(STUDENTS) <= set(record["students"])
+
+
+def run_seed(seed, pool, test, args, device, log, save=lambda record: None, partial: dict | None = None) -> dict:
+    """One seed's record, saved (save(record)) after each unit of work, so a run cut short resumes from `partial`,
+    that seed's saved record: the units are each student, and our student with the correction loop that
+    fine-tunes it (no weights are kept between sessions). The O2L teacher is trained again on resume (its soft
+    pseudo-labels feed the students); if it does not reproduce the saved teacher's scores exactly — another CPU
+    kind, another torch — the seed is trained again whole rather than mixing two teachers' pseudo-labels."""
     strong, val, weak = split(pool, seed)
     config = TeacherStudentConfig(iterations=args.teacher_iterations, crop=args.crop, batch_size=args.batch, seed=seed,
                                   iterations_per_epoch=args.eval_every, precision=args.precision)
     student_config = replace(config, iterations=args.student_iterations, crop=args.student_crop, lesion_fraction=args.student_lesion_fraction)
-    record = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "precision": args.precision,
-              "student_iterations": args.student_iterations, "teachers": {}, "students": {}}
+    fresh = {"seed": seed, "strong": len(strong), "weak": len(weak), "val": len(val), "test": len(test), "precision": args.precision,
+             "student_iterations": args.student_iterations, "teachers": {}, "students": {}}
+    record = copy.deepcopy(partial) if partial else fresh
 
     def report(f, message, r):
         log(f"  {message}")
 
     soft, uncertainty = None, None
-    for name, conditioning in TEACHERS.items():
+    for name, conditioning in TEACHERS.items():  # O2L first: its pseudo-labels are the ones the students use
+        if name in record["teachers"] and conditioning != "o2l":
+            continue
         cfg = replace(config, box_conditioning=conditioning)
         log(f"seed {seed} teacher {name}")
         teacher, history, seconds = train_box_unet("teacher", strong, val, cfg, device, report)
         scores = evaluate(teacher, weak, device)
+        saved = record["teachers"].get(name)
+        if saved is not None and {k: saved.get(k) for k in scores} != scores:
+            log(f"  the teacher does not reproduce the saved run ({saved} vs {scores}): seed {seed} is trained again whole")
+            record = copy.deepcopy(fresh)
         record["teachers"][name] = {**scores, "seconds": round(seconds, 1)}
         log(f"  pseudo-label Dice on the weak set: {scores}")
         if conditioning == "o2l":
@@ -108,28 +130,37 @@ def run_seed(seed, pool, test, args, device, log, save=lambda record: None) -> d
             soft, uncertainty = [s for s, _ in labelled], [u for _, u in labelled]
             truth_dice = [evaluate_soft(s, c) for s, c in zip(soft, weak)]
             record["uncertainty"] = [{"uncertainty": round(u, 4), "lesion_dice": round(d, 4)} for u, d in zip(uncertainty, truth_dice)]
+    save(record)
     if args.teachers_only:
         return record
     pseudo = [with_targets(c, soft=s) for c, s in zip(weak, soft)]
-    students = {
+    training_sets = {
         "full supervision": (strong + weak, False),
         "strong only": (strong, False),
         "boxes as labels": (strong + [box_targets(c) for c in weak], False),
         "+ pseudo-labels": (strong + pseudo, False),
-        "+ pseudo-labels + localisation (ours)": (strong + pseudo, True),
+        OURS: (strong + pseudo, True),
     }
-    ours = None
-    for name, (cases, localisation) in students.items():
+
+    def train_student(name):
+        cases, localisation = training_sets[name]
         cfg = replace(student_config, localisation=localisation)
         log(f"seed {seed} student {name}")
         student, history, seconds = train_box_unet("student", cases, val, cfg, device, report)
         scores = evaluate(student, test, device, postprocess=True)
         record["students"][name] = {**scores, "seconds": round(seconds, 1)}
         log(f"  test: {scores}")
+        return student, cfg
+
+    if "correction_rounds" not in record:  # our student first: the correction loop fine-tunes it, in the same unit
+        ours = train_student(OURS)
+        record["correction_rounds"] = correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed)
         save(record)
-        if localisation:
-            ours = (student, cfg)
-    record["correction_rounds"] = correction_loop(ours, strong, weak, soft, uncertainty, val, test, args, device, log, seed)
+    for name in STUDENTS:
+        if name not in record["students"]:
+            train_student(name)
+            save(record)
+    record["students"] = {name: record["students"][name] for name in STUDENTS}  # the tables' order
     return record
 
 
@@ -186,14 +217,14 @@ def markdown_tables(results: dict) -> str:
         rows = [r["teachers"][name] for r in runs if name in r["teachers"]]
         lines.append(f"| {name} | " + " | ".join(mean_sd([x[k] for x in rows]) for k in keys)
                      + f" | {np.mean([x['seconds'] for x in rows]):.0f} | {' / '.join(map(str, PAPER_TEACHER[conditioning]))} |")
-    runs = [r for r in runs if "correction_rounds" in r]  # complete seeds only (--teachers-only or cut-short runs end here)
+    runs = [r for r in runs if complete(r)]  # --teachers-only and cut-short seeds have teachers only, or some students
     if not runs:
         return "\n".join(lines)
     lines += ["", f"Seeds with students: {[r['seed'] for r in runs]}.", "",
               "Students on the held-out test cases (after post-processing; Table I and the student ablation):", "",
               "| student | organ global | organ per case | lesion global | lesion per case | lesion precision / recall (global) | train s | paper (LiTS) |",
               "|---|---|---|---|---|---|---|---|"]
-    for name in runs[0]["students"]:
+    for name in STUDENTS:
         rows = [r["students"][name] for r in runs]
         paper = " / ".join(map(str, PAPER_STUDENT[name])) if name in PAPER_STUDENT else "—"
         recorded = [x for x in rows if "lesion_recall_global" in x]  # not recorded before 2026-12-06
@@ -259,17 +290,17 @@ def main() -> None:
         if theirs != recipe:
             raise SystemExit(f"{out} holds seed {r['seed']} trained with {theirs}, not {recipe}: averaging them would mix recipes. "
                              "Use another --out, or the same --precision / --student-iterations.")
-    done = {r["seed"] for r in results["runs"] if "correction_rounds" in r or args.teachers_only}
+    saved = {r["seed"]: r for r in results["runs"]}
 
     def save(record):
         results["runs"] = sorted([r for r in results["runs"] if r["seed"] != record["seed"]] + [record], key=lambda r: r["seed"])
         out.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
     for seed in args.seeds:
-        if seed in done:
+        if seed in saved and (complete(saved[seed]) or args.teachers_only):
             continue
-        # a seed run with --teachers-only, or cut short, is run again whole (the students need its teacher)
-        save(run_seed(seed, pool, test, args, device, log, save))
+        # a seed cut short (or run with --teachers-only) goes on from its saved record
+        save(run_seed(seed, pool, test, args, device, log, save, partial=saved.get(seed)))
         log(f"seed {seed} written to {out}")
     print(markdown_tables(results))
 
