@@ -294,7 +294,9 @@ def main() -> None:
 
     def save(record):
         results["runs"] = sorted([r for r in results["runs"] if r["seed"] != record["seed"]] + [record], key=lambda r: r["seed"])
-        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        writing = out.with_suffix(".writing")  # a run stopped mid-write must not leave a broken results file
+        writing.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        writing.replace(out)
 
     for seed in args.seeds:
         if seed in saved and (complete(saved[seed]) or args.teachers_only):
