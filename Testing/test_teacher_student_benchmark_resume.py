@@ -1,7 +1,6 @@
 """The teacher–student benchmark's seeds take longer than a session: a seed cut short must go on from its
 saved record and end with the record an uninterrupted run writes (phantoms, a few iterations)."""
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ class CutShort(Exception):
 def box_case(seed):
     image, labels = organ_lesion_phantom(seed, size=24)
     image = Volume.from_geometry(image.astype(np.float32), (1.5, 1.5, 2.0), (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))
-    labels = Volume.from_geometry(labels, (1.5, 1.5, 2.0), (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))
+    labels = image.with_array(labels)
     return prepare_box_case(image, slice_input_spec(1.5), boxes_from_labels(labels), labels)
 
 
@@ -50,6 +49,20 @@ def run(cohort, **kwargs):
     return json.loads(json.dumps(record)), messages  # as the results file holds it
 
 
+def saves_until_cut_short(cohort, n):
+    """The records a run saves before it is stopped at its n-th save, as the results file holds them."""
+    saves = []
+
+    def save_then_stop(record):
+        saves.append(json.loads(json.dumps(record)))
+        if len(saves) == n:
+            raise CutShort
+
+    with pytest.raises(CutShort):
+        run(cohort, save=save_then_stop)
+    return saves
+
+
 def trained(messages, what):
     return [m.split(f" {what} ", 1)[1] for m in messages if f"seed 0 {what} " in m]
 
@@ -57,16 +70,7 @@ def trained(messages, what):
 def test_a_seed_cut_short_goes_on_from_its_record_to_the_same_result(cohort):
     whole, _ = run(cohort)
     assert bench.complete(whole) and list(whole["students"]) == list(bench.STUDENTS)
-    saves = []
-
-    def save_then_stop(record):
-        saves.append(json.loads(json.dumps(record)))
-        if len(saves) == 3:  # teachers; ours + correction loop; one more student
-            raise CutShort
-
-    with pytest.raises(CutShort):
-        run(cohort, save=save_then_stop)
-    partial = saves[-1]
+    partial = saves_until_cut_short(cohort, 3)[-1]  # teachers; ours + correction loop; one more student
     assert not bench.complete(partial) and "correction_rounds" in partial and len(partial["students"]) == 2
     resumed, messages = run(cohort, partial=partial)
     assert without_seconds(resumed) == without_seconds(whole)
@@ -76,16 +80,7 @@ def test_a_seed_cut_short_goes_on_from_its_record_to_the_same_result(cohort):
 
 
 def test_a_teacher_that_does_not_reproduce_the_saved_one_means_the_seed_runs_again_whole(cohort):
-    saves = []
-
-    def save_then_stop(record):
-        saves.append(json.loads(json.dumps(record)))
-        if len(saves) == 2:
-            raise CutShort
-
-    with pytest.raises(CutShort):
-        run(cohort, save=save_then_stop)
-    partial = copy.deepcopy(saves[-1])
+    partial = saves_until_cut_short(cohort, 2)[-1]
     partial["teachers"]["O2L attention (ours)"]["lesion_dice"] += 0.01  # another machine's teacher
     resumed, messages = run(cohort, partial=partial)
     assert any("trained again whole" in m for m in messages)
