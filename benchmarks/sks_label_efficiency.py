@@ -5,7 +5,9 @@ Data: `slicerleap.data.lesion_cases` (synthetic lesions in the real MNI ICBM152 
 intensity changes). Cases 0..39 form the training pool: all 40 have slice-level labels ("lesion in this
 slice"), the first P of a seed-shuffled order also have pixel labels. Cases 40..47 are held out for
 testing only (the paper's 8 validation scans were also its test scans; here they are separate and no
-model is selected on them: every run trains for a fixed number of iterations and keeps the last weights).
+model is selected on them). With --val V, cases 48..48+V-1 carry pixel labels for validation: every model
+keeps the weights with the best validation Dice (checked every --eval-every iterations), as the
+teacher–student benchmark does; without it every run keeps its last weights.
 
 Stage 1 (the coarse branch on slice labels) runs once per seed and is shared by SKS and the ablations
 that keep the branch; stage 2 runs per model with identical slices, crops, augmentation, loss and steps,
@@ -44,13 +46,14 @@ PAPER = {"SKS": (0.549, 0.456, 0.542, 0.580), "U-Net": (0.489, 0.379, 0.678, 0.4
 LESION = 2  # label value of the lesion in lesion_cases
 
 
-def load_cohort(n_pool: int, n_test: int):
+def load_cohort(n_pool: int, n_test: int, n_val: int = 0):
+    """(pool, test, validation) cases: seeds 0..n_pool-1, then n_test, then n_val (test seeds do not move with n_val)."""
     cases = []
-    for seed in range(n_pool + n_test):
+    for seed in range(n_pool + n_test + n_val):
         image, labels = make_lesion_case(seed)
         lesion = labels.with_array((labels.array == LESION).astype(np.uint8))
         cases.append(prepare_case(image, SPEC, lesion))  # pixel labels kept; hidden below where not given
-    return cases[:n_pool], cases[n_pool:]
+    return cases[:n_pool], cases[n_pool:n_pool + n_test], cases[n_pool + n_test:]
 
 
 def as_slice_labelled(case):
@@ -88,6 +91,9 @@ def main() -> None:
     ap.add_argument("--loss", default="dice_ce", choices=LOSSES)
     ap.add_argument("--precision", default="fp32", choices=PRECISIONS, help="training precision (mixed_precision_training.py)")
     ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
+    ap.add_argument("--val", type=int, default=0, help="pixel-labelled validation cases after the test cases (best weights kept)")
+    ap.add_argument("--eval-every", type=int, default=100, help="iterations between validations (and progress records)")
+    ap.add_argument("--unet-norm", default="instance", choices=("instance", "batch"), help="the U-Net baseline's normalisation")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every SKS run go here")
     args = ap.parse_args()
@@ -97,11 +103,11 @@ def main() -> None:
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {"runs": []}
     done = {(r["seed"], r["pixel_cases"], r["model"]) for r in results["runs"]}
     started = time.time()
-    pool, test = load_cohort(args.pool, args.test)
-    print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test cases, "
+    pool, test, val = load_cohort(args.pool, args.test, args.val)
+    print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test + {len(val)} validation cases, "
           f"slice grid {pool[0].image.shape}", flush=True)
-    base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=100,
-                loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision)
+    base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=args.eval_every,
+                loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision, unet_norm=args.unet_norm)
     for seed in args.seeds:
         order = np.random.default_rng(1000 + seed).permutation(len(pool))
         coarse_net = None
@@ -117,7 +123,8 @@ def main() -> None:
                 net = build_network(config.architecture()).to(device)
                 t0 = time.time()
                 record = {"seed": seed, "pixel_cases": p, "model": name, "loss": args.loss, "iterations": args.iterations,
-                          "crop": args.crop, "lesion_fraction": args.lesion_fraction}
+                          "crop": args.crop, "lesion_fraction": args.lesion_fraction, "precision": args.precision,
+                          "val_cases": args.val, "unet_norm": args.unet_norm if kind == "unet" else None}
                 if kind == "sks" and switches.get("coarse_branch", True):
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
                         coarse_net = build_network(SliceTrainingConfig(model="sks", seed=seed, **base).architecture()).to(device)
@@ -126,8 +133,12 @@ def main() -> None:
                         print(f"seed {seed} stage 1: test slice accuracy {results['stage1'][str(seed)]['test_slice_accuracy']:.3f}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
                     net.classifier.load_state_dict(coarse_net.classifier.state_dict())
-                history = train_segmenter(net, pixel, [], config, device, lambda *a: None)
+                history = train_segmenter(net, pixel, val, config, device, lambda *a: None)
                 record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **evaluate(net.eval(), test, device))
+                if val:
+                    best = max(history, key=lambda h: h["val_dice"])
+                    record.update(best_iteration=best["iteration"], best_val_dice=best["val_dice"],
+                                  val_curve=[[h["iteration"], round(h["val_dice"], 4)] for h in history])
                 results["runs"].append(record)
                 results_path.write_text(json.dumps(results, indent=1), encoding="utf-8")
                 if kind == "sks":

@@ -1,0 +1,33 @@
+"""The SKS label-efficiency benchmark end to end at toy size on the real-anatomy lesion cases: validation cases
+select the kept weights, every run is recorded with its curve, and running the same command again resumes."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import sks_label_efficiency as bench  # noqa: E402
+
+
+def run(monkeypatch, results):
+    argv = ["sks_label_efficiency.py", "--seeds", "0", "--pixel-cases", "1", "--pool", "2", "--test", "1", "--val", "1",
+            "--iterations", "4", "--coarse-iterations", "2", "--crop", "64", "--eval-every", "2", "--unet-norm", "batch",
+            "--models", "U-Net", "SKS", "--results", str(results), "--save-models", str(results.parent / "models")]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    return json.loads(results.read_text(encoding="utf-8"))
+
+
+def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypatch):
+    results = tmp_path / "results.json"
+    first = run(monkeypatch, results)
+    runs = {r["model"]: r for r in first["runs"]}
+    assert set(runs) == {"U-Net", "SKS"}
+    for r in runs.values():
+        assert r["val_cases"] == 1 and [it for it, _ in r["val_curve"]] == [2, 4]
+        assert abs(r["best_val_dice"] - max(d for _, d in r["val_curve"])) < 1e-4  # the curve is rounded
+        assert r["best_iteration"] in (2, 4)
+        assert all(0.0 <= r[k] <= 1.0 for k in ("dice", "jaccard", "precision", "recall"))
+    assert runs["U-Net"]["unet_norm"] == "batch" and runs["SKS"]["unet_norm"] is None
+    assert 0.0 <= first["stage1"]["0"]["test_slice_accuracy"] <= 1.0
+    assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists()
+    assert run(monkeypatch, results)["runs"] == first["runs"]  # everything done: nothing trained again
