@@ -10,7 +10,7 @@ import sks_label_efficiency as bench  # noqa: E402
 
 def run(monkeypatch, results):
     argv = ["sks_label_efficiency.py", "--seeds", "0", "--pixel-cases", "1", "--pool", "2", "--test", "1", "--val", "1",
-            "--iterations", "4", "--coarse-iterations", "2", "--crop", "64", "--eval-every", "2", "--unet-norm", "batch",
+            "--iterations", "4", "--coarse-iterations", "2", "--crop", "64", "--eval-every", "2", "--conv-norm", "batch",
             "--models", "U-Net", "SKS", "--results", str(results), "--save-models", str(results.parent / "models")]
     monkeypatch.setattr(sys, "argv", argv)
     bench.main()
@@ -27,7 +27,7 @@ def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypat
         assert abs(r["best_val_dice"] - max(d for _, d in r["val_curve"])) < 1e-4  # the curve is rounded
         assert r["best_iteration"] in (2, 4)
         assert all(0.0 <= r[k] <= 1.0 for k in ("dice", "jaccard", "precision", "recall"))
-    assert runs["U-Net"]["unet_norm"] == "batch" and runs["SKS"]["unet_norm"] is None
+    assert runs["U-Net"]["conv_norm"] == runs["SKS"]["conv_norm"] == "batch"
     assert 0.0 <= first["stage1"]["0"]["test_slice_accuracy"] <= 1.0
     assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists()
     assert run(monkeypatch, results)["runs"] == first["runs"]  # everything done: nothing trained again

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import replace
 import json
 import time
 from pathlib import Path
@@ -93,7 +94,8 @@ def main() -> None:
     ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
     ap.add_argument("--val", type=int, default=0, help="pixel-labelled validation cases after the test cases (best weights kept)")
     ap.add_argument("--eval-every", type=int, default=100, help="iterations between validations (and progress records)")
-    ap.add_argument("--unet-norm", default="instance", choices=("instance", "batch"), help="the U-Net baseline's normalisation")
+    ap.add_argument("--conv-norm", default="instance", choices=("instance", "batch"),
+                    help="normalisation of the convolutions: the U-Net's, and SKS's full-resolution stem and refine blocks")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every SKS run go here")
     args = ap.parse_args()
@@ -107,7 +109,7 @@ def main() -> None:
     print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test + {len(val)} validation cases, "
           f"slice grid {pool[0].image.shape}", flush=True)
     base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=args.eval_every,
-                loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision, unet_norm=args.unet_norm)
+                loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision, unet_norm=args.conv_norm)
     for seed in args.seeds:
         order = np.random.default_rng(1000 + seed).permutation(len(pool))
         coarse_net = None
@@ -118,16 +120,16 @@ def main() -> None:
                 if (seed, p, name) in done:
                     continue
                 kind, switches = MODELS[name]
-                config = SliceTrainingConfig(model=kind, sks=switches, seed=seed, **base)
+                config = SliceTrainingConfig(model=kind, sks={**switches, "conv_norm": args.conv_norm}, seed=seed, **base)
                 torch.manual_seed(seed)
                 net = build_network(config.architecture()).to(device)
                 t0 = time.time()
                 record = {"seed": seed, "pixel_cases": p, "model": name, "loss": args.loss, "iterations": args.iterations,
                           "crop": args.crop, "lesion_fraction": args.lesion_fraction, "precision": args.precision,
-                          "val_cases": args.val, "unet_norm": args.unet_norm if kind == "unet" else None}
+                          "val_cases": args.val, "conv_norm": args.conv_norm}
                 if kind == "sks" and switches.get("coarse_branch", True):
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
-                        coarse_net = build_network(SliceTrainingConfig(model="sks", seed=seed, **base).architecture()).to(device)
+                        coarse_net = build_network(replace(config, sks={"conv_norm": args.conv_norm}).architecture()).to(device)
                         train_coarse_branch(coarse_net, pixel + weak, config, device, lambda *a: None)
                         results.setdefault("stage1", {})[str(seed)] = {"test_slice_accuracy": slice_accuracy(coarse_net.eval(), test, device)}
                         print(f"seed {seed} stage 1: test slice accuracy {results['stage1'][str(seed)]['test_slice_accuracy']:.3f}", flush=True)

@@ -36,6 +36,8 @@ class SKSConfig:
     coarse_branch: bool = True    # False: "w/o coarse-grain branch" (fine branch + decoder = Swin-Unet)
     prompt_skip: bool = True      # False: "w/o prompt skip"
     rcs: bool = True              # False: "w/o RCS"
+    conv_norm: str = "instance"   # the full-resolution conv blocks; "batch" when training crops are smaller than
+                                  # the slices inferred on (instance statistics of a crop differ from a whole slice's)
 
     def to_args(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -105,8 +107,8 @@ class SKSNet(nn.Module):
         # full-resolution convolutional skip (as SwinUNETR's encoder0/decoder1): the 4x4 patches alone lose
         # the few-pixel boundaries of small lesions, and without it the network barely fits one batch
         half = max(1, dims[0] // 2)  # thin: it runs at full resolution
-        self.stem = UnetrBasicBlock(2, cfg.in_channels, half, 3, 1, "instance", res_block=True)
-        self.refine = UnetrBasicBlock(2, dims[0] + half, half, 3, 1, "instance", res_block=True)
+        self.stem = UnetrBasicBlock(2, cfg.in_channels, half, 3, 1, cfg.conv_norm, res_block=True)
+        self.refine = UnetrBasicBlock(2, dims[0] + half, half, 3, 1, cfg.conv_norm, res_block=True)
         self.head = nn.Conv2d(half, cfg.out_channels, 1)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
