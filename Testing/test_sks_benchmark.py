@@ -31,3 +31,16 @@ def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypat
     assert 0.0 <= first["stage1"]["0"]["test_slice_accuracy"] <= 1.0
     assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists()
     assert run(monkeypatch, results)["runs"] == first["runs"]  # everything done: nothing trained again
+
+
+def test_processes_training_different_models_share_one_results_file(tmp_path):
+    path = tmp_path / "results.json"
+    unet = {"seed": 1, "pixel_cases": 8, "model": "U-Net", "dice": 0.1}
+    sks = {"seed": 1, "pixel_cases": 8, "model": "SKS", "dice": 0.2}
+    bench.save_run(path, unet, {})  # one process
+    bench.save_run(path, sks, {"1": {"test_slice_accuracy": 0.9}})  # another, whose own results never held the U-Net
+    bench.save_run(path, {**unet, "dice": 0.15}, {})  # a run written again replaces its record
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert sorted((r["model"], r["dice"]) for r in saved["runs"]) == [("SKS", 0.2), ("U-Net", 0.15)]
+    assert saved["stage1"] == {"1": {"test_slice_accuracy": 0.9}}
+    assert not path.with_name(path.name + ".writing").exists()

@@ -105,6 +105,10 @@ def main() -> None:
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {"runs": []}
     done = {(r["seed"], r["pixel_cases"], r["model"]) for r in results["runs"]}
     started = time.time()
+
+    def progress(fraction, message, record=None):  # a long run shows its loss and validation Dice as it goes
+        print(f"[{time.time() - started:7.0f} s]   {message}", flush=True)
+
     pool, test, val = load_cohort(args.pool, args.test, args.val)
     print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test + {len(val)} validation cases, "
           f"slice grid {pool[0].image.shape}", flush=True)
@@ -130,19 +134,18 @@ def main() -> None:
                 if kind == "sks" and switches.get("coarse_branch", True):
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
                         coarse_net = build_network(replace(config, sks={"conv_norm": args.conv_norm}).architecture()).to(device)
-                        train_coarse_branch(coarse_net, pixel + weak, config, device, lambda *a: None)
+                        train_coarse_branch(coarse_net, pixel + weak, config, device, progress)
                         results.setdefault("stage1", {})[str(seed)] = {"test_slice_accuracy": slice_accuracy(coarse_net.eval(), test, device)}
                         print(f"seed {seed} stage 1: test slice accuracy {results['stage1'][str(seed)]['test_slice_accuracy']:.3f}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
                     net.classifier.load_state_dict(coarse_net.classifier.state_dict())
-                history = train_segmenter(net, pixel, val, config, device, lambda *a: None)
+                history = train_segmenter(net, pixel, val, config, device, progress)
                 record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **evaluate(net.eval(), test, device))
                 if val:
                     best = max(history, key=lambda h: h["val_dice"])
                     record.update(best_iteration=best["iteration"], best_val_dice=best["val_dice"],
                                   val_curve=[[h["iteration"], round(h["val_dice"], 4)] for h in history])
-                results["runs"].append(record)
-                results_path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+                results = save_run(results_path, record, results.get("stage1", {}))
                 if kind == "sks":
                     Path(args.save_models).mkdir(parents=True, exist_ok=True)
                     tag = f"{name.replace(' ', '_').replace('/', '')}_seed{seed}_p{p}"
@@ -151,6 +154,19 @@ def main() -> None:
                 print(f"seed {seed} P={p} {name:28s} Dice {record['dice']:.3f} Jaccard {record['jaccard']:.3f} "
                       f"precision {record['precision']:.3f} recall {record['recall']:.3f} ({record['train_s']:.0f} s)", flush=True)
     print(markdown_table(results))
+
+
+def save_run(path: Path, record: dict, stage1: dict) -> dict:
+    """Add one run to the results file as it is now: processes that train different models of the same
+    command in parallel (one per core) share one file. Returns the file's new content."""
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
+    key = lambda r: (r["seed"], r["pixel_cases"], r["model"])  # noqa: E731
+    results["runs"] = [r for r in results["runs"] if key(r) != key(record)] + [record]
+    results["stage1"] = {**results.get("stage1", {}), **stage1}
+    partial = path.with_name(path.name + ".writing")
+    partial.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    partial.replace(path)  # atomic: a reader never sees half a file
+    return results
 
 
 def markdown_table(results: dict) -> str:
