@@ -28,7 +28,9 @@ def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypat
         assert r["best_iteration"] in (2, 4)
         assert all(0.0 <= r[k] <= 1.0 for k in ("dice", "jaccard", "precision", "recall"))
     assert runs["U-Net"]["conv_norm"] == runs["SKS"]["conv_norm"] == "batch"
-    assert 0.0 <= first["stage1"]["0"]["test_slice_accuracy"] <= 1.0
+    stage1 = first["stage1"]["0"]
+    assert 0.0 <= stage1["test_slice_accuracy"] <= 1.0 and 0.0 < stage1["lesion_free_share"] < 1.0
+    assert 0.0 <= stage1["test_slice_auc"] <= 1.0
     assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists()
     assert run(monkeypatch, results)["runs"] == first["runs"]  # everything done: nothing trained again
 

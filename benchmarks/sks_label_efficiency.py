@@ -68,15 +68,21 @@ def evaluate(net, cases, device) -> dict:
     return {k: float(np.mean([m[k] for m in per_case])) for k in per_case[0]}
 
 
-def slice_accuracy(net, cases, device) -> float:
-    hits = []
+def stage1_scores(net, cases, device) -> dict:
+    """The coarse branch on held-out whole slices: accuracy at logit 0, the share of lesion-free slices (what always
+    answering "no lesion" scores), and ROC AUC — whether its logits rank lesion slices first, whatever their offset."""
+    from monai.metrics import compute_roc_auc
+
+    logits, truth = [], []
     with torch.inference_mode():
         for c in cases:
             for start in range(0, c.image.shape[0], 16):
                 ks = np.arange(start, min(c.image.shape[0], start + 16))
-                logits = net.classify(torch.from_numpy(neighbour_stack(c.image, ks)).float().to(device))
-                hits += list((logits.cpu().numpy() > 0) == (c.slice_targets()[ks] > 0))
-    return float(np.mean(hits))
+                logits += list(net.classify(torch.from_numpy(neighbour_stack(c.image, ks)).float().to(device)).float().cpu().numpy())
+                truth += list(c.slice_targets()[ks] > 0)
+    logits, truth = np.array(logits), np.array(truth)
+    auc = float(compute_roc_auc(torch.from_numpy(logits), torch.from_numpy(truth.astype(np.float32)))) if 0 < truth.sum() < truth.size else None
+    return {"test_slice_accuracy": float(np.mean((logits > 0) == truth)), "lesion_free_share": float(np.mean(~truth)), "test_slice_auc": auc}
 
 
 def main() -> None:
@@ -135,8 +141,9 @@ def main() -> None:
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
                         coarse_net = build_network(replace(config, sks={"conv_norm": args.conv_norm}).architecture()).to(device)
                         train_coarse_branch(coarse_net, pixel + weak, config, device, progress)
-                        results.setdefault("stage1", {})[str(seed)] = {"test_slice_accuracy": slice_accuracy(coarse_net.eval(), test, device)}
-                        print(f"seed {seed} stage 1: test slice accuracy {results['stage1'][str(seed)]['test_slice_accuracy']:.3f}", flush=True)
+                        scores = results.setdefault("stage1", {})[str(seed)] = stage1_scores(coarse_net.eval(), test, device)
+                        print(f"seed {seed} stage 1 on held-out slices: accuracy {scores['test_slice_accuracy']:.3f} (lesion-free share "
+                              f"{scores['lesion_free_share']:.3f}), ROC AUC {scores['test_slice_auc']}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
                     net.classifier.load_state_dict(coarse_net.classifier.state_dict())
                 history = train_segmenter(net, pixel, val, config, device, progress)
