@@ -45,4 +45,4 @@ def test_processes_training_different_models_share_one_results_file(tmp_path):
     saved = json.loads(path.read_text(encoding="utf-8"))
     assert sorted((r["model"], r["dice"]) for r in saved["runs"]) == [("SKS", 0.2), ("U-Net", 0.15)]
     assert saved["stage1"] == {"1": {"test_slice_accuracy": 0.9}}
-    assert not path.with_name(path.name + ".writing").exists()
+    assert [f.name for f in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.json_files import write_json_atomically
 from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
@@ -170,9 +171,7 @@ def save_run(path: Path, record: dict, stage1: dict) -> dict:
     key = lambda r: (r["seed"], r["pixel_cases"], r["model"])  # noqa: E731
     results["runs"] = [r for r in results["runs"] if key(r) != key(record)] + [record]
     results["stage1"] = {**results.get("stage1", {}), **stage1}
-    partial = path.with_name(path.name + ".writing")
-    partial.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    partial.replace(path)  # atomic: a reader never sees half a file
+    write_json_atomically(path, results)  # one temporary file per process: two may save at once
     return results
 
 

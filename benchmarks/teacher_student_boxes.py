@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.json_files import write_json_atomically
 from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
@@ -294,9 +295,7 @@ def main() -> None:
 
     def save(record):
         results["runs"] = sorted([r for r in results["runs"] if r["seed"] != record["seed"]] + [record], key=lambda r: r["seed"])
-        writing = out.with_suffix(".writing")  # a run stopped mid-write must not leave a broken results file
-        writing.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        writing.replace(out)
+        write_json_atomically(out, results)  # a run stopped mid-write must not leave a broken results file
 
     for seed in args.seeds:
         if seed in saved and (complete(saved[seed]) or args.teachers_only):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import jsonschema
 
 from ..errors import ModelError
+from ..json_files import write_json_atomically
 from ..resources import resources_dir, user_home
 from .weights import sha256_of
 
@@ -92,9 +92,8 @@ class ModelCatalog:
         catalog_file = folder / "catalog.json"
         entries = json.loads(catalog_file.read_text(encoding="utf-8"))["models"] if catalog_file.exists() else []
         entries = [c for c in entries if c["id"] != card["id"]] + [card]
-        tmp = catalog_file.with_suffix(f".{os.getpid()}.tmp")  # one per process: sites on one machine may register at once
-        tmp.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=2), encoding="utf-8")
-        tmp.replace(catalog_file)  # atomic: a crash never leaves a half-written catalog
+        # sites on one machine may register at once; a crash never leaves a half-written catalog
+        write_json_atomically(catalog_file, {"schema_version": 1, "models": entries}, indent=2)
         return {**card, "_path": str(folder / card["file"])}
 
 
