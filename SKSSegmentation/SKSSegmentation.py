@@ -39,7 +39,8 @@ segmentation next to the input volume, with the model's segment names, colours a
 ready to correct in Segment Editor. The job runs in a background process: the application stays
 responsive, Cancel stops it and leaves the scene unchanged.
 <br><br>
-Models: the bundled brain-tissue demo U-Net (skull-stripped T1 MRI), and any model you trained here, in
+Models: the bundled SKS lesion model (default; T1 MRI, trained on synthetic lesions in the MNI template), the
+bundled brain-tissue demo U-Net (skull-stripped T1 MRI), and any model you trained here, in
 the FedTools module or imported with <code>slicerleap models import</code>.
 <br><br>
 <b>Train with few labels (SKS)</b>: a few lesion segmentations plus slice-level labels ("lesion in slices k1..k2").

@@ -1,4 +1,5 @@
 """`slicerleap demo` end to end (quick mode): scene.mrb reloads in slicer-core with the expected nodes."""
+import json
 import subprocess
 
 import numpy as np
@@ -11,7 +12,7 @@ def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     folder = tmp_path / "demo"
     assert "scene.mrb" in out.stdout and "report.html" in out.stdout
-    for name in ("segmentation.png", "superresolution.png", "registration.png", "report.html", "results.json"):
+    for name in ("lesions.png", "segmentation.png", "superresolution.png", "registration.png", "report.html", "results.json"):
         assert (folder / name).stat().st_size > 1000, name
     scene = load_mrb(folder / "scene.mrb").scene
     names = {scene.GetNthNode(i).GetName() for i in range(scene.GetNumberOfNodes())}
@@ -19,6 +20,10 @@ def test_demo_writes_a_scene_that_reloads_with_every_module_output(tmp_path):
     segs = [scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
     model_seg = [s for s in segs if s.GetAttribute("SlicerLeap.model") == "brain-tissue-unet@1.0.0"]
     assert model_seg and model_seg[0].GetSegmentation().GetNumberOfSegments() == 2
+    lesion_seg = [s for s in segs if s.GetAttribute("SlicerLeap.model") == "brain-lesion-sks@1.0.0"]  # the module's default model
+    assert lesion_seg and lesion_seg[0].GetSegmentation().GetSegmentIdBySegmentName("Lesion")
+    rows = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert rows[0]["model"] == "brain-lesion-sks@1.0.0" and rows[0]["metrics"]["vs_known_lesions"]["dice"] > 0.2  # 0.38 when bundled
     transform = scene.GetFirstNodeByClass("vtkMRMLGridTransformNode")
     assert transform.GetNodeReference("fixedVolume").GetName() == "fixed: MNI152 T1 2mm"
     assert transform.GetNodeReference("movingVolume").GetName() == "moving: MNI152 T1 deformed"

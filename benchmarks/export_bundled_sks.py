@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+import numpy as np
 import shutil
 from pathlib import Path
 
@@ -32,6 +34,10 @@ def main() -> None:
     config = SliceTrainingConfig(**json.loads((Path(args.models) / f"{tag}.json").read_text(encoding="utf-8")))
     results = json.loads(Path(args.results).read_text(encoding="utf-8"))
     run = next(r for r in results["runs"] if r["seed"] == args.seed and r["pixel_cases"] == args.pixel_cases and r["model"] == "SKS")
+    pixel_seeds = sorted(int(i) for i in np.random.default_rng(1000 + args.seed).permutation(40)[:args.pixel_cases])  # as the benchmark picks them
+    val = run.get("val_cases", 0)
+    selection = (f" Weights: those of iteration {run['best_iteration']}, the best lesion Dice on {val} pixel-labelled validation cases "
+                 f"(seeds {', '.join(str(48 + i) for i in range(val))})." if val else "")
     folder = ROOT / "Resources" / "models"
     weights = folder / (MODEL_ID.replace("@", "-") + ".safetensors")
     shutil.copy2(Path(args.models) / f"{tag}.safetensors", weights)
@@ -40,14 +46,14 @@ def main() -> None:
         "title": "Brain lesion SKS (demo model, synthetic lesions in the MNI template)",
         "description": "SKS (Skip and Skip): two Swin V2 encoders on 2.5D axial slices (slice + neighbours) at 1.5 mm, "
                        "coarse branch trained on slice-level lesion labels, fine branch + decoder on few pixel labels.",
-        "task": "segmentation", "module": "SKSSegmentation", "modality": "MR",
+        "task": "segmentation", "module": "SKSSegmentation", "modality": "MR", "default": True,
         "architecture": config.architecture(), "input": SPEC, "labels": [LESION_LABEL],
         "postprocess": {"fill_holes": True, "min_lesion_mm3": 10.0},
         "licence": "Apache-2.0 (weights); anatomy: MNI ICBM152 2009a template, see nilearn's licence notice",
         "training_data": (f"slicerleap.data.lesion_cases seeds 0-39 (synthetic hypo-/hyper-intense lesions, 3-14 mm, inserted into "
                           f"randomly warped copies of the real MNI ICBM152 2009a T1 template, with per-case gamma, bias field and "
                           f"noise): slice-level labels from all 40 cases (stage 1), pixel labels from {args.pixel_cases} of them "
-                          f"(stage 2, benchmark seed {args.seed}). No patient data: a demonstration model, not validated for "
+                          f"(seeds {', '.join(map(str, pixel_seeds))}; stage 2, benchmark seed {args.seed}).{selection} No patient data: a demonstration model, not validated for "
                           "clinical or research use, and not expected to transfer to real lesions."),
         "training": {**config.to_dict(), "seconds": run["train_s"]},
         "evaluation": {"held_out_cases": "lesion_cases seeds 40-47", **{k: round(run[k], 4) for k in ("dice", "jaccard", "precision", "recall")},

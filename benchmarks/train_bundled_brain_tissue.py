@@ -57,7 +57,7 @@ def main() -> None:
                        "epochs": config.epochs, "train_time_s": round(time.time() - started, 1), "device": str(device)},
         "file": weights.name,
         "sha256": sha256_of(weights),
-        "default": True,
+        "default": False,  # the SKSSegmentation default is the bundled SKS lesion model (export_bundled_sks.py)
     }
     add_bundled_card(card)
     print(json.dumps(card["evaluation"]))

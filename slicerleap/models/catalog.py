@@ -107,5 +107,8 @@ def add_bundled_card(card: dict) -> None:
     validate_card(card)
     catalog_file = resources_dir() / "models" / "catalog.json"
     catalog = json.loads(catalog_file.read_text(encoding="utf-8"))
-    catalog["models"] = [c for c in catalog["models"] if c["id"] != card["id"]] + [card]
-    catalog_file.write_text(json.dumps(catalog, indent=2) + "\n", encoding="utf-8")
+    others = [c for c in catalog["models"] if c["id"] != card["id"]]
+    if card.get("default"):  # one default per task, or default_for would pick between equals by file order
+        others = [{**c, "default": False} if c["task"] == card["task"] and c.get("default") else c for c in others]
+    catalog["models"] = others + [card]
+    write_json_atomically(catalog_file, catalog, indent=2)
