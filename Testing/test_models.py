@@ -9,6 +9,7 @@ from slicerleap.cli import main as cli_main
 from slicerleap.errors import ModelError
 from slicerleap.models import ModelCatalog, get_catalog
 from slicerleap.models.networks import build_network, load_model
+from slicerleap.models.weights import sha256_of
 from slicerleap.resources import resources_dir
 
 TINY = {"name": "monai.UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "channels": [2, 4],
@@ -44,6 +45,25 @@ def test_bundled_catalog_is_valid_and_its_weights_verify():
         net = load_model(card, "cpu")  # sha256 checked before loading
         assert sum(p.numel() for p in net.parameters()) > 0
         assert len(card["training_data"]) > 40, "cards say plainly what the model was trained on"
+
+
+def test_one_default_per_task_and_adding_a_default_card_keeps_it_so(tmp_path, monkeypatch, weights):
+    from collections import Counter
+    import shutil
+
+    from slicerleap.models.catalog import add_bundled_card
+
+    bundled = ModelCatalog([resources_dir() / "models"]).cards()
+    assert Counter(c["task"] for c in bundled if c.get("default")) == Counter({"segmentation": 1, "registration": 1})
+    assert ModelCatalog([resources_dir() / "models"]).default_for("segmentation")["id"] == "brain-lesion-sks@1.0.0"
+    copy = tmp_path / "Resources"
+    shutil.copytree(resources_dir() / "models", copy / "models", ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setenv("SLICERLEAP_RESOURCES", str(copy))
+    shutil.copy2(weights, copy / "models" / "x.safetensors")
+    add_bundled_card({**tiny_card(), "default": True, "sha256": sha256_of(weights)})
+    after = {c["id"]: c.get("default", False) for c in json.loads((copy / "models" / "catalog.json").read_text())["models"]}
+    assert after["tiny-unet@1.0.0"] and not after["brain-lesion-sks@1.0.0"] and after["brain-tm-dca@1.0.0"]
+    assert ModelCatalog([copy / "models"]).default_for("segmentation")["id"] == "tiny-unet@1.0.0"
 
 
 def test_register_then_load(home, weights):
