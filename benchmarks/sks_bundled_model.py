@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="catalog id (default: the default segmentation model)")
     ap.add_argument("--cases", type=int, nargs="+", default=list(range(40, 48)), help="lesion_cases seeds (40-47: held out)")
     ap.add_argument("--backends", nargs="+", default=["torch", "openvino", "openvino-bf16"],
-                    choices=["torch", "openvino", "openvino-bf16"])
+                    choices=["torch", "openvino", "openvino-bf16"], help="PyTorch always runs first: the others are compared with it")
     ap.add_argument("--out", default=str(Path(__file__).with_name("sks_bundled_model.json")))
     args = ap.parse_args()
     catalog = get_catalog()
@@ -66,7 +66,7 @@ def main() -> None:
     cases = {seed: make_lesion_case(seed) for seed in args.cases}
     result = {"model": card["id"], "threads": torch.get_num_threads(), "backends": {}}
     reference = {}
-    for backend in args.backends:
+    for backend in ["torch"] + [b for b in args.backends if b != "torch"]:
         runs, lesions = [], []
         model, name = runner(net, backend)
         for seed, (image, labels) in cases.items():
