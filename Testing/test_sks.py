@@ -102,6 +102,24 @@ def test_two_stage_training_freezes_the_guidance_branch_and_learns(precision):
         assert torch.equal(v, stage1[k]), k
 
 
+def test_equal_validation_scores_keep_the_later_weights(monkeypatch):
+    """Validation Dice 0 at every check (lesions too small to hit early on) must not leave the first check's weights."""
+    from slicerleap.segmentation import slice_trainer
+
+    pixel = [prepare_case(*blob_case(s)[:1], SPEC, blob_case(s)[1]) for s in range(2)]
+    monkeypatch.setattr(slice_trainer, "mean_dice", lambda *a, **k: 0.0)
+    net = SKSNet(in_channels=3, out_channels=2, **TINY)
+    states = []
+    def keep_state(fraction, message, record):
+        states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+    config = SliceTrainingConfig(sks=TINY, crop=32, batch_size=2, iterations=6, iterations_per_epoch=2, learning_rate=3e-3)
+    history = slice_trainer.train_segmenter(net, pixel, pixel[:1], config, "cpu", keep_state)
+    assert [h["iteration"] for h in history] == [2, 4, 6] and len(states) == 3
+    assert any(not torch.equal(states[0][k], states[-1][k]) for k in states[0])
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, states[-1][k]), k
+
+
 def test_postprocessing_by_label_role():
     labels = [{"value": 1, "name": "Liver", "color": "#aa0000", "role": "organ"},
               {"value": 2, "name": "Tumour", "color": "#00aa00", "role": "lesion"}]

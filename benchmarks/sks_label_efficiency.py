@@ -150,7 +150,7 @@ def main() -> None:
                 history = train_segmenter(net, pixel, val, config, device, progress)
                 record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **evaluate(net.eval(), test, device))
                 if val:
-                    best = max(history, key=lambda h: h["val_dice"])
+                    best = max(history, key=lambda h: (h["val_dice"], h["iteration"]))  # as train_segmenter keeps them
                     record.update(best_iteration=best["iteration"], best_val_dice=best["val_dice"],
                                   val_curve=[[h["iteration"], round(h["val_dice"], 4)] for h in history])
                 results = save_run(results_path, record, results.get("stage1", {}))

@@ -3,7 +3,6 @@ on pairs from a PairSampler; validation = mean Dice of labels warped on fixed he
 validation state is kept."""
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..best_weights import BestWeights
 from ..models.networks import build_network
 from ..segmentation.metrics import dice_per_class
 from .losses import RegistrationLoss, RegistrationLossConfig
@@ -74,7 +74,7 @@ def train_registration(sampler, validation_pairs, config: RegistrationTrainingCo
     loss_fn = RegistrationLoss(config.loss)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     label_values = list(range(1, n_classes))
-    best, best_state, history, started = -1.0, None, [], time.time()
+    best, history, started = BestWeights(), [], time.time()
     running: dict[str, float] = {}
     for iteration in range(1, config.iterations + 1):
         if should_stop():
@@ -98,11 +98,9 @@ def train_registration(sampler, validation_pairs, config: RegistrationTrainingCo
                       "elapsed_s": round(time.time() - started, 1)}
             history.append(record)
             running = {}
-            if dice > best:
-                best, best_state = dice, copy.deepcopy(net.state_dict())
+            best.offer(dice, net)
             report(iteration / config.iterations, "training",
                    f"iteration {iteration}/{config.iterations}: loss {sum(v for k, v in record.items() if k in parts):.4f}, "
                    f"validation Dice {dice:.3f}", **record)
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    best.restore(net)
     return net.eval(), history

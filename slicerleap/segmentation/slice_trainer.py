@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..best_weights import BestWeights
 from ..mixed_precision import autocast, check_precision, resolve_precision
 from .metrics import overlap_metrics
 from .slice_data import SliceCase, neighbour_stack
@@ -217,7 +218,8 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
 
 def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
                     report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
-    """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice (last ones without validation)."""
+    """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice, the latest of equals (last ones
+    without validation)."""
     rng = np.random.default_rng(config.seed + 2)
     frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
     if frozen:
@@ -227,7 +229,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
     opt, sched = one_cycle_adamw(params, config, config.iterations)
     loss_fn = segmentation_loss(config.loss)
     precision = resolve_precision(config.precision, device)
-    history, losses, best, best_state = [], [], -1.0, None
+    history, losses, best = [], [], BestWeights()
     for it in range(config.iterations):
         net.train()
         if frozen:
@@ -243,13 +245,11 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
             history.append(record)
             report((it + 1) / config.iterations, f"stage 2 (pixel labels) iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
                    + (f", validation Dice {dice:.3f}" if dice is not None else ""), record)
-            if dice is not None and dice > best:
-                best, best_state = record["val_dice"], {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best.offer(dice, net)
             losses = []
         if last:
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    best.restore(net)
     return history
 
 

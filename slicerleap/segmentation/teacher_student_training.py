@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..best_weights import BestWeights
 from ..mixed_precision import autocast, check_precision, resolve_precision
 from ..volume import Volume
 from .boxes import Box, box_map
@@ -240,7 +241,7 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
     loc_weights = torch.as_tensor(config.localisation_class_weights, dtype=torch.float32, device=device)
     student_branch = role == "student" and config.localisation
     precision = resolve_precision(config.precision, device)
-    history, losses, best, best_state = [], [], -1.0, None
+    history, losses, best = [], [], BestWeights()
     started = time.time()
     for it in range(config.iterations):
         net.train()
@@ -264,15 +265,12 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
             record = {"role": role, "iteration": it + 1, "loss": float(np.mean(losses))}
             if val:
                 record.update(evaluate(net, val, device, config.context))
-                score = (record["organ_dice"] + record["lesion_dice"]) / 2
-                if score > best:
-                    best, best_state = score, {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best.offer((record["organ_dice"] + record["lesion_dice"]) / 2, net)
             history.append(record)
             report((it + 1) / config.iterations, f"{role} iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
                    + (f", validation Dice organ {record['organ_dice']:.3f} lesion {record['lesion_dice']:.3f}" if val else ""), record)
             losses = []
         if last:
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    best.restore(net)
     return net.eval(), history, time.time() - started

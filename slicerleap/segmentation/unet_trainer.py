@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..best_weights import BestWeights
 from ..transforms import normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .metrics import dice_per_class
@@ -81,7 +82,7 @@ def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, d
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     augment = _augmentations(config)
     rng = np.random.default_rng(config.seed)
-    history, best, best_state = [], -1.0, None
+    history, best = [], BestWeights()
     started = time.time()
     for epoch in range(config.epochs):
         net.train()
@@ -111,9 +112,6 @@ def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, d
         history.append(record)
         report((epoch + 1) / config.epochs * 0.95, "validation",
                f"epoch {epoch + 1}: loss {record['loss']:.4f}, validation Dice {val_dice:.3f}", **record)
-        if not dices or val_dice > best:
-            best = val_dice
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    if best_state is not None:
-        net.load_state_dict(best_state)
+        best.offer(val_dice, net)  # without validation cases (NaN) the last weights stay
+    best.restore(net)
     return net.eval(), history
