@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import numpy as np
 import shutil
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from slicerleap.models.catalog import add_bundled_card
 from slicerleap.models.weights import sha256_of
 from slicerleap.segmentation.slice_trainer import SliceTrainingConfig
 from slicerleap.segmentation.label_specs import LESION_LABEL
-from sks_label_efficiency import SPEC  # the benchmark's slice grid (this script's folder is on sys.path)
+from sks_label_efficiency import SPEC, pool_order  # the benchmark's slice grid and case choice (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ID = "brain-lesion-sks@1.0.0"
@@ -34,7 +32,7 @@ def main() -> None:
     config = SliceTrainingConfig(**json.loads((Path(args.models) / f"{tag}.json").read_text(encoding="utf-8")))
     results = json.loads(Path(args.results).read_text(encoding="utf-8"))
     run = next(r for r in results["runs"] if r["seed"] == args.seed and r["pixel_cases"] == args.pixel_cases and r["model"] == "SKS")
-    pixel_seeds = sorted(int(i) for i in np.random.default_rng(1000 + args.seed).permutation(40)[:args.pixel_cases])  # as the benchmark picks them
+    pixel_seeds = sorted(int(i) for i in pool_order(args.seed, 40)[:args.pixel_cases])
     val = run.get("val_cases", 0)
     selection = (f" Weights: those of iteration {run['best_iteration']}, the best lesion Dice on {val} pixel-labelled validation cases "
                  f"(seeds {', '.join(str(48 + i) for i in range(val))})." if val else "")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.data.lesion_cases import LESION_VALUE, make_lesion_case
 from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.weights import save_weights
 from slicerleap.segmentation.metrics import prompted_metrics
@@ -51,7 +51,7 @@ def slices_of(seeds, size: int, empty_share: float) -> PromptedSlices:
     parts = []
     for seed in seeds:
         image, labels = make_lesion_case(seed)
-        case = prepare_case(image, SPEC, labels.with_array((labels.array == 2).astype(np.uint8)))
+        case = prepare_case(image, SPEC, labels.with_array((labels.array == LESION_VALUE).astype(np.uint8)))
         parts.append(prompted_slices(case, size, empty_share, rng=np.random.default_rng(seed)))
     return PromptedSlices.concatenate(parts)
 

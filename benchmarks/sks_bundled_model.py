@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.data.lesion_cases import LESION_VALUE, make_lesion_case
 from slicerleap.json_files import write_json_atomically
 from slicerleap.models import get_catalog
 from slicerleap.models.networks import load_model
@@ -24,17 +24,15 @@ from slicerleap.models.openvino_backend import OpenVINONet
 from slicerleap.segmentation.inference import segment_volume
 from slicerleap.segmentation.metrics import overlap_metrics
 
-LESION = 2  # lesion value in lesion_cases labels
-
-
 def runner(net, backend: str):
-    """(net, backend) for segment_volume; OpenVINO is built here so that its precision can be chosen."""
+    """What runs the forward passes; OpenVINO is built here so that its precision can be chosen (segment_volume is
+    then told "torch": it runs an already-wrapped net as given)."""
     if backend == "torch":
-        return net, "torch"
+        return net
     compiled = OpenVINONet(net)
     if backend == "openvino-bf16":
         compiled.config["INFERENCE_PRECISION_HINT"] = "bf16"
-    return compiled, "torch"  # an already-wrapped net: segment_volume runs it as given
+    return compiled
 
 
 def lesion_recalls(truth: np.ndarray, found: np.ndarray, lesions: list[dict]) -> list[dict]:
@@ -68,13 +66,13 @@ def main() -> None:
     reference = {}
     for backend in ["torch"] + [b for b in args.backends if b != "torch"]:
         runs, lesions = [], []
-        model, name = runner(net, backend)
+        model = runner(net, backend)
         for seed, (image, labels) in cases.items():
             started = time.perf_counter()
-            found, _ = segment_volume(image, card, model, "cpu", backend=name)
+            found, _ = segment_volume(image, card, model, "cpu", backend="torch")
             seconds = time.perf_counter() - started
             found = found.array == 1
-            truth = labels.array == LESION
+            truth = labels.array == LESION_VALUE
             reference.setdefault(seed, found)
             runs.append({"case": seed, "seconds": round(seconds, 2), **overlap_metrics(found, truth),
                          "labels_differing_from_torch": float((found != reference[seed]).mean())})

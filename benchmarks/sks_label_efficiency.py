@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slicerleap.data.lesion_cases import make_lesion_case
+from slicerleap.data.lesion_cases import LESION_VALUE, make_lesion_case
 from slicerleap.json_files import write_json_atomically
 from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.networks import build_network
@@ -45,7 +45,11 @@ MODELS = {"SKS": ("sks", {}), "U-Net": ("unet", {}), "SKS w/o coarse-grain branc
 PAPER = {"SKS": (0.549, 0.456, 0.542, 0.580), "U-Net": (0.489, 0.379, 0.678, 0.451),
          "SKS w/o coarse-grain branch": (0.420, 0.311, 0.686, 0.347), "SKS w/o prompt skip": (0.505, 0.379, 0.728, 0.447),
          "SKS w/o RCS": (0.467, 0.331, 0.400, 0.672)}
-LESION = 2  # label value of the lesion in lesion_cases
+
+
+def pool_order(seed: int, n_pool: int) -> np.ndarray:
+    """The pool cases in the order a seed gives them pixel labels: the first P of it are the P pixel-labelled cases."""
+    return np.random.default_rng(1000 + seed).permutation(n_pool)
 
 
 def load_cohort(n_pool: int, n_test: int, n_val: int = 0):
@@ -53,7 +57,7 @@ def load_cohort(n_pool: int, n_test: int, n_val: int = 0):
     cases = []
     for seed in range(n_pool + n_test + n_val):
         image, labels = make_lesion_case(seed)
-        lesion = labels.with_array((labels.array == LESION).astype(np.uint8))
+        lesion = labels.with_array((labels.array == LESION_VALUE).astype(np.uint8))
         cases.append(prepare_case(image, SPEC, lesion))  # pixel labels kept; hidden below where not given
     return cases[:n_pool], cases[n_pool:n_pool + n_test], cases[n_pool + n_test:]
 
@@ -122,7 +126,7 @@ def main() -> None:
     base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=args.eval_every,
                 loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision, unet_norm=args.conv_norm)
     for seed in args.seeds:
-        order = np.random.default_rng(1000 + seed).permutation(len(pool))
+        order = pool_order(seed, len(pool))
         coarse_net = None
         for p in args.pixel_cases:
             pixel = [pool[i] for i in order[:p]]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import mni_t1, mni_tissue_labels
-from .data.lesion_cases import make_lesion_case
+from .data.lesion_cases import LESION_VALUE, make_lesion_case
 from .data.samples import TISSUE_LABELS
 from .environment import temporary_environment
 from .segmentation.metrics import overlap_metrics
@@ -19,7 +19,6 @@ from .volume import Volume
 
 TISSUE_MODEL = "brain-tissue-unet@1.0.0"
 LESION_DEMO_CASE = 40  # the first held-out case of benchmarks/sks_label_efficiency.py (the bundled SKS model's benchmark)
-LESION = 2  # lesion label value in lesion_cases
 
 
 def _isolated_user_home(folder: Path):
@@ -110,7 +109,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         #     its benchmark (synthetic lesions in a warped MNI T1; never seen in training), scored against the known mask.
         print("SKSSegmentation: lesion segmentation (bundled SKS model)", flush=True)
         case, case_labels = make_lesion_case(LESION_DEMO_CASE)
-        lesion_truth = case_labels.array == LESION
+        lesion_truth = case_labels.array == LESION_VALUE
         case_node = volume_to_node(ctx, case, f"lesion case {LESION_DEMO_CASE}")
         nodes, _ = run("SKSSegmentation", "segment", {"image": case_node}, {})
         lesion = _labels_of(nodes["segmentation"], case_node, {"Lesion": 1}) == 1

@@ -32,10 +32,11 @@ from ..transforms.resample import resample_to_spacing
 from ..volume import Volume
 from .samples import _nilearn_data, mni_t1
 
+LESION_VALUE = 2  # the lesion's value in a case's labels (1 is brain)
 LESION_LABELS = [
     {"value": 1, "name": "Brain", "color": "#f2eadb",
      "terminology": {"category": "SCT^123037004^Anatomical Structure", "type": "SCT^12738006^Brain"}},
-    {**LESION_LABEL, "value": 2},
+    {**LESION_LABEL, "value": LESION_VALUE},
 ]
 
 
@@ -171,7 +172,7 @@ def make_lesion_case(seed: int, spacing_mm: float = 1.5, n_lesions: tuple[int, i
     lesions = [_insert_lesion(rng, image, fraction, parenchyma, wm, wm_level, spacing_mm, placed)
                for _ in range(rng.integers(n_lesions[0], n_lesions[1] + 1))]
     image = _acquisition(rng, image, wm_level, spacing_mm)
-    labels = np.where(fraction >= 0.5, 2, brain).astype(np.uint8)
+    labels = np.where(fraction >= 0.5, LESION_VALUE, brain).astype(np.uint8)
     name = f"lesion case {seed:03d}"
     return (grid.with_array(image.astype(np.float32), name=name, modality="MR"),
             grid.with_array(labels, name=f"{name} labels", modality="MR", labels=LESION_LABELS, lesions=lesions))
@@ -191,7 +192,7 @@ def make_tissue_case(seed: int, spacing_mm: float = 1.5) -> tuple[Volume, Volume
 
 def slice_labels(labels: Volume) -> np.ndarray:
     """1 for each K slice (array axis 0) holding any lesion voxel."""
-    return (labels.array == 2).any(axis=(1, 2)).astype(np.int8)
+    return (labels.array == LESION_VALUE).any(axis=(1, 2)).astype(np.int8)
 
 
 def write_lesion_cohort(folder, n_cases: int, first_seed: int = 0, spacing_mm: float = 1.5) -> list[dict]:
