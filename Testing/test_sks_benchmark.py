@@ -27,12 +27,29 @@ def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypat
         assert abs(r["best_val_dice"] - max(d for _, d in r["val_curve"])) < 1e-4  # the curve is rounded
         assert r["best_iteration"] in (2, 4)
         assert all(0.0 <= r[k] <= 1.0 for k in ("dice", "jaccard", "precision", "recall"))
+        found = r["lesions_found"]
+        assert set(found) == {"hypo", "hyper"} and all(0 <= n <= total for n, total in found.values())
+        assert sum(total for _, total in found.values()) >= 1  # the test case holds lesions
     assert runs["U-Net"]["conv_norm"] == runs["SKS"]["conv_norm"] == "batch"
     stage1 = first["stage1"]["0"]
     assert 0.0 <= stage1["test_slice_accuracy"] <= 1.0 and 0.0 < stage1["lesion_free_share"] < 1.0
     assert 0.0 <= stage1["test_slice_auc"] <= 1.0
-    assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists()
+    assert (tmp_path / "models" / "SKS_seed0_p1.safetensors").exists() and (tmp_path / "models" / "U-Net_seed0_p1.json").exists()
     assert run(monkeypatch, results)["runs"] == first["runs"]  # everything done: nothing trained again
+    # a record written before a metric existed gets it from its saved weights, and nothing else changes
+    older = json.loads(results.read_text(encoding="utf-8"))
+    for r in older["runs"]:
+        del r["lesions_found"]
+    older["runs"][0]["dice"] += 0.5  # weights that no longer match their record are left alone
+    results.write_text(json.dumps(older), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["sks_label_efficiency.py", "--pool", "2", "--test", "1", "--val", "1", "--rescore",
+                                      "--results", str(results), "--save-models", str(tmp_path / "models")])
+    bench.main()
+    rescored = {r["model"]: r for r in json.loads(results.read_text(encoding="utf-8"))["runs"]}
+    mismatched = older["runs"][0]["model"]
+    assert "lesions_found" not in rescored[mismatched]
+    other = next(m for m in rescored if m != mismatched)
+    assert rescored[other] == {**next(r for r in older["runs"] if r["model"] == other), "lesions_found": runs[other]["lesions_found"]}
 
 
 def test_processes_training_different_models_share_one_results_file(tmp_path):

@@ -23,6 +23,7 @@ import torch
 from ..best_weights import BestWeights
 from ..mixed_precision import autocast, check_precision, resolve_precision
 from .metrics import overlap_metrics
+from .lesion_polarity import mirror_lesion_contrast
 from .slice_data import SliceCase, neighbour_stack
 
 
@@ -44,6 +45,7 @@ class SliceTrainingConfig:
     coarse_in_stage2: str = "frozen"    # or "finetune"
     lesion_fraction: float = 0.6        # share of stage-2 slices drawn from slices with foreground
     augment: bool = True
+    mirrored_lesion_copies: bool = False  # stage 2 also sees each pixel-labelled case with the last class's contrast reversed
     loss: str = "dice_ce"               # or "dice_balanced_ce" (segmentation_loss)
     precision: str = "fp32"             # or "bf16" / "auto" (mixed_precision.py): forward + loss in bf16
     seed: int = 0
@@ -67,6 +69,15 @@ class SliceTrainingConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def with_mirrored_lesion_copies(cases: list[SliceCase], lesion_class: int) -> list[SliceCase]:
+    """The cases, then a copy of each with the contrast of its `lesion_class` voxels reversed (lesion_polarity.py): as
+    many bright as dark lesion examples, whatever the few labelled cases hold. The lesion is the last class (after the
+    organ in organ + lesion labels)."""
+    copies = [SliceCase(c.grid.with_array(mirror_lesion_contrast(c.image, c.labels == lesion_class)), c.labels, c.slice_labels,
+                        f"{c.name} (lesion contrast mirrored)") for c in cases if c.labels is not None and (c.labels == lesion_class).any()]
+    return cases + copies
 
 
 def random_crop(stack: np.ndarray, target: np.ndarray | None, size: int, rng, centre=None):
@@ -221,6 +232,8 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
     """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice, the latest of equals (last ones
     without validation)."""
     rng = np.random.default_rng(config.seed + 2)
+    if config.mirrored_lesion_copies:
+        cases = with_mirrored_lesion_copies(cases, config.n_classes - 1)
     frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
     if frozen:
         net.coarse.requires_grad_(False)
