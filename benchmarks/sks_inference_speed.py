@@ -3,8 +3,9 @@ size, on a CT-sized volume (512 x 512 x 200, 0.78 mm pixels, 2.5 mm slices), in 
 
 Each model runs the whole SlicerLeap pipeline (`segment_volume`: reorient, resample in-plane to the
 card's 1.5 mm, normalise, 2.5D batches of slices, argmax, post-processing, resample back) in its own
-subprocess, so the peak resident memory of one model does not hide another's. Weights are random: time
-does not depend on them. The volume's content is a smooth synthetic CT-like field (speed only).
+subprocess, so the peak resident memory of one model does not hide another's. Weights are random (time
+does not depend on them), except for `sks-bundled`: the shipped brain-lesion SKS as a user runs it (batch norm in its
+full-resolution blocks, as trained; `unet-batch` is the U-Net with the same norm, the benchmark's trained baseline). The volume's content is a smooth synthetic CT-like field (speed only).
 
     python benchmarks/sks_inference_speed.py            # all three, writes sks_speed_results.json
     python benchmarks/sks_inference_speed.py --backends torch openvino   # also through OpenVINO, same run
@@ -38,10 +39,15 @@ def build(name: str):
 
     if name == "sks":
         return SKSNet()
-    if name == "unet":
+    if name == "sks-bundled":  # the shipped model as a user runs it: its card's architecture (batch norm) and weights
+        from slicerleap.models import get_catalog
+        from slicerleap.models.networks import load_model
+
+        return load_model(get_catalog().get("brain-lesion-sks@1.0.0"), "cpu")
+    if name in ("unet", "unet-batch"):  # instance norm, or batch norm as the label-efficiency benchmark's baseline
         from monai.networks.nets import UNet
 
-        return UNet(2, 3, 2, (32, 64, 128, 256), (2, 2, 2), num_res_units=2, norm="instance")
+        return UNet(2, 3, 2, (32, 64, 128, 256), (2, 2, 2), num_res_units=2, norm="batch" if name == "unet-batch" else "instance")
     if name == "swinunetr":
         from monai.networks.nets import SwinUNETR
 
@@ -86,7 +92,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--models", nargs="+", default=["sks", "unet", "swinunetr"])
+    ap.add_argument("--models", nargs="+", default=["sks", "unet", "swinunetr"],
+                    choices=["sks", "sks-bundled", "unet", "unet-batch", "swinunetr"])
     ap.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "openvino"])
     ap.add_argument("--out", default=str(Path(__file__).with_name("sks_speed_results.json")))
     args = ap.parse_args()
@@ -102,17 +109,17 @@ def main() -> None:
                 sys.exit(out.stderr)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    # the baseline is the U-Net in eager PyTorch; steady state (a cached traced model) for OpenVINO rows
-    unet = next((r["seconds"] for r in rows if r["model"] == "unet" and r["backend"] == "torch"), None)
+    # baselines: the U-Nets in eager PyTorch; steady state (a cached traced model) for OpenVINO rows
+    unets = {r["model"]: r["seconds"] for r in rows if r["model"] in ("unet", "unet-batch") and r["backend"] == "torch"}
     for r in rows:
-        r["time_vs_unet"] = round(r.get("seconds_cached", r["seconds"]) / unet, 2) if unet else None
+        r["time_vs"] = {u: round(r.get("seconds_cached", r["seconds"]) / t, 2) for u, t in unets.items()}
     Path(args.out).write_text(json.dumps({"volume": {"shape_kji": SHAPE_KJI, "spacing_mm": SPACING}, "card_input": CARD_INPUT,
                                           "rows": rows}, indent=1), encoding="utf-8")
-    print("| model | backend | parameters (M) | seconds (first volume) | seconds (later volumes) | x U-Net (PyTorch) | peak RSS (GiB) |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| model | backend | parameters (M) | seconds (first volume) | seconds (later volumes) | "
+          + " | ".join(f"x {u} (PyTorch)" for u in unets) + " | peak RSS (GiB) |\n|" + "---|" * (6 + len(unets)))
     for r in rows:
         print(f"| {r['model']} | {r['backend']} | {r['params_M']} | {r['seconds']} | {r.get('seconds_cached', r['seconds'])} | "
-              f"{r['time_vs_unet']} | {r['peak_rss_GiB']} |")
+              + " | ".join(str(r["time_vs"][u]) for u in unets) + f" | {r['peak_rss_GiB']} |")
 
 
 if __name__ == "__main__":
