@@ -15,9 +15,9 @@ RING_INNER, RING_OUTER = 1, 3  # voxels: the reflected edge, and how far the tis
 
 
 def lesion_regions(image: np.ndarray, lesion: np.ndarray):
-    """For each connected lesion: (its voxels, the voxels to reflect = its one-voxel dilation, surrounding level B).
-    Lesions without surrounding voxels (filling the image) are skipped."""
-    components, n = ndimage.label(lesion)
+    """For each connected lesion: (box around it, its voxels in the box, the voxels to reflect = its one-voxel dilation
+    less other lesions, surrounding level B). Lesions without surrounding voxels (filling the image) are skipped."""
+    components, _ = ndimage.label(lesion)
     any_near = ndimage.binary_dilation(lesion, iterations=RING_INNER)
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         grown = tuple(slice(max(0, s.start - RING_OUTER), s.stop + RING_OUTER) for s in box)
