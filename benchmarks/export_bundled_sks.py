@@ -15,7 +15,7 @@ from slicerleap.models.catalog import add_bundled_card
 from slicerleap.models.weights import sha256_of
 from slicerleap.segmentation.slice_trainer import SliceTrainingConfig
 from slicerleap.segmentation.label_specs import LESION_LABEL
-from sks_label_efficiency import SPEC, pool_order  # the benchmark's slice grid and case choice (this folder is on sys.path)
+from sks_label_efficiency import SPEC, pool_order, weights_tag  # the benchmark's grid, case choice, file names (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ID = "brain-lesion-sks@1.0.0"
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--models", default="/tmp/sks_benchmark_models")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     args = ap.parse_args()
-    tag = f"SKS_seed{args.seed}_p{args.pixel_cases}"
+    tag = weights_tag("SKS", args.seed, args.pixel_cases)
     config = SliceTrainingConfig(**json.loads((Path(args.models) / f"{tag}.json").read_text(encoding="utf-8")))
     results = json.loads(Path(args.results).read_text(encoding="utf-8"))
     run = next(r for r in results["runs"] if r["seed"] == args.seed and r["pixel_cases"] == args.pixel_cases and r["model"] == "SKS")

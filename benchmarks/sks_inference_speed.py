@@ -4,8 +4,9 @@ size, on a CT-sized volume (512 x 512 x 200, 0.78 mm pixels, 2.5 mm slices), in 
 Each model runs the whole SlicerLeap pipeline (`segment_volume`: reorient, resample in-plane to the
 card's 1.5 mm, normalise, 2.5D batches of slices, argmax, post-processing, resample back) in its own
 subprocess, so the peak resident memory of one model does not hide another's. Weights are random (time
-does not depend on them), except for `sks-bundled`: the shipped brain-lesion SKS as a user runs it (batch norm in its
-full-resolution blocks, as trained; `unet-batch` is the U-Net with the same norm, the benchmark's trained baseline). The volume's content is a smooth synthetic CT-like field (speed only).
+does not depend on them), except for `sks-bundled`: the shipped brain-lesion SKS as a user runs it (batch norm in
+its full-resolution blocks, as trained; `unet-batch` is the U-Net with the same norm, the benchmark's trained
+baseline). The volume's content is a smooth synthetic CT-like field (speed only).
 
     python benchmarks/sks_inference_speed.py            # all three, writes sks_speed_results.json
     python benchmarks/sks_inference_speed.py --backends torch openvino   # also through OpenVINO, same run
