@@ -86,9 +86,26 @@ def _versions() -> dict:
     return versions
 
 
+def _exit_when_orphaned(interval_s: float = 1.0) -> None:
+    """A worker whose parent died (killed CLI, crashed Slicer) stops: nobody will collect its outputs, and
+    the next job sweeps its folder (jobs/job_folders.py)."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(int(ExitCode.CANCELLED))
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+
+
 def run_job(job_json: Path) -> int:
     from .tasks import get_task
 
+    _exit_when_orphaned()
     job_dir = job_json.parent
     started = time.time()
     result: dict = {}
@@ -115,7 +132,7 @@ def run_job(job_json: Path) -> int:
         traceback.print_exc(file=sys.stderr)
         code, result = ExitCode.INTERNAL_ERROR, {"status": "failed", "error": (
             f"Internal error: {type(exc).__name__}: {exc}. Fix: report this with the worker log "
-            f"({job_dir / 'worker.log'}, kept when 'keep files' is on).")}
+            f"({job_dir / 'worker.log'}).")}
     result.setdefault("timings", {})["total_s"] = round(time.time() - started, 3)
     result["versions"] = _versions()
     if code == ExitCode.SUCCESS:

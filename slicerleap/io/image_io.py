@@ -11,8 +11,9 @@ import SimpleITK as sitk
 
 from ..errors import BadInputError
 from ..volume import Volume, lps_matrix_to_ras, ras_matrix_to_lps
+from .nifti_integrity import check_nifti_file
+from .output_files import VOLUME_SUFFIXES as SUPPORTED_SUFFIXES, atomic_destination
 
-SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 
 
 def volume_from_sitk(image: sitk.Image, metadata: dict | None = None, scalar: bool = True) -> Volume:
@@ -76,6 +77,8 @@ def read_volume(path: str | Path, scalar: bool = True) -> Volume:
             reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
             image = reader.Execute()
         else:
+            if path.name.lower().endswith((".nii", ".nii.gz")):
+                check_nifti_file(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise BadInputError(
@@ -86,13 +89,15 @@ def read_volume(path: str | Path, scalar: bool = True) -> Volume:
 
 
 def write_volume(volume: Volume, path: str | Path, compress: bool = True) -> Path:
-    """Write NRRD / NIfTI / MHA (by suffix) or, for a folder path, a DICOM series."""
+    """Write NRRD / NIfTI / MHA (by suffix) or, for a folder path, a DICOM series; atomically (a failed write
+    leaves no partial file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = volume_to_sitk(volume)
-    if path.suffix == "" or path.is_dir():
-        return _write_dicom_series(image, path)
-    sitk.WriteImage(image, str(path), useCompression=compress)
+    with atomic_destination(path) as temporary:
+        if path.suffix == "" or path.is_dir():
+            _write_dicom_series(image, temporary)
+        else:
+            sitk.WriteImage(image, str(temporary), useCompression=compress)
     return path
 
 

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from ..volume import RAS_FROM_LPS, Volume
 from .image_io import lps_vectors_to_ras, volume_from_sitk, volume_to_sitk
+from .output_files import atomic_destination
 
 
 def sitk_transform_to_ras_matrix(transform: sitk.Transform) -> np.ndarray:
@@ -40,11 +41,11 @@ def write_displacement_transform(field: Volume, path: str | Path) -> Path:
     """Write a displacement field as an ITK transform file (.h5/.tfm) Slicer loads as a grid transform,
     or as a vector volume (.nrrd/.nii.gz/.mha)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix in (".h5", ".hdf5", ".tfm", ".txt"):
-        sitk.WriteTransform(displacement_to_sitk_transform(field), str(path))
-    else:
-        sitk.WriteImage(volume_to_sitk(field.with_array(lps_vectors_to_ras(field.array.astype(np.float32)))), str(path))
+    with atomic_destination(path) as temporary:
+        if path.suffix in (".h5", ".hdf5", ".tfm", ".txt"):
+            sitk.WriteTransform(displacement_to_sitk_transform(field), str(temporary))
+        else:
+            sitk.WriteImage(volume_to_sitk(field.with_array(lps_vectors_to_ras(field.array.astype(np.float32)))), str(temporary))
     return path
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..io import read_volume, write_volume
 from .job import Job
+from .job_folders import new_job_folder
 from .protocol import JobSpec, write_job
 
 
@@ -22,7 +22,7 @@ def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model
                       keep_files: bool = False, on_progress=None) -> tuple[dict, Job]:
     """Run `task` to completion. Returns (result, job); the caller copies outputs then calls job.cleanup().
     Raises JobFailed with the user-facing message on failure."""
-    job_dir = Path(tempfile.mkdtemp(prefix=f"slicerleap-{task}-"))
+    job_dir = new_job_folder(task)
     spec = JobSpec(task=task, params=dict(params or {}), model=model, device=device)
     try:
         for name, value in inputs.items():
@@ -30,14 +30,14 @@ def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model
                 spec.inputs[name] = [_stage_input(job_dir, name, Path(v), n) for n, v in enumerate(value)]
             else:
                 spec.inputs[name] = _stage_input(job_dir, name, Path(value))
-    except Exception:
+        write_job(job_dir, spec)
+        job = Job(job_dir, keep_files=keep_files).start()
+    except BaseException:  # bad input, Ctrl+C or SIGTERM while staging: no copy of the scan stays behind
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
-    write_job(job_dir, spec)
-    job = Job(job_dir, keep_files=keep_files).start()
     try:
         job.wait(on_progress=on_progress)
-    except KeyboardInterrupt:
+    except BaseException:  # KeyboardInterrupt, or SIGTERM/SIGHUP turned into one by the CLI
         job.cancel()
         job.cleanup()
         raise

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from .job_folders import OWNER_FILE
 from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode
 
 
@@ -219,14 +220,36 @@ class Job:
         if not message:
             message = (
                 f"The worker process stopped unexpectedly (exit code {self.exit_code}), for example out of memory. "
-                f"Fix: try a smaller input or region, close other programs, or see {self.job_dir / LOG_FILE} (run with keep files)."
+                f"Fix: try a smaller input or region, close other programs, or see {self.job_dir / LOG_FILE}."
             )
+        if str(self.job_dir / LOG_FILE) in message:
+            message = message.replace(str(self.job_dir / LOG_FILE), str(self._kept_log()))
         raise JobFailed(message, self.exit_code, status)
+
+    def _kept_log(self) -> Path:
+        """The worker log where a message can point: the job folder goes with cleanup(), so a copy is kept in the
+        user's home (tracebacks and progress lines; no image data)."""
+        if self.keep_files:
+            return self.job_dir / LOG_FILE
+        from ..resources import user_home
+
+        kept = user_home() / "logs" / f"{self.job_dir.name}-{LOG_FILE}"
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.job_dir / LOG_FILE, kept)
+        except OSError:
+            return self.job_dir / LOG_FILE
+        return kept
 
     def output_path(self, relative: str) -> Path:
         return self.job_dir / relative
 
     def cleanup(self) -> None:
-        """Remove the job folder unless the user asked to keep it."""
-        if not self.keep_files and self.exit_code is not None:
+        """Remove the job folder unless the user asked to keep it (a kept folder is the user's: the sweep of
+        dead jobs' folders leaves it alone)."""
+        if self.exit_code is None:
+            return
+        if self.keep_files:
+            (self.job_dir / OWNER_FILE).unlink(missing_ok=True)
+        else:
             shutil.rmtree(self.job_dir, ignore_errors=True)

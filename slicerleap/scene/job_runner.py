@@ -6,13 +6,14 @@ as it was, and its temporary folder is removed unless the user asked to keep it.
 """
 from __future__ import annotations
 
-import tempfile
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..io import read_displacement, read_volume, write_volume
 from ..jobs import Job, JobSpec, write_job
+from ..jobs.job_folders import new_job_folder
 from .context import SceneContext, python_for_jobs
 from .segmentations import labels_to_segmentation_node, segmentation_node_to_labels
 from .transforms import displacement_to_grid_transform_node
@@ -51,14 +52,18 @@ class SceneJob:
         return relative
 
     def start(self) -> "SceneJob":
-        job_dir = Path(tempfile.mkdtemp(prefix=f"slicerleap-{self.spec.task}-", dir=self.work_root))
-        for name, value in self.inputs.items():
-            if isinstance(value, list):
-                self.spec.inputs[name] = [self._write_input(job_dir, name, v, n) for n, v in enumerate(value)]
-            else:
-                self.spec.inputs[name] = self._write_input(job_dir, name, value)
-        write_job(job_dir, self.spec)
-        self.job = Job(job_dir, keep_files=self.keep_files, python=python_for_jobs()).start()
+        job_dir = new_job_folder(self.spec.task, self.work_root)
+        try:
+            for name, value in self.inputs.items():
+                if isinstance(value, list):
+                    self.spec.inputs[name] = [self._write_input(job_dir, name, v, n) for n, v in enumerate(value)]
+                else:
+                    self.spec.inputs[name] = self._write_input(job_dir, name, value)
+            write_job(job_dir, self.spec)
+            self.job = Job(job_dir, keep_files=self.keep_files, python=python_for_jobs()).start()
+        except BaseException:  # a node that cannot be written: no copy of the scan stays behind
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
         return self
 
     def poll(self) -> list[dict]:

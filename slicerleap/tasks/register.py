@@ -16,27 +16,41 @@ from ..registration.affine import affine_register
 from ..registration.field_metrics import field_metrics, ncc
 from ..registration.instance_optimisation import InstanceOptimisationConfig, optimise_displacement
 from ..registration.network_registration import register_with_network
+from ..registration.overlap import check_overlap
 from ..registration.working_grid import jacobian_determinant, warp_volume
 from ..transforms import check_scalar_volume, normalise, resample_to_reference
 
 METHODS = ("network", "optimisation")
 
 
+def _check_params(p: dict) -> None:
+    """Refuse impossible settings before reading the images."""
+    method = p.get("method", "optimisation")
+    if method not in METHODS:
+        raise BadInputError(f"Unknown registration method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+    if float(p.get("working_spacing_mm", 3.0)) <= 0:
+        raise BadInputError(f"The working spacing must be positive (got {p['working_spacing_mm']} mm).",
+                            "Give a grid spacing in mm, e.g. --working-spacing 3.")
+    for name in ("iterations", "smoothness"):  # the network's iteration counts: network_registration.py
+        if float(p.get(name, 0)) < 0:
+            raise BadInputError(f"'{name}' cannot be negative (got {p[name]}).", "Give 0 or a positive number.")
+
+
 def run(ctx) -> dict:
+    p = ctx.params
+    _check_params(p)
+    method = p.get("method", "optimisation")
     fixed = read_volume(ctx.input_path("fixed"))
     moving = read_volume(ctx.input_path("moving"))
     check_scalar_volume(fixed, "fixed volume")
     check_scalar_volume(moving, "moving volume")
-    p = ctx.params
-    method = p.get("method", "optimisation")
-    if method not in METHODS:
-        raise BadInputError(f"Unknown registration method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
     started = time.time()
     if p.get("affine", True):
         ctx.report(0.02, "affine", "affine pre-alignment")
         affine = affine_register(fixed, moving, int(p.get("affine_iterations", 300)), ctx.report)
     else:
         affine = np.eye(4)
+    check_overlap(fixed, moving, affine)
     if method == "network":
         field, model = register_with_network(fixed, moving, affine, ctx.spec.model, int(p.get("nio_iterations", 0)),
                                              ctx.device, ctx.report, ctx.stop_requested,
