@@ -48,18 +48,47 @@ def cmd_models(args) -> int:
 
     catalog = get_catalog()
     if args.models_command == "import":
-        card = json.loads(Path(args.card).read_text(encoding="utf-8"))
-        registered = catalog.register(args.weights, card)
+        from .models.catalog import read_card_file
+
+        registered = catalog.register(args.weights, read_card_file(args.card))
         print(f"registered {registered['id']} (sha256 {registered['sha256'][:12]}…) in {catalog.user_folder}")
+        return 0
+    if args.models_command == "default":
+        card = catalog.set_default(args.id)
+        print(f"default {card['task']} model: {card['id']} (in {catalog.defaults_file})")
         return 0
     for card in catalog.cards():
         print(json.dumps({k: v for k, v in card.items() if k in ("id", "task", "modality", "title", "training_data")}))
     return 0
 
 
+OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
+                  "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
+                  "volume2": "--output2"}
+
+
+def check_outputs(inputs: dict, outputs: dict) -> None:
+    """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
+    and in a folder that can be written."""
+    from .io.output_files import check_output_path
+
+    sources = [p for v in inputs.values() for p in (v if isinstance(v, (list, tuple)) else [v])]
+    seen: dict = {}
+    for name, destination in outputs.items():
+        if not destination:
+            continue
+        option = OUTPUT_OPTIONS.get(name, f"--{name}")
+        check_output_path(destination, sources, "transform" if name == "transform" else "volume", option)
+        resolved = Path(destination).resolve()
+        if resolved in seen:
+            raise SlicerLeapError(f"{option} and {seen[resolved]} name the same file '{destination}'.", "Give each output its own name.")
+        seen[resolved] = option
+
+
 def _run(task, inputs, params, model, device, keep, outputs: dict) -> int:
     from .jobs.files import export_output, print_progress, run_task_on_files
 
+    check_outputs(inputs, outputs)
     result, job = run_task_on_files(task, inputs, params, model, device, keep, on_progress=print_progress)
     try:
         for name, destination in outputs.items():
@@ -77,11 +106,16 @@ def cmd_segment(args) -> int:
     from .io import SUPPORTED_SUFFIXES
 
     if source.is_dir() and not any(source.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in source.iterdir()):
-        target.mkdir(parents=True, exist_ok=True)  # folder in, folder out
-        for path in sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES)):
-            _run("segment", {"image": path}, {"backend": args.backend}, args.model, args.device, args.keep_files,
-                 {"segmentation": target / path.name})
-        return 0
+        from .io.output_files import check_output_path
+        from .jobs.batch import batch_exit_code, run_serial_batch, summary_table
+
+        check_output_path(target, [source], "folder")  # folder in, folder out: never the same folder
+        files = sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES))
+        records = run_serial_batch([(path.name, lambda path=path: _run(
+            "segment", {"image": path}, {"backend": args.backend}, args.model, args.device, args.keep_files,
+            {"segmentation": target / path.name})) for path in files])
+        print(summary_table(records))
+        return batch_exit_code(records)
     return _run("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend}, args.model,
                 args.device, args.keep_files,
                 {"segmentation": target, "probability": args.probability})
@@ -136,6 +170,8 @@ def _train_and_register(task: str, inputs: dict, params: dict, args) -> int:
     from .jobs.files import print_progress, run_task_on_files
     from .models import get_catalog
 
+    if params.get("model_id"):
+        get_catalog().check_new_id(params["model_id"])
     result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
     try:
         spec = result["outputs"]["model"]
@@ -230,12 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("models", help="list or import models")
+    p = sub.add_parser("models", help="list or import models, or choose your default")
     msub = p.add_subparsers(dest="models_command", required=True)
     msub.add_parser("list", help="list installed models (JSON lines)")
     imp = msub.add_parser("import", help="register a user model offline: WEIGHTS.safetensors CARD.json")
     imp.add_argument("weights")
     imp.add_argument("card")
+    msub.add_parser("default", help="make a model the default of its task (your choice, kept in models/defaults.json)").add_argument("id")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("segment", help="segment a volume (or a folder of volumes) with a catalog model")
@@ -346,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal, a scheduler's stop) end the CLI as Ctrl+C does, through every
+    `finally`: the worker is cancelled and the job folder, which holds a copy of the scan, removed."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # an ASCII-locale terminal must not crash on a dash in a message
         if hasattr(stream, "reconfigure"):
@@ -353,8 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if isinstance(getattr(args, "spacing", None), list) and len(args.spacing) == 1:  # superres: one value for all axes
         args.spacing = args.spacing * 3
+    _stop_on_signals()
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; the job was stopped and its temporary files removed.", file=sys.stderr)
+        return 130
     except SlicerLeapError as exc:
         print(f"error: {exc.user_message}", file=sys.stderr)
         return 2

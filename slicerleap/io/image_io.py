@@ -79,6 +79,7 @@ def read_volume(path: str | Path, scalar: bool = True) -> Volume:
         else:
             if path.name.lower().endswith((".nii", ".nii.gz")):
                 check_nifti_file(path)
+            _check_fits_in_memory(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise BadInputError(
@@ -86,6 +87,22 @@ def read_volume(path: str | Path, scalar: bool = True) -> Volume:
             f"Use a readable NRRD, NIfTI, MHA or DICOM file ({', '.join(SUPPORTED_SUFFIXES)}).",
         ) from exc
     return volume_from_sitk(image, {"name": _stem(path), "source": str(path)}, scalar=scalar)
+
+
+def _check_fits_in_memory(path: Path) -> None:
+    """From the header alone, before any voxel is read: refuse a volume larger than the free memory."""
+    import psutil
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    voxels = int(np.prod(reader.GetSize(), dtype=np.int64)) * reader.GetNumberOfComponents()
+    need = voxels * sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()).GetSizeOfPixelComponent()
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise BadInputError(f"'{path.name}' holds {reader.GetSize()} voxels ({need / 2**30:.1f} GiB); only "
+                            f"{available / 2**30:.1f} GiB of memory are free.",
+                            "Crop or downsample it first (Crop Volume module), or use a machine with more memory.")
 
 
 def write_volume(volume: Volume, path: str | Path, compress: bool = True) -> Path:

@@ -8,9 +8,13 @@ SKS, and no trained model has shown that Dice is unchanged.
 The network's Python code decides padding, windows and masks from the input's shape, so a model is traced
 and compiled per input shape (a few seconds to ~15 s for SKS); a smaller last batch is padded to the
 compiled batch. With a `key` (the weights' sha256) the traced model is kept under the user's home, so the
-next volume of that shape skips the tracing."""
+next volume of that shape skips the tracing; its files' sha256 are recorded beside them and checked on every load (a
+mismatch or a missing record means tracing again, never loading an unverified model)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import torch
 
 from ..environment import temporary_environment
 from ..errors import BadInputError, MissingDependencyError
+from ..json_files import write_json_atomically
 from ..resources import user_home
 
 BACKENDS = ("auto", "torch", "openvino")
@@ -96,14 +101,29 @@ class OpenVINONet:
 
         cached = self._cache_path(shape)
         if cached is not None and cached.exists():
-            return self.core.read_model(cached)
+            model = self._read_verified(cached)
+            if model is not None:
+                return model
+            self.report(None, "inference", f"the cached OpenVINO model {cached.name} failed verification; tracing it again")
         with warnings.catch_warnings(), torch.no_grad(), _without_telemetry():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape logic is traced for this one shape, on purpose
             model = ov.convert_model(self.net, example_input=torch.zeros(shape), input=[list(shape)])
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            ov.save_model(model, cached, compress_to_fp16=False)  # the default would halve the weights' precision
+            _save_verified(model, cached)
         return model
+
+    def _read_verified(self, xml: Path):
+        """The cached model, read from the very bytes whose sha256 matched the record; None if anything differs."""
+        import openvino as ov
+
+        try:
+            record = json.loads(_record_path(xml).read_text(encoding="utf-8"))
+            xml_bytes, bin_bytes = xml.read_bytes(), xml.with_suffix(".bin").read_bytes()
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("xml") != _sha256(xml_bytes) or record.get("bin") != _sha256(bin_bytes):
+            return None
+        return self.core.read_model(xml_bytes, ov.Tensor(np.frombuffer(bin_bytes, np.uint8).copy()))
 
     def _cache_path(self, shape: tuple) -> Path | None:
         if not self.key:
@@ -112,3 +132,25 @@ class OpenVINONet:
 
         version = ov.__version__.split("-")[0]
         return user_home() / "openvino" / f"{self.key[:16]}-ov{version}" / ("x".join(map(str, shape)) + ".xml")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_path(xml: Path) -> Path:
+    return xml.with_suffix(".sha256.json")
+
+
+def _save_verified(model, xml: Path) -> None:
+    """Save the traced model under temporary names, rename it into place, then record its files' sha256:
+    a reader verifies against the record, so a crash, a concurrent writer or an edited file means a rebuild."""
+    import openvino as ov
+
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.tmp.xml")
+    ov.save_model(model, tmp, compress_to_fp16=False)  # the default would halve the weights' precision
+    xml_bytes, bin_bytes = tmp.read_bytes(), tmp.with_suffix(".bin").read_bytes()
+    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    tmp.replace(xml)
+    write_json_atomically(_record_path(xml), {"xml": _sha256(xml_bytes), "bin": _sha256(bin_bytes)}, indent=2)

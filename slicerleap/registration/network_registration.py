@@ -32,11 +32,7 @@ def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
                           nio_learning_rate: float = 1e-4, refine_iterations: int = 0) -> tuple[Volume, dict]:
     if refine_iterations < 0:
         raise BadInputError(f"Refinement iterations cannot be negative (got {refine_iterations}).", "Use 0 (no refinement) or e.g. 70.")
-    catalog = get_catalog()
-    card = catalog.get(model_id) if model_id else catalog.default_for("registration")
-    if card["task"] != "registration":
-        raise BadInputError(f"Model '{card['id']}' is a {card['task']} model, not a registration model.",
-                            "Choose a registration model (task 'registration' in `slicerleap models list`).")
+    card = get_catalog().resolve(model_id, "registration", "register")
     report(0.1, "loading model", f"{card['id']} on {device}")
     net = load_model(card, device)
     spacing = float(card["input"]["spacing_mm"][0])

@@ -10,8 +10,7 @@ from ..segmentation.inference import segment_volume
 
 
 def run(ctx) -> dict:
-    catalog = get_catalog()
-    card = catalog.get(ctx.spec.model) if ctx.spec.model else catalog.default_for("segmentation")
+    card = get_catalog().resolve(ctx.spec.model, "segmentation", "segment")
     image = read_volume(ctx.input_path("image"))
     ctx.report(0.05, "loading model", f"{card['id']} on {ctx.device}")
     net = load_model(card, ctx.device)

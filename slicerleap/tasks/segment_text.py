@@ -12,8 +12,7 @@ from ..segmentation.text_inference import segment_with_prompt
 
 
 def run(ctx) -> dict:
-    catalog = get_catalog()
-    card = catalog.get(ctx.spec.model) if ctx.spec.model else catalog.default_for("text-segmentation")
+    card = get_catalog().resolve(ctx.spec.model, "text-segmentation", "segment-text")
     image = read_volume(ctx.input_path("image"))
     prompt = ctx.params.get("prompt", "")
     ctx.report(0.02, "loading model", f"{card['id']} on {ctx.device}")

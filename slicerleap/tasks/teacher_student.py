@@ -140,7 +140,7 @@ def run_train_teacher(ctx) -> dict:
 
 
 def _teacher(ctx, model_id: str):
-    card = get_catalog().get(model_id)
+    card = get_catalog().get(model_id, "segmentation", "pseudolabel")
     if not card["input"].get("box_channels"):
         raise BadInputError(f"Model '{card['id']}' is not a teacher annotator (it does not read boxes).",
                             "Pick a model trained with 'train teacher'.")
@@ -192,7 +192,7 @@ def run_train_student(ctx) -> dict:
     images, labels = _read_pairs(ctx, "images", "labels", "labelled case", allow_empty=True)
     initial, previous = None, None
     if p.get("start_from"):  # fine-tune a previous student: its width, its grid, its weights
-        previous = get_catalog().get(p["start_from"])
+        previous = get_catalog().get(p["start_from"], "segmentation", "train-student")
         initial = load_verified_state_dict(previous)
         config = replace(config, features=tuple(previous["architecture"]["args"]["features"]))
     teacher_card, teacher = _teacher(ctx, p["teacher"]) if ctx.input_paths("pseudo_images") else (None, None)

@@ -34,7 +34,7 @@ def run(ctx) -> dict:
     for n, image in enumerate(images):
         check_scalar_volume(image, f"training image {n + 1}")
     labels = [read_volume(path) for path in label_paths] or None
-    start_card = get_catalog().get(p["start_from"]) if p.get("start_from") else None
+    start_card = get_catalog().get(p["start_from"], "registration", "train-registration") if p.get("start_from") else None
     spacing = float(start_card["input"]["spacing_mm"][0]) if start_card else float(p.get("spacing_mm", 2.5))
     architecture = (start_card["architecture"] if start_card else
                     tm_dca_architecture() if p.get("architecture", "tm-dca") == "tm-dca" else voxelmorph_architecture())

@@ -7,6 +7,8 @@ import psutil
 from ..errors import BadInputError
 from ..volume import Volume
 
+MIN_SPACING_MM, MAX_SPACING_MM = 1e-3, 100.0  # micro-CT to the thickest slab; outside, the header is wrong
+
 
 def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: int = 8,
                         working_spacing=None, bytes_per_voxel: int = 64) -> None:
@@ -25,6 +27,12 @@ def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: in
             f"The {role} '{name}' is too small along {', '.join(small)} (size {volume.shape_ijk}); "
             f"at least {min_size} voxels per axis are needed (a 2D image or a single slice cannot be processed in 3D).",
             "Select a 3D volume, or stack the slices into a volume first.")
+    odd = [f"{s:g}" for s in volume.spacing if not MIN_SPACING_MM <= s <= MAX_SPACING_MM]
+    if odd:
+        raise BadInputError(
+            f"The {role} '{name}' has an implausible voxel spacing ({', '.join(f'{s:g}' for s in volume.spacing)} mm): "
+            f"scans lie between {MIN_SPACING_MM:g} and {MAX_SPACING_MM:g} mm.",
+            "Correct the spacing in the file's header (Slicer: Volumes module > Volume Information) and save it again.")
     array = volume.array
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))
