@@ -401,6 +401,19 @@ def test_extension_icon_and_requirements():
     assert not names & {"torch", "simpleitk"}, "torch comes from the PyTorch extension; SimpleITK ships with Slicer"
 
 
+def test_slicer_requirements_are_the_tested_pins():
+    """What Slicer installs on first use is exactly what CI tested: every line pinned with ==, as in constraints.txt."""
+    def pins(path):
+        lines = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        return {line.split("==")[0].lower().replace("_", "-"): line for line in lines if line}
+
+    tested = pins(ROOT / "constraints.txt")
+    for name in ("requirements.txt", "requirements-federated.txt"):
+        for package, line in pins(ROOT / "Resources" / name).items():
+            assert "==" in line, f"{name}: '{line}' is not pinned"
+            assert tested.get(package) == line, f"{name}: '{line}' differs from constraints.txt's '{tested.get(package)}'"
+
+
 @pytest.mark.parametrize("installed", [False, True])
 def test_lib_makes_the_engine_importable(tmp_path, installed):
     """A module's Lib imports SlicerLeapCommonLib, which puts the engine on sys.path: from a source checkout
