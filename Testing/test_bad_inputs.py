@@ -231,8 +231,8 @@ def test_the_table_has_the_cases_the_issue_asks_for():
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("name,setup,code,text", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_cleanly(tmp_path, name, setup, code, text):
+def run_case(tmp_path: Path, setup) -> dict:
+    """Run one case as a user would; what came back and what was left behind."""
     case, temp, home = tmp_path / "case", tmp_path / "tmp", tmp_path / "home"
     for folder in (case, temp, home):
         folder.mkdir()
@@ -241,13 +241,21 @@ def test_bad_input_is_refused_cleanly(tmp_path, name, setup, code, text):
     env = {**os.environ, "TMPDIR": str(temp), "SLICERLEAP_HOME": str(home)}
     done = subprocess.run(["slicerleap", *argv], capture_output=True, text=True, encoding="utf-8", errors="replace",
                           env=env, timeout=300, cwd=case)
-    assert done.returncode == code, (done.returncode, done.stderr[-1500:])
-    assert "Traceback" not in done.stderr, done.stderr[-1500:]
-    message = done.stderr.strip().splitlines()[-1]
+    catalog = home / "models" / "catalog.json"
+    return {"exit_code": done.returncode, "stderr": done.stderr, "message": (done.stderr.strip().splitlines() or [""])[-1],
+            "files_unchanged": _snapshot(case) == before,
+            "temp_left": [p.name for p in temp.iterdir() if not p.name.startswith("torchinductor_")],  # torch's cache: no data
+            "catalog": catalog.read_text() if catalog.exists() else ""}
+
+
+@pytest.mark.parametrize("name,setup,code,text", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_cleanly(tmp_path, name, setup, code, text):
+    out = run_case(tmp_path, setup)
+    assert out["exit_code"] == code, (out["exit_code"], out["stderr"][-1500:])
+    assert "Traceback" not in out["stderr"], out["stderr"][-1500:]
+    message = out["message"]
     assert message.startswith("error:") and "Fix:" in message, message
     assert text in message, message
-    assert _snapshot(case) == before, "the user's files changed, or a partial output was left"
-    left = [p.name for p in temp.iterdir() if not p.name.startswith("torchinductor_")]  # torch's own cache, no data
-    assert left == [], f"left in the temp folder: {left}"
-    catalog = home / "models" / "catalog.json"
-    assert not catalog.exists() or "mine@" not in catalog.read_text() and "brain-lesion-sks" not in catalog.read_text()
+    assert out["files_unchanged"], "the user's files changed, or a partial output was left"
+    assert out["temp_left"] == [], f"left in the temp folder: {out['temp_left']}"
+    assert "mine@" not in out["catalog"] and "brain-lesion-sks" not in out["catalog"]

@@ -82,6 +82,9 @@ def _dmdip(ctx, image, spacing):
     return [_at_spacing(r, spacing) for r in restored]
 
 
+BYTES_PER_FINE_VOXEL = {"tv": 64}
+
+
 def run(ctx) -> dict:
     method = ctx.params.get("method", "bspline")
     if method == "cubic":
@@ -90,7 +93,11 @@ def run(ctx) -> dict:
         raise BadInputError(f"Unknown super-resolution method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
     image = read_volume(ctx.input_path("image"))
     spacing = target_spacing(image, ctx.params.get("spacing"))
-    check_scalar_volume(image, min_size=2 if method != "sr4zct" else 8, working_spacing=spacing, bytes_per_voxel=16)
+    # peak per voxel of the finest grid the method passes through (in-plane of the input, through-plane of the
+    # target), measured by benchmarks/memory_estimates.py: ~20-28 B for interpolation, ~64 B for tv
+    finest = np.minimum(image.spacing, np.asarray(spacing, float))
+    check_scalar_volume(image, min_size=2 if method != "sr4zct" else 8, working_spacing=finest,
+                        bytes_per_voxel=BYTES_PER_FINE_VOXEL.get(method, 28))
     ctx.report(0.02, "resampling" if method != "sr4zct" else "training", f"{method} to {spacing} mm")
     source = image.with_array(image.array.astype(np.float32))
     outputs, attributes = {}, {}

@@ -1,6 +1,8 @@
 """Checks that turn unusable inputs into clear messages before any model runs."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import psutil
 
@@ -8,6 +10,18 @@ from ..errors import BadInputError
 from ..volume import Volume
 
 MIN_SPACING_MM, MAX_SPACING_MM = 1e-3, 100.0  # micro-CT to the thickest slab; outside, the header is wrong
+
+
+def memory_estimate(volume: Volume, working_spacing=None, bytes_per_voxel: int = 64) -> int:
+    """Peak memory (bytes) of the process that runs the task: what it holds now (the libraries, the volume) plus
+    `bytes_per_voxel` per voxel of the working grid (measured per task: benchmarks/memory_estimates.py)."""
+    return psutil.Process().memory_info().rss + working_voxels(volume, working_spacing) * bytes_per_voxel
+
+
+def working_voxels(volume: Volume, working_spacing=None) -> int:
+    if working_spacing is None:
+        return int(np.prod(volume.shape_ijk))
+    return int(np.prod(np.asarray(volume.shape_ijk) * volume.spacing / np.asarray(working_spacing)))
 
 
 def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: int = 8,
@@ -42,11 +56,10 @@ def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: in
     if array.size and array.min() == array.max():
         raise BadInputError(f"The {role} '{name}' is constant (every voxel is {array.flat[0]}): there is no image content.",
                             "Check that the right volume is selected and that it loaded completely.")
-    voxels = array.size
-    if working_spacing is not None:
-        voxels = int(np.prod(np.asarray(volume.shape_ijk) * volume.spacing / np.asarray(working_spacing)))
-    need = voxels * bytes_per_voxel
-    available = psutil.virtual_memory().available
+    need = memory_estimate(volume, working_spacing, bytes_per_voxel)
+    print(f"memory estimate ({role}): {need} bytes for {working_voxels(volume, working_spacing)} working voxels",
+          file=sys.stderr, flush=True)  # benchmarks/memory_estimates.py reads it
+    available = psutil.virtual_memory().available + psutil.Process().memory_info().rss
     if need > available:
         raise BadInputError(
             f"The {role} '{name}' needs about {need / 2**30:.1f} GiB of memory at the model's resolution, "
