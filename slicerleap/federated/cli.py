@@ -66,7 +66,7 @@ def cmd_simulate(args) -> int:
 def cmd_keys(args) -> int:
     from .credentials import make_node_keys
 
-    private, public = make_node_keys(args.out, args.name)
+    private, public = make_node_keys(args.out, args.name, overwrite=args.force)
     print(f"private key (stays at this site): {private}\npublic key (send to the coordinator): {public}")
     return 0
 
@@ -103,8 +103,7 @@ def cmd_site(args) -> int:
     print(f"site {args.index} joining {args.server}; training runs when the coordinator starts a round (Ctrl-C leaves)", flush=True)
     try:
         join_federation(args.data, args.server, args.ca, args.key, workdir, model_out, args.index, args.threads, args.audit_log,
-                        args.label_kind, on_reply=on_reply,
-                        timeout=args.timeout)
+                        args.label_kind, connect_timeout=args.connect_timeout, on_reply=on_reply, timeout=args.timeout)
     except KeyboardInterrupt:
         return 130
     print(f"the federation finished; final global model: {model_out / 'model.safetensors'}", flush=True)
@@ -145,12 +144,14 @@ def add_parser(sub) -> None:
     q = fsub.add_parser("keys", help="make this site's key pair (send the .pub file to the coordinator)")
     q.add_argument("--out", required=True)
     q.add_argument("--name", default="node")
+    q.add_argument("--force", action="store_true", help="replace an existing key pair (the coordinator must register the new .pub)")
     q.set_defaults(func=cmd_keys)
 
     q = fsub.add_parser("server", help="coordinate a federation: SuperLink with TLS, registered sites only")
     q.add_argument("--site-keys", nargs="+", required=True, help="public keys of the sites allowed to join")
     q.add_argument("--min-sites", type=int, default=None, help="sites needed before a round starts (default: all)")
-    q.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    q.add_argument("--host", default="127.0.0.1",
+                   help="address the sites connect to (0.0.0.0: every interface); registration and run submission stay on 127.0.0.1")
     q.add_argument("--port", type=int, default=9092)
     q.add_argument("--tls-dir", default=None, help="ca.crt/server.crt/server.key (made here when missing)")
     q.add_argument("--tls-hosts", nargs="*", help="names/IPs the server certificate is valid for (default: --host)")
@@ -171,4 +172,6 @@ def add_parser(sub) -> None:
     q.add_argument("--model-out", default=None, help="where the final global model arrives (default: WORKDIR/global-model)")
     q.add_argument("--register", action="store_true", help="add the final global model to this computer's catalog")
     q.add_argument("--timeout", type=float, default=24 * 3600.0, help="s to wait for the federation to finish")
+    q.add_argument("--connect-timeout", type=float, default=120.0,
+                   help="s to keep trying to reach the coordinator (at the start or after losing it) before giving up")
     q.set_defaults(func=cmd_site)

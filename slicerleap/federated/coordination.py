@@ -21,7 +21,9 @@ def coordinate(site_keys: list, out_dir: str | Path, run_config: dict, workdir: 
     tls_dir = Path(tls_dir or workdir / "tls")
     tls = TlsFiles(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
     if not tls.server_cert.exists():
-        tls = make_tls_files(tls_dir, hosts=tls_hosts or [host])
+        # the Flower CLI here talks to the SuperLink's loopback address, so the certificate names it too
+        hosts = list(dict.fromkeys([*(tls_hosts or [host]), "127.0.0.1", "localhost"]))
+        tls = make_tls_files(tls_dir, hosts=hosts)
     coordinator = Coordinator(workdir, tls, node_auth=True, host=host, port=port)
     try:
         coordinator.start()

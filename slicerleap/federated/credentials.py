@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..errors import BadInputError
+
 
 @dataclass
 class TlsFiles:
@@ -66,12 +68,18 @@ def make_tls_files(folder: str | Path, hosts=("127.0.0.1", "localhost"), days: i
     return files
 
 
-def make_node_keys(folder: str | Path, name: str) -> tuple[Path, Path]:
-    """(private key, public key) of a SuperNode, OpenSSH format; only the .pub file leaves the site."""
+def make_node_keys(folder: str | Path, name: str, overwrite: bool = False) -> tuple[Path, Path]:
+    """(private key, public key) of a SuperNode, OpenSSH format; only the .pub file leaves the site. An existing
+    key pair is replaced only with `overwrite`: the coordinator registered its public key, so a new one locks
+    the site out until the coordinator registers the new .pub."""
     folder = Path(folder)
+    private, public = folder / name, folder / f"{name}.pub"
+    if not overwrite and (private.exists() or private.is_symlink()):
+        raise BadInputError(f"A private key already exists at {private}; making a new one would replace it.",
+                            f"Keep using it (the coordinator needs {public}), choose another --out or --name, "
+                            "or add --force to replace it (then send the new .pub to the coordinator).")
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP384R1())
-    private, public = folder / name, folder / f"{name}.pub"
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                           serialization.NoEncryption()))
     private.chmod(0o600)

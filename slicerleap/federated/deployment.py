@@ -3,7 +3,11 @@
 
 Nothing here moves data or aggregates weights: Flower does. This module only starts Flower's own
 programs with the right flags, writes the Flower CLI's connection file (in a private FLWR_HOME, never the
-user's ~/.flwr), and waits on the run."""
+user's ~/.flwr), and waits on the run.
+
+Both run through SlicerLeap's launchers around Flower's own programs: the SuperLink serves node registration,
+run submission and ServerApp I/O on loopback only (guarded_superlink.py), and a site's SuperNode runs only
+the SlicerLeap federated app (guarded_supernode.py, app_pin.py)."""
 from __future__ import annotations
 
 import json
@@ -16,10 +20,12 @@ import time
 from pathlib import Path
 
 from ..errors import BadInputError, SlicerLeapError
+from .app_pin import APP_DIR, slicerleap_app_hash
 from .credentials import TlsFiles
 
-APP_DIR = Path(__file__).with_name("flower_app")
 CONNECTION = "slicerleap"
+LOOPBACK = "127.0.0.1"
+CONNECT_TIMEOUT = 120.0  # s a site keeps trying to reach its coordinator before giving up
 
 
 def read_json_lines(path: str | Path) -> list[dict]:
@@ -54,11 +60,26 @@ def _flower_bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def flower_env(home: Path) -> dict:
+    """The environment of Flower's programs: a private FLWR_HOME, and this interpreter's folder first on PATH,
+    because Flower starts its own children (flower-superexec, flwr-serverapp, flwr-clientapp) by name."""
+    env = {**os.environ, "FLWR_HOME": str(home), "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONIOENCODING": "utf-8",  # Flower prints non-ASCII whatever the locale
+           "PATH": os.pathsep.join(p for p in [os.path.dirname(sys.executable), os.environ.get("PATH")] if p)}
+    for legacy in ("FLWR_INTERNAL_GRPC_CONTROL_API", "FLWR_INTERNAL_GRPC_FLEET_API"):
+        env.pop(legacy, None)  # Flower's legacy gRPC servers would listen on 0.0.0.0
+    return env
+
+
+def _launcher(module: str) -> list[str]:
+    return [sys.executable, "-m", f"slicerleap.federated.{module}"]
+
+
 class FlowerProcess:
     """One Flower program in its own process group, its output in `log_path`."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict):
-        self.args, self.log_path = args, Path(log_path)
+    def __init__(self, args: list[str], log_path: Path, env: dict, name: str | None = None):
+        self.args, self.log_path, self.name = args, Path(log_path), name or Path(args[0]).name
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -74,10 +95,10 @@ class FlowerProcess:
         deadline = time.time() + timeout
         while text not in self.log():
             if not self.alive:
-                raise SlicerLeapError(f"{Path(self.args[0]).name} stopped at start-up: {self.log()[-800:]}",
+                raise SlicerLeapError(f"{self.name} stopped at start-up: {self.log()[-800:]}",
                                       "Check the address, port and certificate paths.")
             if time.time() > deadline:
-                raise SlicerLeapError(f"{Path(self.args[0]).name} did not start within {timeout:.0f} s.", f"See {self.log_path}.")
+                raise SlicerLeapError(f"{self.name} did not start within {timeout:.0f} s.", f"See {self.log_path}.")
             time.sleep(0.2)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -97,8 +118,10 @@ class FlowerProcess:
 
 
 class Coordinator:
-    """The server side: a SuperLink on `host:port` (TLS unless `tls` is None) and the Flower CLI pointed at it.
-    With `node_auth`, only SuperNodes whose public key was registered (`register_site`) may connect."""
+    """The server side: a SuperLink whose Fleet API (all that sites call) listens on `host:port` (TLS unless
+    `tls` is None); its Control and Runtime APIs listen on 127.0.0.1:`control_port` only, where the Flower CLI
+    here submits runs and registers sites. With `node_auth`, only SuperNodes whose public key was registered
+    (`register_site`) may connect. The TLS certificate must name 127.0.0.1 (the CLI connects there)."""
 
     def __init__(self, workdir: str | Path, tls: TlsFiles | None, node_auth: bool = True, host: str = "127.0.0.1",
                  port: int | None = None):
@@ -106,11 +129,11 @@ class Coordinator:
             raise BadInputError("Site authentication needs TLS.", "Give TLS files, or turn authentication off for a trial run.")
         self.workdir, self.tls, self.node_auth, self.host = Path(workdir), tls, node_auth, host
         self.port = port or free_port(host)
+        self.control_port = free_port(LOOPBACK)
         self.home = self.workdir / "flwr-home"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "FLWR_HOME": str(self.home), "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1",
-                    "PYTHONIOENCODING": "utf-8"}  # Flower prints non-ASCII whatever the locale
-        connection = {"address": f"{host}:{self.port}"}
+        self.env = flower_env(self.home)
+        connection = {"address": f"{LOOPBACK}:{self.control_port}"}
         connection.update({"root-certificates": str(tls.ca_cert)} if tls else {"insecure": True})
         lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in connection.items()]
@@ -122,7 +145,8 @@ class Coordinator:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "Coordinator":
-        args = [_flower_bin("flower-superlink"), "--host", self.host, "--port", str(self.port),
+        args = [*_launcher("guarded_superlink"), "--fleet-host", self.host, "--fleet-port", str(self.port),
+                "--host", LOOPBACK, "--port", str(self.control_port),
                 "--disable-runtime-dependency-installation"]  # the app's code is the installed slicerleap; nothing is fetched
         if self.tls:
             args += ["--ssl-ca-certfile", str(self.tls.ca_cert), "--ssl-certfile", str(self.tls.server_cert),
@@ -131,7 +155,7 @@ class Coordinator:
             args.append("--insecure")
         if self.node_auth:
             args.append("--enable-supernode-auth")
-        self.superlink = FlowerProcess(args, self.workdir / "logs" / "superlink.log", self.env)
+        self.superlink = FlowerProcess(args, self.workdir / "logs" / "superlink.log", self.env, "flower-superlink")
         self.superlink.wait_for("Starting Flower SuperExec", timeout)
         return self
 
@@ -201,16 +225,20 @@ class Coordinator:
 
 
 class Site:
-    """One site's SuperNode: reads only `data_dir`; connects to the coordinator's address."""
+    """One site's SuperNode: reads only `data_dir`; connects to the coordinator's address `superlink`
+    (host:port); runs only the app whose files hash as the SlicerLeap app installed here (app_pin.py);
+    gives up when the coordinator cannot be reached for `connect_timeout` s, at start or later."""
 
     def __init__(self, superlink: str, data_dir: str | Path, workdir: str | Path, index: int = 0,
                  root_cert: str | Path | None = None, private_key: str | Path | None = None,
                  audit_log: str | Path | None = None, threads: int | None = None, model_dir: str | Path | None = None,
-                 label_kind: str | None = None):
+                 label_kind: str | None = None, connect_timeout: float = CONNECT_TIMEOUT):
         data_dir = Path(data_dir).resolve()
         if not data_dir.is_dir():
             raise BadInputError(f"The site data folder '{data_dir}' does not exist.", "Give the folder holding images/ and labels/.")
-        self.workdir, self.index = Path(workdir), index
+        if connect_timeout <= 0:
+            raise BadInputError(f"The connection time limit must be positive (got {connect_timeout} s).", "Give e.g. 120.")
+        self.workdir, self.index, self.superlink, self.connect_timeout = Path(workdir), index, superlink, float(connect_timeout)
         self.port = free_port()
         node_config = {"data-dir": str(data_dir), "site-index": index, "cache-dir": str((self.workdir / f"site{index}-cache").resolve())}
         if audit_log:
@@ -223,22 +251,44 @@ class Site:
             if label_kind not in KINDS:
                 raise BadInputError(f"Unknown label kind '{label_kind}'.", f"Use one of: {', '.join(KINDS)}.")
             node_config["label-kind"] = label_kind
-        self.args = [_flower_bin("flower-supernode"), "--superlink", superlink, "--port", str(self.port),
+        self.args = [*_launcher("guarded_supernode"), "--slicerleap-app-hash", slicerleap_app_hash(),
+                     "--superlink", superlink, "--port", str(self.port), "--max-wait-time", f"{self.connect_timeout:g}",
                      "--node-config", _toml_pairs(node_config)]
         self.args += ["--root-certificates", str(root_cert)] if root_cert else ["--insecure"]
         if private_key:
             self.args += ["--auth-supernode-private-key", str(private_key)]
-        self.env = {**os.environ, "FLWR_HOME": str((self.workdir / f"site{index}-flwr-home").resolve()),  # not the user's ~/.flwr
-                    "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONUNBUFFERED": "1",
-                    "PYTHONIOENCODING": "utf-8"}  # Flower prints non-ASCII whatever the locale
+        self.env = flower_env((self.workdir / f"site{index}-flwr-home").resolve())  # not the user's ~/.flwr
         if threads:
             self.env["OMP_NUM_THREADS"] = str(threads)
         self.process: FlowerProcess | None = None
 
-    def start(self, timeout: float = 60.0, wait: bool = True) -> "Site":
-        self.process = FlowerProcess(self.args, self.workdir / "logs" / f"site{self.index}.log", self.env)
-        if wait:
-            self.process.wait_for("SuperNode ID", timeout)
+    def unreachable(self, seconds: float | None = None) -> SlicerLeapError:
+        seconds = self.connect_timeout if seconds is None else seconds
+        return SlicerLeapError(f"Cannot reach the coordinator at {self.superlink} for {seconds:.0f} s.",
+                               "Check the address and port the coordinator gave you, that its `slicerleap fed server` is "
+                               "running and its port open to this site, and that --ca is its ca.crt; or ask the coordinator.")
+
+    def gave_up(self) -> bool:
+        """The SuperNode stopped trying to reach the coordinator (Flower's retry limit, --max-wait-time)."""
+        return self.process is not None and "Giving up reconnection" in self.process.log()
+
+    def start(self, timeout: float | None = None, wait: bool = True) -> "Site":
+        """Start the SuperNode; with `wait`, until it is connected: at most `timeout` s (default: the
+        connection time limit plus start-up), else the coordinator is unreachable."""
+        self.process = FlowerProcess(self.args, self.workdir / "logs" / f"site{self.index}.log", self.env, "flower-supernode")
+        if not wait:
+            return self
+        limit = timeout if timeout is not None else self.connect_timeout + 30.0
+        deadline = time.time() + limit
+        while "SuperNode ID" not in self.process.log():
+            if self.gave_up() or time.time() > deadline:
+                self.stop()
+                raise self.unreachable(min(limit, self.connect_timeout))
+            if not self.process.alive:  # refused: an unregistered key, a bad certificate file
+                raise SlicerLeapError(f"flower-supernode stopped at start-up: {self.process.log()[-800:]}",
+                                      "Check the address, port and certificate paths, and that the coordinator "
+                                      "registered this site's key.")
+            time.sleep(0.2)
         return self
 
     def stop(self) -> None:

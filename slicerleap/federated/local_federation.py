@@ -41,7 +41,7 @@ def run_local_federation(site_dirs: list, out_dir: str | Path, run_config: dict,
         for index, folder in enumerate(site_dirs):
             key = None
             if node_auth:
-                key, public = make_node_keys(workdir / f"site{index}-keys", "node")
+                key, public = make_node_keys(workdir / f"site{index}-keys", "node", overwrite=True)  # this run's own
                 coordinator.register_site(public, f"site{index}")
             audits.append(workdir / f"site{index}-audit.jsonl" if audit else None)
             sites.append(Site(coordinator.address, folder, workdir, index, tls_files.ca_cert if tls_files else None, key,
