@@ -199,3 +199,14 @@ def test_tv_term_removes_the_ringing_kspace_replacement_brings_back():
         again = kspace_truncate(torch.from_numpy(np.moveaxis(restored.array, 0, -1).astype(np.float64)), thick.array.shape[0])
         np.testing.assert_allclose(np.moveaxis(again.numpy(), -1, 0), thick.array, atol=1e-3 * float(np.abs(thick.array).max()))
     assert scores[0.0] < cubic < scores[0.5], (scores, cubic)
+
+
+def test_tv_and_dmdip_take_slice_counts_that_do_not_fill_whole_pixels():
+    """A real head CT (0.957 mm pixels) in 3 mm slices: 54 slices cover 162 mm, 169 pixels 161.7 mm. The
+    slice-profile operator must still give 54 slices (it gave 53: an internal error on the first real CT)."""
+    from slicerleap.enhancement.tv_reconstruction import tv_reconstruct
+
+    rng = np.random.default_rng(0)
+    thick = Volume.from_geometry(rng.random((54, 12, 12)).astype(np.float32), spacing=(0.957, 0.957, 3.0))
+    restored = tv_reconstruct(thick, "cpu", iterations=2)
+    assert restored.array.shape[1:] == (12, 12) and abs(restored.array.shape[0] * 0.957 - 162.0) < 0.957

@@ -101,8 +101,8 @@ class SliceProfile:
     smallest change to x with A x = y (x + A^T (A A^T)^-1 (y - A x)), so the output never contradicts the
     measured slices."""
 
-    def __init__(self, n_high: int, pixel_mm: float, thickness_mm: float, spacing_mm: float, device):
-        a = downsample_matrix(n_high, pixel_mm, thickness_mm, spacing_mm)
+    def __init__(self, n_high: int, pixel_mm: float, thickness_mm: float, spacing_mm: float, device, n_low: int | None = None):
+        a = downsample_matrix(n_high, pixel_mm, thickness_mm, spacing_mm, n_low=n_low)
         self.a = torch.from_numpy(a.astype(np.float32)).to(device)
         self.correction = torch.from_numpy((a.T @ np.linalg.pinv(a @ a.T)).astype(np.float32)).to(device)
 
@@ -245,7 +245,7 @@ def thick_slice_problem(volumes: list[Volume], thickness_mm: float | None, degra
     if degradation == "kspace":
         operator = KSpaceTruncation(n_low)
     else:
-        operator = SliceProfile(n_high, pixel, thickness_mm or spacing, spacing, device)
+        operator = SliceProfile(n_high, pixel, thickness_mm or spacing, spacing, device, n_low)
     scaled, scales, starts = [], [], []
     for v in moved:
         scales.append(robust_range(v.array, v.array.shape[0] // 16))

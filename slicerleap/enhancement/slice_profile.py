@@ -42,10 +42,13 @@ def low_resolution_count(n_pixels: int, pixel_mm: float, thickness_mm: float, sp
     return max(1, int(np.floor((length - thickness_mm) / spacing_mm + 1e-9)) + 1)
 
 
-def downsample_matrix(n_pixels: int, pixel_mm: float, thickness_mm: float, spacing_mm: float, points: int = 8) -> np.ndarray:
-    """F_down as a (J x n_pixels) matrix."""
+def downsample_matrix(n_pixels: int, pixel_mm: float, thickness_mm: float, spacing_mm: float, points: int = 8,
+                      n_low: int | None = None) -> np.ndarray:
+    """F_down as a (J x n_pixels) matrix. `n_low`: the measured slice count J (default: the slices that fit in
+    n_pixels); the grid of `upsampled_length` pixels, rounded to the nearest pixel, may end up to half a pixel
+    before the last slice (a 0.957 mm CT in 3 mm slices), whose missing part then holds the edge value."""
     centres = (np.arange(n_pixels) + 0.5) * pixel_mm
-    n_low = low_resolution_count(n_pixels, pixel_mm, thickness_mm, spacing_mm)
+    n_low = n_low or low_resolution_count(n_pixels, pixel_mm, thickness_mm, spacing_mm)
     offsets = (np.arange(points) + 0.5) / points * thickness_mm  # evenly inside each slice
     positions = (np.arange(n_low)[:, None] * spacing_mm + offsets[None, :]).ravel()
     return _interp_weights(positions, centres).reshape(n_low, points, n_pixels).mean(axis=1)
