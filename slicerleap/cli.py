@@ -64,7 +64,7 @@ def cmd_models(args) -> int:
 
 OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
                   "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
-                  "volume2": "--output2"}
+                  "volume2": "--output2", "pseudo": "--output"}
 
 
 def check_outputs(inputs: dict, outputs: dict) -> None:
@@ -77,7 +77,7 @@ def check_outputs(inputs: dict, outputs: dict) -> None:
     for name, destination in outputs.items():
         if not destination:
             continue
-        option = OUTPUT_OPTIONS.get(name, f"--{name}")
+        option = OUTPUT_OPTIONS.get(name.split("_")[0], f"--{name}")
         check_output_path(destination, sources, "transform" if name == "transform" else "volume", option)
         resolved = Path(destination).resolve()
         if resolved in seen:

@@ -81,13 +81,16 @@ def cmd_pseudolabel(args) -> int:
     """One volume + one box file, or a folder of volumes + a folder of CASE.json; writes labelmaps and
     uncertainty.json (cases most uncertain first: the order to review them in)."""
     from .jobs.files import export_output, print_progress, run_task_on_files
+    from .json_files import write_json_atomically
 
     source, target = Path(args.input), Path(args.output)
     if source.is_dir():
         images = _cli()._volume_files(source)
         names, paths = list(images), list(images.values())
         boxes = _boxes_for(names, args.boxes, True)
-        target.mkdir(parents=True, exist_ok=True)
+        from .io.output_files import check_output_path
+
+        check_output_path(target, [source], "folder")  # never the input folder
         destinations = [target / f"{n}.nrrd" for n in names]
     else:
         from .segmentation.boxes import read_boxes
@@ -95,6 +98,7 @@ def cmd_pseudolabel(args) -> int:
         names, paths = [_cli()._case_name(source)], [source]
         boxes = [[b.to_dict() for b in read_boxes(args.boxes)]]
         destinations = [target]
+    _cli().check_outputs({"images": paths}, {f"pseudo_{n}": d for n, d in enumerate(destinations)})
     result, job = run_task_on_files("pseudolabel", {"images": paths}, {"boxes": boxes, "names": names}, args.model, args.device,
                                     args.keep_files, on_progress=print_progress)
     try:
@@ -105,7 +109,7 @@ def cmd_pseudolabel(args) -> int:
     queue = sorted(({"case": n, "uncertainty": u, "labels": str(d)} for n, u, d in zip(names, result["metrics"]["uncertainty"], destinations)),
                    key=lambda r: -r["uncertainty"])
     report = (target if source.is_dir() else target.parent) / "uncertainty.json"
-    report.write_text(json.dumps(queue, indent=1), encoding="utf-8")
+    write_json_atomically(report, queue)
     print(json.dumps(queue, indent=1))
     return 0
 

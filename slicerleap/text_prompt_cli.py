@@ -62,7 +62,9 @@ def cmd_segment_text(args) -> int:
         missing = [n for n in table if n not in images]
         if missing:
             raise SlicerLeapError(f"Prompt table rows without a volume in {source}: {', '.join(missing[:5])}.", "Name rows like the volume files.")
-        target.mkdir(parents=True, exist_ok=True)
+        from .io.output_files import check_output_path
+
+        check_output_path(target, [source], "folder")  # never the input folder
         for name, row in table.items():
             cli._run("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}"}, args.model,
                      args.device, args.keep_files, {"segmentation": target / f"{name}.nrrd"})
