@@ -89,3 +89,22 @@ def test_auto_falls_back_to_pytorch_when_openvino_cannot_compile(monkeypatch):
     assert any("using PyTorch" in m for m in messages), messages
     with pytest.raises(RuntimeError, match="unsupported operation"):
         inference_net(net, "cpu", "openvino")(x)
+
+
+def test_no_trace_without_the_memory_it_needs(monkeypatch):
+    """Tracing holds a second copy of the graph: without that much free memory, "auto" runs PyTorch (and says so)
+    and "openvino" is refused as a memory problem, instead of the worker being killed."""
+    import collections
+
+    import psutil
+
+    low = collections.namedtuple("Memory", "available")(64 * 2**20)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: low)
+    net, said = tiny_sks(), []
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        auto = OpenVINONet(net, fallback=True, report=lambda *a: said.append(a[-1]))
+        torch.testing.assert_close(auto(x), net(x))
+        assert auto.failed and "MemoryError" in said[0]
+        with pytest.raises(MemoryError):
+            OpenVINONet(net)(x)

@@ -27,6 +27,9 @@ from ..json_files import write_json_atomically
 from ..resources import user_home
 
 BACKENDS = ("auto", "torch", "openvino")
+# tracing a network for a new input shape briefly holds a second copy of its graph: +0.5 GiB at the peak for the
+# bundled SKS on the head CT (benchmarks/RESULTS.md, memory guard); the input check does not count it
+TRACE_BYTES = int(0.6 * 2**30)
 AUTO_MIN_BATCHES = 8  # below this, tracing costs more than OpenVINO saves (auto keeps PyTorch)
 
 
@@ -105,6 +108,10 @@ class OpenVINONet:
             if model is not None:
                 return model
             self.report(None, "inference", f"the cached OpenVINO model {cached.name} failed verification; tracing it again")
+        import psutil
+
+        if psutil.virtual_memory().available < TRACE_BYTES:  # "auto" then runs the network in PyTorch instead
+            raise MemoryError(f"tracing needs about {TRACE_BYTES / 2**30:.1f} GiB of free memory")
         with warnings.catch_warnings(), torch.no_grad(), _without_telemetry():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape logic is traced for this one shape, on purpose
             model = ov.convert_model(self.net, example_input=torch.zeros(shape), input=[list(shape)])
