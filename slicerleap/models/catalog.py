@@ -187,8 +187,8 @@ class ModelCatalog:
 
     def register(self, weights: str | Path, card: dict) -> dict:
         """Copy weights into the user folder and add the card. A card without sha256 gets the file's;
-        a card with one must match the file. An id already in the catalog is refused (re-registering the same
-        card is a no-op); a "default" flag is dropped (see set_default)."""
+        a card with one must match the file. An id already in the catalog is refused unless its weights are the same
+        (then nothing changes: the first card stays); a "default" flag is dropped (see set_default)."""
         weights = Path(weights)
         if not weights.is_file():
             raise ModelError(f"Weights file '{weights}' does not exist.", "Check the path.")
@@ -210,8 +210,9 @@ class ModelCatalog:
         catalog_file = folder / "catalog.json"
         with self._lock():  # the check, the copy and the write as one step, or concurrent imports lose entries
             existing = next((c for c in self.cards() if c["id"] == card["id"]), None)
-            same = existing is not None and Path(existing.pop("_path")).parent == folder and existing == card
-            if existing is not None and not same:
+            if existing is not None and existing["sha256"] == digest:
+                return existing  # the same network again (a coordinator and a site on one machine): kept as first registered
+            if existing is not None:
                 raise ModelError(f"A model with the id '{card['id']}' is already in the catalog; another network or card "
                                  "under that id would change what it runs.", f"{NEW_VERSION_FIX}, in the card's \"id\".")
             _copy_atomically(weights, folder / card["file"])
