@@ -10,7 +10,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "slicerleap"
 # rank of each top-level part of the engine: imports go to the same or a lower rank only
 RANKS = {
     **dict.fromkeys(["slicerleap", "errors", "volume", "resources", "json_files", "environment", "device", "best_weights",
-                     "mixed_precision", "lazy_entries"], 0),
+                     "mixed_precision", "lazy_entries", "declarations"], 0),
     "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5,
     "federated": 6, "data": 6, "tasks": 7, "worker": 8, "scene": 9, "web": 9,
     **dict.fromkeys(["demo", "cli_common", "teacher_student_cli", "text_prompt_cli", "cli"], 10),

@@ -9,6 +9,7 @@ from pathlib import Path
 from .cli_common import run_task, train_and_register, volume_files
 from .errors import SlicerLeapError
 from .mixed_precision import PRECISION_HELP, PRECISIONS
+from .registration.methods import REGISTRATION
 
 
 def cmd_info(args) -> int:
@@ -130,9 +131,8 @@ def cmd_register(args) -> int:
         raise SlicerLeapError("--labels-out needs --moving-labels (a labelmap of the moving image to propagate).",
                               "Add --moving-labels, or drop --labels-out.")
     method = args.method or ("optimisation" if args.model is None and not _has_registration_model() else "network")
-    params = {"method": method, "nio_iterations": args.nio_iters, "refine_iterations": args.refine_iters,
-              "iterations": args.iterations, "smoothness": args.smoothness,
-              "working_spacing_mm": args.working_spacing, "affine": not args.no_affine}
+    params = {"method": method, **{p.name: getattr(args, p.name) for p in REGISTRATION.parameters()}}
+    params.update(REGISTRATION.resolve(method, params))  # bad values refused before the images are staged
     inputs = {"fixed": args.fixed, "moving": args.moving}
     if args.moving_labels:
         inputs["moving_labels"] = args.moving_labels
@@ -255,22 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
-    p.add_argument("--method", choices=["network", "optimisation"], default=None,
-                   help="network: catalog model, its field refined on the pair (default when one is installed); "
-                        "optimisation: optimise the field itself")
+    p.add_argument("--method", choices=REGISTRATION.names, default=None,
+                   help="; ".join(f"{m.name}: {m.help}" for m in REGISTRATION.methods) + " (default: network when a model is installed)")
     p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
-    p.add_argument("--nio-iters", type=int, default=0,
-                   help="neural instance optimisation steps (fine-tuning the network on this pair; e.g. 40; 0: none)")
-    p.add_argument("--refine-iters", type=int, default=70,
-                   help="steps optimising the network's field on this pair, with a folding penalty, up to 60 at half "
-                        "resolution and the rest at the fixed image's resolution (down to 2 mm); e.g. 90 is slower and more "
-                        "accurate on small deformations (0: none)")
     p.add_argument("--moving-labels", default=None, help="labelmap of the moving image to propagate onto the fixed image")
     p.add_argument("--labels-out", default=None, help="write the propagated labelmap here")
-    p.add_argument("--iterations", type=int, default=80, help="field optimisation steps per level (method optimisation)")
-    p.add_argument("--smoothness", type=float, default=1.0, help="regulariser weight (method optimisation)")
-    p.add_argument("--working-spacing", type=float, default=3.0, help="mm (method optimisation; a network uses its card's)")
-    p.add_argument("--no-affine", action="store_true", help="skip affine pre-alignment (inputs already aligned)")
+    REGISTRATION.add_cli_options(p)
     common(p)
     p.set_defaults(func=cmd_register)
 
