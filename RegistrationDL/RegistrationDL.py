@@ -153,7 +153,7 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
     Use `process` from the Python console:
 
         logic = slicer.util.getModuleLogic("RegistrationDL")
-        outputs = logic.process(getNode("fixed"), getNode("moving"), refineIterations=70)
+        outputs = logic.process(getNode("fixed"), getNode("moving"))  # the declared defaults
     """
 
     def __init__(self) -> None:
@@ -188,18 +188,19 @@ class RegistrationDLLogic(ScriptedLoadableModuleLogic):
                 "smoothness": smoothness, "working_spacing_mm": workingSpacingMm, "affine": affine, "levels": levels,
                 "moving_segmentation": movingSegmentation, "device": device, "keep_files": keepFiles}
 
-    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=0, refineIterations=70, iterations=80,
-              smoothness=1.0, workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto",
-              keepFiles=False):
+    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=None, refineIterations=None,
+              iterations=None, smoothness=None, workingSpacingMm=None, affine=None, levels=None, movingSegmentation=None,
+              device="auto", keepFiles=False):
         """Start registering in a background process; returns the job (poll(), cancel(), finish()).
-        method: "network" (default when a registration model is installed) or "optimisation"."""
+        method: "network" (default when a registration model is installed) or "optimisation". A parameter left at
+        None takes its declared default (slicerleap/registration/methods.py)."""
         options = self._options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm,
                                 affine, levels, movingSegmentation, device, keepFiles)
         return self.jobs.start(fixedVolume, movingVolume, **options)
 
-    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=0, refineIterations=70, iterations=80,
-                smoothness=1.0, workingSpacingMm=3.0, affine=True, levels=2, movingSegmentation=None, device="auto",
-                keepFiles=False, applyToMoving=False, showResult=True) -> dict:
+    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=None, refineIterations=None,
+                iterations=None, smoothness=None, workingSpacingMm=None, affine=None, levels=None, movingSegmentation=None,
+                device="auto", keepFiles=False, applyToMoving=False, showResult=True) -> dict:
         """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
         (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels": the moving
         segmentation propagated onto the fixed volume]}."""

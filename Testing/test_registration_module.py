@@ -123,9 +123,11 @@ def test_network_method_input_errors(scene_ctx, brain_pair):
     logic = RegistrationDLLogic(scene_ctx)
     with pytest.raises(BadInputError, match="not an installed registration model"):
         logic.create_job(fixed_node, moving_node, model="brain-tissue-unet@1.0.0")
-    with pytest.raises(BadInputError, match="cannot be negative"):
+    with pytest.raises(BadInputError, match=r"nio_iterations \(--nio-iters\) must be at least 0"):
         logic.create_job(fixed_node, moving_node, nio_iterations=-1)
-    with pytest.raises(BadInputError, match="Refinement iterations cannot be negative"):
+    with pytest.raises(BadInputError, match=r"refine_iterations \(--refine-iters\) must be at least 0"):
         logic.create_job(fixed_node, moving_node, refine_iterations=-1)
+    with pytest.raises(BadInputError, match="Unknown registration parameter"):
+        logic.create_job(fixed_node, moving_node, refine_iters=5)
     with pytest.raises(BadInputError, match="not a segmentation"):
         logic.create_job(fixed_node, moving_node, moving_segmentation=moving_node)

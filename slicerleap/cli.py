@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
+from .cli_common import run_task, train_and_register, volume_files
 from .errors import SlicerLeapError
 from .mixed_precision import PRECISION_HELP, PRECISIONS
+from .registration.methods import REGISTRATION
 
 
 def cmd_info(args) -> int:
@@ -62,45 +63,6 @@ def cmd_models(args) -> int:
     return 0
 
 
-OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
-                  "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
-                  "volume2": "--output2", "pseudo": "--output"}
-
-
-def check_outputs(inputs: dict, outputs: dict) -> None:
-    """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
-    and in a folder that can be written."""
-    from .io.output_files import check_output_path
-
-    sources = [p for v in inputs.values() for p in (v if isinstance(v, (list, tuple)) else [v])]
-    seen: dict = {}
-    for name, destination in outputs.items():
-        if not destination:
-            continue
-        option = OUTPUT_OPTIONS.get(name.split("_")[0], f"--{name}")
-        check_output_path(destination, sources, "transform" if name == "transform" else "volume", option)
-        resolved = Path(destination).resolve()
-        if resolved in seen:
-            raise SlicerLeapError(f"{option} and {seen[resolved]} name the same file '{destination}'.", "Give each output its own name.")
-        seen[resolved] = option
-
-
-def _run(task, inputs, params, model, device, keep, outputs: dict) -> int:
-    from .jobs.files import export_output, print_progress, run_task_on_files
-
-    check_outputs(inputs, outputs)
-    result, job = run_task_on_files(task, inputs, params, model, device, keep, on_progress=print_progress)
-    try:
-        for name, destination in outputs.items():
-            if destination:
-                print(f"{name}: {export_output(job, result, name, destination)}")
-        if result.get("metrics"):
-            print(json.dumps(result["metrics"], indent=2))
-    finally:
-        job.cleanup()
-    return 0
-
-
 def cmd_segment(args) -> int:
     source, target = Path(args.input), Path(args.output)
     from .io import SUPPORTED_SUFFIXES
@@ -111,38 +73,20 @@ def cmd_segment(args) -> int:
 
         check_output_path(target, [source], "folder")  # folder in, folder out: never the same folder
         files = sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES))
-        records = run_serial_batch([(path.name, lambda path=path: _run(
+        records = run_serial_batch([(path.name, lambda path=path: run_task(
             "segment", {"image": path}, {"backend": args.backend}, args.model, args.device, args.keep_files,
             {"segmentation": target / path.name})) for path in files])
         print(summary_table(records))
         return batch_exit_code(records)
-    return _run("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend}, args.model,
+    return run_task("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend}, args.model,
                 args.device, args.keep_files,
                 {"segmentation": target, "probability": args.probability})
-
-
-def _case_name(path: Path) -> str:
-    from .io import SUPPORTED_SUFFIXES
-
-    name = path.name
-    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return name[: -len(suffix)].removesuffix(".seg")
-    return path.stem
-
-
-def _volume_files(folder: Path) -> dict[str, Path]:
-    from .io import SUPPORTED_SUFFIXES
-
-    if not folder.is_dir():
-        raise SlicerLeapError(f"'{folder}' is not a folder.", "Give a folder of volume files (.nrrd, .nii.gz, .mha).")
-    return {_case_name(p): p for p in sorted(folder.iterdir()) if p.name.endswith(SUPPORTED_SUFFIXES)}
 
 
 def cmd_train(args) -> int:
     """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
     entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
-    images, labels = _volume_files(Path(args.images)), _volume_files(Path(args.labels)) if args.labels else {}
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels)) if args.labels else {}
     slice_table = json.loads(Path(args.slice_labels).read_text(encoding="utf-8")) if args.slice_labels else {}
     unknown = [n for n in labels if n not in images]
     if unknown:
@@ -162,36 +106,13 @@ def cmd_train(args) -> int:
     inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
               "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
     print(f"{len(pixel)} case(s) with pixel labels, {len(weak)} with slice labels, {len(val)} for validation", file=sys.stderr)
-    return _train_and_register("train-sks", inputs, params, args)
-
-
-def _train_and_register(task: str, inputs: dict, params: dict, args) -> int:
-    """Run a training task; on success register its model in the catalog and copy weights + card to --out."""
-    from .jobs.files import print_progress, run_task_on_files
-    from .models import get_catalog
-
-    if params.get("model_id"):
-        get_catalog().check_new_id(params["model_id"])
-    result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
-    try:
-        spec = result["outputs"]["model"]
-        card = json.loads(job.output_path(spec["card"]).read_text(encoding="utf-8"))
-        registered = get_catalog().register(job.output_path(spec["file"]), card)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(job.output_path(spec["file"]), out / "model.safetensors")
-        (out / "card.json").write_text(json.dumps({**registered, "file": "model.safetensors"}, indent=2), encoding="utf-8")
-        print(f"registered {registered['id']}; weights and card in {out}")
-        print(json.dumps(result.get("metrics", {}), indent=2))
-    finally:
-        job.cleanup()
-    return 0
+    return train_and_register("train-sks", inputs, params, args)
 
 
 def cmd_train_registration(args) -> int:
     """Every image of --images trains; a labelmap of the same name in --labels (optional, all or none) adds Dice."""
-    images = _volume_files(Path(args.images))
-    labels = _volume_files(Path(args.labels)) if args.labels else {}
+    images = volume_files(Path(args.images))
+    labels = volume_files(Path(args.labels)) if args.labels else {}
     if labels and set(labels) != set(images):
         raise SlicerLeapError("--labels must hold one labelmap per image, named like it.",
                               f"Missing: {', '.join(sorted(set(images) - set(labels))[:5]) or '-'}; extra: "
@@ -202,7 +123,7 @@ def cmd_train_registration(args) -> int:
     params = {"architecture": args.arch, "regulariser": args.regulariser, "similarity": args.similarity,
               "iterations": args.iterations, "model_id": args.id,
               "start_from": args.start_from, "modality": args.modality, "seed": args.seed}
-    return _train_and_register("train-registration", inputs, params, args)
+    return train_and_register("train-registration", inputs, params, args)
 
 
 def cmd_register(args) -> int:
@@ -210,13 +131,12 @@ def cmd_register(args) -> int:
         raise SlicerLeapError("--labels-out needs --moving-labels (a labelmap of the moving image to propagate).",
                               "Add --moving-labels, or drop --labels-out.")
     method = args.method or ("optimisation" if args.model is None and not _has_registration_model() else "network")
-    params = {"method": method, "nio_iterations": args.nio_iters, "refine_iterations": args.refine_iters,
-              "iterations": args.iterations, "smoothness": args.smoothness,
-              "working_spacing_mm": args.working_spacing, "affine": not args.no_affine}
+    params = {"method": method, **{p.name: getattr(args, p.name) for p in REGISTRATION.parameters()}}
+    params.update(REGISTRATION.resolve(method, params))  # bad values refused before the images are staged
     inputs = {"fixed": args.fixed, "moving": args.moving}
     if args.moving_labels:
         inputs["moving_labels"] = args.moving_labels
-    return _run("register", inputs, params, args.model if method == "network" else None, args.device, args.keep_files,
+    return run_task("register", inputs, params, args.model if method == "network" else None, args.device, args.keep_files,
                 {"transform": args.out_transform, "warped": args.warped, "jacobian": args.jacobian, "labels": args.labels_out})
 
 
@@ -238,7 +158,7 @@ def cmd_superres(args) -> int:
     if args.method == "dmdip" and args.tv_weight is not None:
         params["tv_weight"] = args.tv_weight
     inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
-    return _run("superres", inputs, params, None, args.device, args.keep_files,
+    return run_task("superres", inputs, params, None, args.device, args.keep_files,
                 {"volume": args.output, "difference": args.difference, "volume2": args.output2})
 
 
@@ -335,22 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
-    p.add_argument("--method", choices=["network", "optimisation"], default=None,
-                   help="network: catalog model, its field refined on the pair (default when one is installed); "
-                        "optimisation: optimise the field itself")
+    p.add_argument("--method", choices=REGISTRATION.names, default=None,
+                   help="; ".join(f"{m.name}: {m.help}" for m in REGISTRATION.methods) + " (default: network when a model is installed)")
     p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
-    p.add_argument("--nio-iters", type=int, default=0,
-                   help="neural instance optimisation steps (fine-tuning the network on this pair; e.g. 40; 0: none)")
-    p.add_argument("--refine-iters", type=int, default=70,
-                   help="steps optimising the network's field on this pair, with a folding penalty, up to 60 at half "
-                        "resolution and the rest at the fixed image's resolution (down to 2 mm); e.g. 90 is slower and more "
-                        "accurate on small deformations (0: none)")
     p.add_argument("--moving-labels", default=None, help="labelmap of the moving image to propagate onto the fixed image")
     p.add_argument("--labels-out", default=None, help="write the propagated labelmap here")
-    p.add_argument("--iterations", type=int, default=80, help="field optimisation steps per level (method optimisation)")
-    p.add_argument("--smoothness", type=float, default=1.0, help="regulariser weight (method optimisation)")
-    p.add_argument("--working-spacing", type=float, default=3.0, help="mm (method optimisation; a network uses its card's)")
-    p.add_argument("--no-affine", action="store_true", help="skip affine pre-alignment (inputs already aligned)")
+    REGISTRATION.add_cli_options(p)
     common(p)
     p.set_defaults(func=cmd_register)
 

@@ -9,14 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_common import case_name, check_outputs, train_and_register, volume_files
 from .errors import SlicerLeapError
 from .mixed_precision import PRECISION_HELP, PRECISIONS
-
-
-def _cli():
-    from . import cli  # the shared helpers (folders of volumes, running and registering jobs)
-
-    return cli
 
 
 def _boxes_for(names, folder, required: bool) -> list:
@@ -37,8 +32,7 @@ def _boxes_for(names, folder, required: bool) -> list:
 
 
 def _pairs(args):
-    cli = _cli()
-    images, labels = cli._volume_files(Path(args.images)), cli._volume_files(Path(args.labels))
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
     names = [n for n in images if n in labels]
     if not names:
         raise SlicerLeapError(f"No image of {args.images} has a labelmap of the same name in {args.labels}.", "Name each labelmap like its image.")
@@ -59,12 +53,12 @@ def cmd_train_teacher(args) -> int:
     inputs = {"images": [images[n] for n in names], "labels": [labels[n] for n in names],
               "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
     print(f"{len(names)} case(s) with masks, {len(val)} for validation", file=sys.stderr)
-    return _cli()._train_and_register("train-teacher", inputs, params, args)
+    return train_and_register("train-teacher", inputs, params, args)
 
 
 def cmd_train_student(args) -> int:
     images, labels, names, val = _pairs(args)
-    weak = _cli()._volume_files(Path(args.weak_images)) if args.weak_images else {}
+    weak = volume_files(Path(args.weak_images)) if args.weak_images else {}
     weak_names = [n for n in weak if n not in labels]
     if weak_names and not args.teacher:
         raise SlicerLeapError("--weak-images need --teacher (the model that pseudo-labels them).", "Add --teacher ID, or drop --weak-images.")
@@ -74,7 +68,7 @@ def cmd_train_student(args) -> int:
     inputs = {"images": [images[n] for n in names], "labels": [labels[n] for n in names], "pseudo_images": [weak[n] for n in weak_names],
               "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
     print(f"{len(names)} case(s) with masks, {len(weak_names)} with boxes only, {len(val)} for validation", file=sys.stderr)
-    return _cli()._train_and_register("train-student", inputs, params, args)
+    return train_and_register("train-student", inputs, params, args)
 
 
 def cmd_pseudolabel(args) -> int:
@@ -85,7 +79,7 @@ def cmd_pseudolabel(args) -> int:
 
     source, target = Path(args.input), Path(args.output)
     if source.is_dir():
-        images = _cli()._volume_files(source)
+        images = volume_files(source)
         names, paths = list(images), list(images.values())
         boxes = _boxes_for(names, args.boxes, True)
         from .io.output_files import check_output_path
@@ -95,10 +89,10 @@ def cmd_pseudolabel(args) -> int:
     else:
         from .segmentation.boxes import read_boxes
 
-        names, paths = [_cli()._case_name(source)], [source]
+        names, paths = [case_name(source)], [source]
         boxes = [[b.to_dict() for b in read_boxes(args.boxes)]]
         destinations = [target]
-    _cli().check_outputs({"images": paths}, {f"pseudo_{n}": d for n, d in enumerate(destinations)})
+    check_outputs({"images": paths}, {f"pseudo_{n}": d for n, d in enumerate(destinations)})
     result, job = run_task_on_files("pseudolabel", {"images": paths}, {"boxes": boxes, "names": names}, args.model, args.device,
                                     args.keep_files, on_progress=print_progress)
     try:
@@ -120,7 +114,7 @@ def cmd_boxes(args) -> int:
     from .segmentation.boxes import boxes_from_labels, write_boxes
 
     source, target = Path(args.labels), Path(args.out)
-    files = _cli()._volume_files(source) if source.is_dir() else {_cli()._case_name(source): source}
+    files = volume_files(source) if source.is_dir() else {case_name(source): source}
     if source.is_dir():
         target.mkdir(parents=True, exist_ok=True)
     for name, path in files.items():

@@ -12,18 +12,12 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_common import run_task, train_and_register, volume_files
 from .errors import SlicerLeapError
 
 
-def _cli():
-    from . import cli
-
-    return cli
-
-
 def cmd_train_mptpn(args) -> int:
-    cli = _cli()
-    images, labels = cli._volume_files(Path(args.images)), cli._volume_files(Path(args.labels))
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
     names = [n for n in images if n in labels]
     if not names:
         raise SlicerLeapError(f"No image of {args.images} has a labelmap of the same name in {args.labels}.", "Name each labelmap like its image.")
@@ -33,7 +27,7 @@ def cmd_train_mptpn(args) -> int:
     params = {"config": config, "prompts": [table.get(n) for n in names], "model_id": args.id, "modality": args.modality,
               "label_value": args.label_value, "target": args.target, "in_plane_spacing_mm": args.spacing}
     print(f"{len(names)} case(s) with masks, {sum(n in table for n in names)} with prompts of their own", file=sys.stderr)
-    return cli._train_and_register("train-mptpn", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+    return train_and_register("train-mptpn", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
 
 
 def _slab(args):
@@ -53,12 +47,11 @@ def _prompt_table(path: Path) -> dict[str, dict]:
 
 
 def cmd_segment_text(args) -> int:
-    cli = _cli()
     source, target = Path(args.input), Path(args.output)
     if source.is_dir():
         if not args.prompts:
             raise SlicerLeapError("A folder of volumes needs --prompts TABLE.csv (one prompt per case).", "Write case,prompt[,s1,s2] rows.")
-        images, table = cli._volume_files(source), _prompt_table(Path(args.prompts))
+        images, table = volume_files(source), _prompt_table(Path(args.prompts))
         missing = [n for n in table if n not in images]
         if missing:
             raise SlicerLeapError(f"Prompt table rows without a volume in {source}: {', '.join(missing[:5])}.", "Name rows like the volume files.")
@@ -66,12 +59,12 @@ def cmd_segment_text(args) -> int:
 
         check_output_path(target, [source], "folder")  # never the input folder
         for name, row in table.items():
-            cli._run("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}"}, args.model,
+            run_task("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}"}, args.model,
                      args.device, args.keep_files, {"segmentation": target / f"{name}.nrrd"})
         return 0
     if not args.prompt:
         raise SlicerLeapError("segment-text needs --prompt 'what to segment'.", "e.g. --prompt 'one small round lesion in the upper left'")
-    return cli._run("segment-text", {"image": source}, {"prompt": args.prompt, "slab_mm": _slab(args), "probability": bool(args.probability)},
+    return run_task("segment-text", {"image": source}, {"prompt": args.prompt, "slab_mm": _slab(args), "probability": bool(args.probability)},
                     args.model, args.device, args.keep_files, {"segmentation": target, "probability": args.probability})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from slicerleap.errors import BadInputError, ModelError
 from slicerleap.models import get_catalog
+from slicerleap.registration.methods import REGISTRATION
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.segmentations import label_specs
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
@@ -16,6 +17,8 @@ from slicerleap.scene.volumes import require_scalar_volume_node as require_scala
 
 class RegistrationDLLogic:
     """Registration jobs on a scene. `ctx` defaults to the process-wide scene context."""
+
+    METHODS = REGISTRATION  # the methods and their parameters (create_job's keywords)
 
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
@@ -29,9 +32,7 @@ class RegistrationDLLogic:
         return "network" if self.registration_models() else "optimisation"
 
     def create_job(self, fixed_volume, moving_volume, method: str | None = None, model: str | None = None,
-                   nio_iterations: int = 0, refine_iterations: int = 70, iterations: int = 80, smoothness: float = 1.0,
-                   working_spacing_mm: float = 3.0, affine: bool = True, levels: int = 2,
-                   moving_segmentation=None, device: str = "auto", keep_files: bool = False) -> SceneJob:
+                   moving_segmentation=None, device: str = "auto", keep_files: bool = False, **parameters) -> SceneJob:
         """A job (not started yet).
 
         method "network" (default when a registration model is installed): the catalog `model` (default:
@@ -40,10 +41,15 @@ class RegistrationDLLogic:
         `refine_iterations` steps optimise its field on the pair with a folding penalty (0 and 0: network only).
         method "optimisation": the field itself is optimised, `iterations` steps per pyramid level
         (`levels`), at `working_spacing_mm` (isotropic, mm), `smoothness` weighting its regulariser.
-        `moving_segmentation`: a segmentation of the moving volume to propagate onto the fixed volume."""
+        `parameters`: any of slicerleap/registration/methods.py's (their defaults and ranges are declared there);
+        those of the other method are ignored. `moving_segmentation`: a segmentation of the moving volume to
+        propagate onto the fixed volume."""
         method = method or self.default_method()
-        if method not in ("network", "optimisation"):
-            raise BadInputError(f"Unknown registration method '{method}'.", "Use 'network' or 'optimisation'.")
+        unknown = set(parameters) - {p.name for p in self.METHODS.parameters()}
+        if unknown:
+            raise BadInputError(f"Unknown registration parameter(s): {', '.join(sorted(unknown))}.",
+                                f"Use: {', '.join(p.name for p in self.METHODS.parameters())}.")
+        resolved = self.METHODS.resolve(method, parameters)  # unknown method, wrong type or out of range: refused here
         if method == "network":
             if not self.registration_models():
                 raise ModelError("No registration model is installed.",
@@ -51,28 +57,12 @@ class RegistrationDLLogic:
             if model is not None and model not in {c["id"] for c in self.registration_models()}:
                 raise BadInputError(f"'{model}' is not an installed registration model.",
                                     "Pick one of: " + ", ".join(c["id"] for c in self.registration_models()) + ".")
-            if int(nio_iterations) < 0:
-                raise BadInputError(f"NIO iterations cannot be negative (got {nio_iterations}).", "Use 0 (network only) or e.g. 40.")
-            if int(refine_iterations) < 0:
-                raise BadInputError(f"Refinement iterations cannot be negative (got {refine_iterations}).",
-                                    "Use 0 (no refinement) or e.g. 70.")
         require_scalar_volume(fixed_volume, "fixed volume")
         require_scalar_volume(moving_volume, "moving volume")
         if fixed_volume.GetID() == moving_volume.GetID():
             raise BadInputError(f"The fixed and moving volumes are the same volume ('{fixed_volume.GetName()}').",
                                 "Select two different volumes: the moving one is deformed onto the fixed one.")
-        if int(iterations) < 1:
-            raise BadInputError(f"Iterations must be at least 1 (got {iterations}).", "Use e.g. 80.")
-        if float(smoothness) < 0:
-            raise BadInputError(f"Smoothness cannot be negative (got {smoothness}).", "Use 0 (none) or more, e.g. 1.0.")
-        if float(working_spacing_mm) <= 0:
-            raise BadInputError(f"The working spacing must be positive (got {working_spacing_mm} mm).", "Use e.g. 3.0 mm.")
-        if int(levels) < 1:
-            raise BadInputError(f"Levels must be at least 1 (got {levels}).", "Use 1 to 3.")
-        params = {"method": method, "nio_iterations": int(nio_iterations), "refine_iterations": int(refine_iterations),
-                  "iterations": int(iterations),
-                  "smoothness": float(smoothness), "working_spacing_mm": float(working_spacing_mm), "affine": bool(affine),
-                  "levels": int(levels)}
+        params = {"method": method, **resolved}
         inputs = {"fixed": fixed_volume, "moving": moving_volume}
         if moving_segmentation is not None:
             if not moving_segmentation.IsA("vtkMRMLSegmentationNode") or not label_specs(moving_segmentation):

@@ -1,40 +1,16 @@
-"""Build the network named in a card's "architecture" (MONAI networks first; seed methods add theirs)."""
+"""Build the network named in a card's "architecture" (the table in architectures.py) and load its verified weights."""
 from __future__ import annotations
 
 from ..errors import ModelError
+from ..lazy_entries import load_entry
+from .architectures import ARCHITECTURES
 
 
 def build_network(architecture: dict):
     name, args = architecture["name"], dict(architecture.get("args", {}))
-    if name == "monai.UNet":
-        from monai.networks.nets import UNet
-
-        return UNet(**args)
-    if name == "slicerleap.SKSNet":
-        from ..segmentation.sks_net import SKSNet
-
-        return SKSNet(**args)
-    if name == "slicerleap.BoxUNet":
-        from ..segmentation.teacher_student_nets import BoxUNet
-
-        return BoxUNet(**args)
-    if name == "slicerleap.MPTPN":
-        from ..segmentation.mptpn_net import MPTPN, MPTPNConfig
-
-        return MPTPN(MPTPNConfig(**args))
-    if name == "slicerleap.FedICRAUNet":
-        from ..federated.fedicra.network import FedICRAUNet
-
-        return FedICRAUNet(**args)
-    if name == "slicerleap.TMDCA":
-        from ..registration.tm_dca import TMDCA
-
-        return TMDCA(**args)
-    if name == "slicerleap.VoxelMorph":
-        from ..registration.voxelmorph import PaddedVoxelMorph
-
-        return PaddedVoxelMorph(**args)
-    raise ModelError(f"Unknown architecture '{name}' in the model card.", "Update SlicerLeap, or fix the card's architecture name.")
+    if name not in ARCHITECTURES:
+        raise ModelError(f"Unknown architecture '{name}' in the model card.", "Update SlicerLeap, or fix the card's architecture name.")
+    return load_entry(ARCHITECTURES[name])(**args)
 
 
 def load_model(card: dict, device):

@@ -222,6 +222,11 @@ class ImageOnly(nn.Module):
         return self.net(image)
 
 
+def mptpn_from_card_args(**args) -> MPTPN:
+    """The network a model card's "architecture" args describe (models/architectures.py)."""
+    return MPTPN(MPTPNConfig(**args))
+
+
 def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12) -> torch.Tensor:
     """The paper's 0.5 WBCE + 0.5 WDice (Eqs. 9-11, w1 = w2 = 0.5, smooth 1e-12). WBCE is class-balanced: the mean
     BCE over the batch's lesion pixels and the mean over its background pixels, weighted 0.5 each — what lets

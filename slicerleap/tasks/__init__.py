@@ -2,9 +2,8 @@
 loads what its task needs."""
 from __future__ import annotations
 
-import importlib
-
 from ..errors import BadInputError
+from ..lazy_entries import load_entry
 
 TASKS = {
     "segment": "slicerleap.tasks.segment:run",
@@ -23,8 +22,6 @@ TASKS = {
 
 
 def get_task(name: str):
-    try:
-        module_name, function = TASKS[name].split(":")
-    except KeyError:
-        raise BadInputError(f"Unknown task '{name}'.", f"Use one of: {', '.join(sorted(TASKS))}.") from None
-    return getattr(importlib.import_module(module_name), function)
+    if name not in TASKS:
+        raise BadInputError(f"Unknown task '{name}'.", f"Use one of: {', '.join(sorted(TASKS))}.")
+    return load_entry(TASKS[name])

@@ -9,37 +9,20 @@ import time
 
 import numpy as np
 
-from ..errors import BadInputError
 from ..io import read_volume
 from ..io.transform_io import write_displacement_transform
 from ..registration.affine import affine_register
 from ..registration.field_metrics import field_metrics, ncc
 from ..registration.instance_optimisation import InstanceOptimisationConfig, optimise_displacement
 from ..registration.network_registration import register_with_network
+from ..registration.methods import REGISTRATION
 from ..registration.overlap import check_overlap
 from ..registration.working_grid import jacobian_determinant, warp_volume
 from ..transforms import check_scalar_volume, normalise, resample_to_reference
 
-METHODS = ("network", "optimisation")
-
-
-def _check_params(p: dict) -> None:
-    """Refuse impossible settings before reading the images."""
-    method = p.get("method", "optimisation")
-    if method not in METHODS:
-        raise BadInputError(f"Unknown registration method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
-    if float(p.get("working_spacing_mm", 3.0)) <= 0:
-        raise BadInputError(f"The working spacing must be positive (got {p['working_spacing_mm']} mm).",
-                            "Give a grid spacing in mm, e.g. --working-spacing 3.")
-    for name in ("iterations", "smoothness"):  # the network's iteration counts: network_registration.py
-        if float(p.get(name, 0)) < 0:
-            raise BadInputError(f"'{name}' cannot be negative (got {p[name]}).", "Give 0 or a positive number.")
-
-
 def run(ctx) -> dict:
-    p = ctx.params
-    _check_params(p)
-    method = p.get("method", "optimisation")
+    method = ctx.params.get("method", "optimisation")
+    p = {**ctx.params, **REGISTRATION.resolve(method, ctx.params)}  # checked, declared defaults filled in
     fixed = read_volume(ctx.input_path("fixed"))
     moving = read_volume(ctx.input_path("moving"))
     # the outputs (field, warped volume, Jacobian) live on the fixed grid: ~170 B per fixed voxel at the peak
@@ -47,20 +30,19 @@ def run(ctx) -> dict:
     check_scalar_volume(moving, "moving volume", bytes_per_voxel=0)
     check_scalar_volume(fixed, "fixed volume", bytes_per_voxel=176)
     started = time.time()
-    if p.get("affine", True):
+    if p["affine"]:
         ctx.report(0.02, "affine", "affine pre-alignment")
         affine = affine_register(fixed, moving, int(p.get("affine_iterations", 300)), ctx.report)
     else:
         affine = np.eye(4)
     check_overlap(fixed, moving, affine)
     if method == "network":
-        field, model = register_with_network(fixed, moving, affine, ctx.spec.model, int(p.get("nio_iterations", 0)),
-                                             ctx.device, ctx.report, ctx.stop_requested,
-                                             refine_iterations=int(p.get("refine_iterations", 70)))
+        field, model = register_with_network(fixed, moving, affine, ctx.spec.model, p["nio_iterations"],
+                                             ctx.device, ctx.report, ctx.stop_requested, refine_iterations=p["refine_iterations"])
         ctx.extra_result["model"] = {"id": model["id"], "sha256": model["sha256"]}
     else:
-        config = InstanceOptimisationConfig(working_spacing_mm=float(p.get("working_spacing_mm", 3.0)), levels=int(p.get("levels", 2)),
-                                            iterations=int(p.get("iterations", 80)), smoothness=float(p.get("smoothness", 1.0)))
+        config = InstanceOptimisationConfig(working_spacing_mm=p["working_spacing_mm"], levels=p["levels"],
+                                            iterations=p["iterations"], smoothness=p["smoothness"])
         field = optimise_displacement(fixed, moving, affine, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     seconds = time.time() - started
     ctx.report(0.88, "outputs", "warping the moving volume and computing the Jacobian")

@@ -1,0 +1,109 @@
+"""A method and its parameters, declared once: name, type, default, range, unit, help. The task validates and fills
+in its parameters from the declaration, the CLI builds its options from it, a module's Lib validates with it and a
+static test holds the Slicer panel's parameter node against it (DESIGN.md, "Methods are declared once")."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BadInputError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str  # the job parameter (snake_case); the panel's camelCase name is derived from it
+    kind: type  # int, float, str or bool
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    choices: tuple = ()
+    flag: str | None = None  # the CLI option; default --name-with-dashes (a bool that defaults to True: --no-name)
+
+    @property
+    def cli_flag(self) -> str:
+        if self.flag:
+            return self.flag
+        dashed = self.name.replace("_", "-").removesuffix("-mm")
+        return f"--no-{dashed}" if self.kind is bool and self.default else f"--{dashed}"
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the Python API's keyword and the CLI's option."""
+        return f"{self.name} ({self.cli_flag})"
+
+    def check(self, value) -> Any:
+        """The value as its declared type, inside its range; else BadInputError naming the option and the range."""
+        try:
+            value = self.kind(value) if self.kind is not bool else bool(value)
+        except (TypeError, ValueError):
+            raise BadInputError(f"{self.label} must be {self.kind.__name__} (got {value!r}).",
+                                f"Give e.g. the default, {self.default}.") from None
+        unit = f" {self.unit}" if self.unit else ""
+        if self.choices and value not in self.choices:
+            raise BadInputError(f"{self.label} '{value}' is not one of: {', '.join(map(str, self.choices))}.",
+                                f"Use one of them (default {self.default}).")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            low = "" if self.minimum is None else f"at least {self.minimum:g}{unit}"
+            high = "" if self.maximum is None else f"at most {self.maximum:g}{unit}"
+            raise BadInputError(f"{self.label} must be {' and '.join(p for p in (low, high) if p)} (got {value:g}{unit}).",
+                                f"Give a value in that range, e.g. the default {self.default:g}{unit}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    task: str
+    help: str
+    parameters: tuple[Parameter, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class MethodFamily:
+    """The methods one task runs, and the parameters they share (e.g. registration's affine pre-alignment)."""
+    task: str
+    methods: tuple[Method, ...]
+    shared: tuple[Parameter, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.methods)
+
+    def method(self, name: str) -> Method:
+        for method in self.methods:
+            if method.name == name:
+                return method
+        raise BadInputError(f"Unknown {self.task} method '{name}'.", f"Use one of: {', '.join(self.names)}.")
+
+    def parameters(self) -> tuple[Parameter, ...]:
+        """Every parameter once: the shared ones, then each method's."""
+        seen, out = set(), []
+        for p in self.shared + tuple(p for m in self.methods for p in m.parameters):
+            if p.name not in seen:
+                seen.add(p.name)
+                out.append(p)
+        return tuple(out)
+
+    def parameter(self, name: str) -> Parameter:
+        return next(p for p in self.parameters() if p.name == name)
+
+    def resolve(self, method: str, given: dict) -> dict:
+        """The parameters `method` runs with: each declared one checked, or its default when not given (None)."""
+        declared = self.shared + self.method(method).parameters
+        return {p.name: p.default if given.get(p.name) is None else p.check(given[p.name]) for p in declared}
+
+    def add_cli_options(self, parser: argparse.ArgumentParser) -> None:
+        """One option per parameter; None when not given, so the declaration's default applies in the task."""
+        for p in self.parameters():
+            users = [m.name for m in self.methods if p in m.parameters]
+            where = f" (method {', '.join(users)})" if users and len(users) < len(self.methods) else ""
+            if p.kind is bool:
+                parser.add_argument(p.cli_flag, dest=p.name, action="store_const", const=not p.default, default=None,
+                                    help=p.help + where)
+                continue
+            unit = f" {p.unit}" if p.unit else ""
+            parser.add_argument(p.cli_flag, dest=p.name, type=p.kind, default=None, choices=p.choices or None,
+                                help=f"{p.help}{where}; default {p.default}{unit}")
