@@ -75,10 +75,11 @@ def _scene_fingerprint(ctx):
 
 
 def _long_registration(scene_ctx, tmp_path):
+    # the most iterations the declaration allows, on a fine grid: the job is still running when the test acts
     fixed = volume_to_node(scene_ctx, sphere_phantom(40, seed=1), "fixed")
     moving = volume_to_node(scene_ctx, sphere_phantom(40, seed=2, origin=(-27.0, -22.0, 12.0)), "moving")
     return SceneJob(scene_ctx, "register", {"fixed": fixed, "moving": moving},
-                    {"iterations": 100000, "working_spacing_mm": 2.0, "affine": False, "levels": 1}, work_root=tmp_path)
+                    {"iterations": 1000, "working_spacing_mm": 0.5, "affine": False, "levels": 1}, work_root=tmp_path)
 
 
 def _wait_for_stage(job, stage, timeout=120):
@@ -131,7 +132,7 @@ def test_keep_files_keeps_the_job_folder_with_the_worker_log(scene_ctx, tmp_path
 
 @pytest.mark.parametrize("task, params, stage", [
     ("superres", {"method": "sr4zct", "iterations": 100000, "spacing": 1.0}, "training"),
-    ("register", {"iterations": 100000, "working_spacing_mm": 2.0, "affine": False, "levels": 1}, "optimisation"),
+    ("register", {"iterations": 1000, "working_spacing_mm": 0.5, "affine": False, "levels": 1}, "optimisation"),
 ])
 def test_stop_early_keeps_the_result_so_far(scene_ctx, tmp_path, task, params, stage):
     if task == "superres":
