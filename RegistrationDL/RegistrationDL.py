@@ -7,7 +7,6 @@ import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
@@ -107,11 +106,17 @@ class RegistrationDLParameterNode:
 
 
 class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameterNodeClass = RegistrationDLParameterNode
     defaultModelText = _("Default registration network")
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupPanel(RegistrationDLLogic())
+        self.setupPanel()
+
+    def createLogic(self):
+        from RegistrationDLLib.logic import RegistrationDLLogic
+
+        return RegistrationDLLogic()
 
     def onParameterNodeModified(self) -> None:
         """The model, NIO and refinement steps apply to the network method; steps, smoothness, spacing and levels to
@@ -130,100 +135,15 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
 
     def startJob(self):
         p = self._parameterNode
-        return self.logic.start(p.fixedVolume, p.movingVolume, method=p.method, modelId=p.modelId or None,
-                                nioIterations=p.nioIterations, refineIterations=p.refineIterations, iterations=p.iterations,
-                                smoothness=p.smoothness,
-                                workingSpacingMm=p.workingSpacing, affine=p.affine, levels=p.levels,
-                                movingSegmentation=p.movingSegmentation, device=p.device, keepFiles=p.keepFiles)
+        declared = {d.name: getattr(p, d.panel_name) for d in self.logic.METHODS.parameters() if d.panel}
+        return self.logic.start(p.fixedVolume, p.movingVolume, method=p.method, model=p.modelId or None,
+                                moving_segmentation=p.movingSegmentation, device=p.device, keep_files=p.keepFiles, **declared)
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputTransform = outputs["transform"]
         if self._parameterNode.applyToMoving:
-            self.logic.applyToMoving(outputs["transform"], self._parameterNode.movingVolume)
-        self.logic.showResult(self._parameterNode.fixedVolume, outputs)
-
-
-#
-# RegistrationDLLogic
-#
-
-
-class RegistrationDLLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper over RegistrationDLLib.logic (Qt-free, tested with pytest on slicer-core).
-    Use `process` from the Python console:
-
-        logic = slicer.util.getModuleLogic("RegistrationDL")
-        outputs = logic.process(getNode("fixed"), getNode("moving"))  # the declared defaults
-    """
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._jobs = None
-
-    def getParameterNode(self):
-        return RegistrationDLParameterNode(super().getParameterNode())
-
-    @property
-    def jobs(self):
-        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
-        if self._jobs is None:
-            SlicerLeapCommonLib.ensure_dependencies(requester="Registration DL")
-            from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
-
-            self._jobs = RegistrationJobs()
-        return self._jobs
-
-    @staticmethod
-    def availableModels() -> list:
-        """Registration model cards. Raises ImportError until the engine's packages are installed."""
-        from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
-
-        return RegistrationJobs.registration_models()
-
-    @staticmethod
-    def _options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm, affine, levels,
-                 movingSegmentation, device, keepFiles) -> dict:
-        return {"method": method, "model": modelId, "nio_iterations": nioIterations, "refine_iterations": refineIterations,
-                "iterations": iterations,
-                "smoothness": smoothness, "working_spacing_mm": workingSpacingMm, "affine": affine, "levels": levels,
-                "moving_segmentation": movingSegmentation, "device": device, "keep_files": keepFiles}
-
-    def start(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=None, refineIterations=None,
-              iterations=None, smoothness=None, workingSpacingMm=None, affine=None, levels=None, movingSegmentation=None,
-              device="auto", keepFiles=False):
-        """Start registering in a background process; returns the job (poll(), cancel(), finish()).
-        method: "network" (default when a registration model is installed) or "optimisation". A parameter left at
-        None takes its declared default (slicerleap/registration/methods.py)."""
-        options = self._options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm,
-                                affine, levels, movingSegmentation, device, keepFiles)
-        return self.jobs.start(fixedVolume, movingVolume, **options)
-
-    def process(self, fixedVolume, movingVolume, method=None, modelId=None, nioIterations=None, refineIterations=None,
-                iterations=None, smoothness=None, workingSpacingMm=None, affine=None, levels=None, movingSegmentation=None,
-                device="auto", keepFiles=False, applyToMoving=False, showResult=True) -> dict:
-        """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
-        (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels": the moving
-        segmentation propagated onto the fixed volume]}."""
-        options = self._options(method, modelId, nioIterations, refineIterations, iterations, smoothness, workingSpacingMm,
-                                affine, levels, movingSegmentation, device, keepFiles)
-        outputs = self.jobs.process(fixedVolume, movingVolume, on_progress=SlicerLeapCommonLib.logProgress,
-                                    **options)
-        if applyToMoving:
-            self.applyToMoving(outputs["transform"], movingVolume)
-        if showResult:
-            self.showResult(fixedVolume, outputs)
-        return outputs
-
-    @staticmethod
-    def applyToMoving(transformNode, movingVolume) -> None:
-        """Show the moving volume through the transform (harden it to resample for good)."""
-        from RegistrationDLLib.logic import RegistrationDLLogic as RegistrationJobs
-
-        RegistrationJobs.apply_to_moving(transformNode, movingVolume)
-
-    @staticmethod
-    def showResult(fixedVolume, outputs: dict) -> None:
-        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=outputs["warped"], foregroundOpacity=0.5, fit=True)
+            self.logic.apply_to_moving(outputs["transform"], self._parameterNode.movingVolume)
+        self.logic.show_result(self._parameterNode.fixedVolume, outputs)
 
 
 #
@@ -258,9 +178,12 @@ class RegistrationDLTest(ScriptedLoadableModuleTest):
         fixedVolume = slicer.util.addVolumeFromArray(fixedArray, ijkToRAS=ijkToRAS, name="fixed")
         movingVolume = slicer.util.addVolumeFromArray(movingArray, ijkToRAS=ijkToRAS, name="moving")
 
+        SlicerLeapCommonLib.ensure_dependencies(requester="Registration DL")
+        from RegistrationDLLib.logic import RegistrationDLLogic
+
         logic = RegistrationDLLogic()
-        outputs = logic.process(fixedVolume, movingVolume, method="optimisation", iterations=10, workingSpacingMm=4.0, affine=False, levels=1,
-                                smoothness=0.5, applyToMoving=True, showResult=False)
+        outputs = logic.process(fixedVolume, movingVolume, method="optimisation", iterations=10, working_spacing_mm=4.0,
+                                affine=False, levels=1, smoothness=0.5, apply_to_moving=True, show_result=False)
         self.delayDisplay("Processing done")
 
         transformNode, warpedVolume = outputs["transform"], outputs["warped"]
@@ -281,5 +204,5 @@ class RegistrationDLTest(ScriptedLoadableModuleTest):
         from slicerleap.errors import BadInputError
 
         with self.assertRaises(BadInputError):  # fixed and moving must differ
-            logic.process(fixedVolume, fixedVolume, showResult=False)
+            logic.process(fixedVolume, fixedVolume, show_result=False)
         self.delayDisplay("Test passed")

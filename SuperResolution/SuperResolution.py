@@ -7,7 +7,6 @@ import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
@@ -86,7 +85,7 @@ class SuperResolutionParameterNode:
     iterations - SR4ZCT training iterations, dmDIP iterations per slab, or TV iterations (the budget: more is
         slower and usually better).
     timeBudget - SR4ZCT/dmDIP: stop after this many seconds, keeping the result so far; 0 = no time limit.
-    sliceThickness - SR4ZCT/dmDIP/TV: slice thickness (mm) when it differs from the slice spacing
+    thickness - SR4ZCT/dmDIP/TV: slice thickness (mm) when it differs from the slice spacing
         (overlapping slices); 0 = same as the spacing.
     network - SR4ZCT network: unet (small 2D U-Net, fast on CPU) or msd (the paper's MS-D net).
     continueTraining - SR4ZCT: continue training the network that made outputVolume instead of starting afresh.
@@ -103,7 +102,7 @@ class SuperResolutionParameterNode:
     targetSpacing: Annotated[float, WithinRange(0.0, 20.0)] = 0.0
     iterations: Annotated[int, WithinRange(1, 20000)] = 400
     timeBudget: Annotated[float, WithinRange(0.0, 86400.0)] = 0.0
-    sliceThickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
+    thickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     network: Annotated[str, Choice(["unet", "msd"])] = "unet"
     degradation: Annotated[str, Choice(["slice-profile", "kspace"])] = "slice-profile"
     continueTraining: bool = False
@@ -119,18 +118,24 @@ class SuperResolutionParameterNode:
 
 
 class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameterNodeClass = SuperResolutionParameterNode
     defaultVolumeParameters = ("inputVolume",)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupPanel(SuperResolutionLogic())
+        self.setupPanel()
+
+    def createLogic(self):
+        from SuperResolutionLib.logic import SuperResolutionLogic
+
+        return SuperResolutionLogic()
 
     def canApply(self) -> tuple:
         if not self._parameterNode.inputVolume:
             return False, _("Select an input volume")
         if self._parameterNode.method == "sr4zct":
             if self._parameterNode.continueTraining:
-                if not self.logic.hasSR4ZCTNetwork(self._parameterNode.outputVolume):
+                if not self.logic.has_sr4zct_network(self._parameterNode.outputVolume):
                     return False, _("No SR4ZCT result to continue from: run SR4ZCT once, or untick Continue training")
                 return True, _("Continue training the network of the latest SR4ZCT result, and restore again")
             return True, _("Train SR4ZCT on the input volume and restore it at the target spacing")
@@ -148,7 +153,7 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         """The budget applies to the per-scan methods, the network to SR4ZCT, the second contrast and the
         degradation model to dmDIP ("difference from cubic" to every method)."""
         method = self._parameterNode.method if self._parameterNode else ""
-        for widget in (self.ui.iterationsSpinBox, self.ui.sliceThicknessSpinBox):
+        for widget in (self.ui.iterationsSpinBox, self.ui.thicknessSpinBox):
             widget.enabled = method in ("sr4zct", "dmdip", "tv")
         self.ui.timeBudgetSpinBox.enabled = method in ("sr4zct", "dmdip")
         self.ui.networkComboBox.enabled = self.ui.continueTrainingCheckBox.enabled = method == "sr4zct"
@@ -157,107 +162,15 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
 
     def startJob(self):
         p = self._parameterNode
-        return self.logic.start(p.inputVolume, method=p.method, spacingMm=p.targetSpacing or None,
-                                iterations=p.iterations, timeBudgetS=p.timeBudget or None,
-                                sliceThicknessMm=p.sliceThickness or None, network=p.network,
-                                differenceFromCubic=p.differenceFromCubic, secondVolume=p.secondVolume if p.method == "dmdip" else None,
-                                degradation=p.degradation, device=p.device, keepFiles=p.keepFiles,
-                                resumeFrom=p.outputVolume if p.method == "sr4zct" and p.continueTraining else None)
+        declared = {d.name: getattr(p, d.panel_name) for d in self.logic.METHODS.parameters() if d.panel}
+        return self.logic.start(p.inputVolume, method=p.method, spacing=p.targetSpacing or None,
+                                second_volume=p.secondVolume if p.method == "dmdip" else None,
+                                resume_from=p.outputVolume if p.method == "sr4zct" and p.continueTraining else None,
+                                device=p.device, keep_files=p.keepFiles, **declared)
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputVolume = outputs["volume"]
-        self.logic.showResult(outputs)
-
-
-#
-# SuperResolutionLogic
-#
-
-
-class SuperResolutionLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper over SuperResolutionLib.logic (Qt-free, tested with pytest on slicer-core).
-    Use `process` from the Python console:
-
-        logic = slicer.util.getModuleLogic("SuperResolution")
-        outputs = logic.process(getNode("CTChest"), method="sr4zct", iterations=400, differenceFromCubic=True)
-        outputs = logic.process(getNode("CTChest"), method="sinc", spacingMm=1.0)
-        outputs = logic.process(getNode("T1"), method="dmdip", secondVolume=getNode("T2"), iterations=300)
-    """
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._jobs = None
-
-    def getParameterNode(self):
-        return SuperResolutionParameterNode(super().getParameterNode())
-
-    @property
-    def jobs(self):
-        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
-        if self._jobs is None:
-            SlicerLeapCommonLib.ensure_dependencies(requester="Super Resolution")
-            from SuperResolutionLib.logic import SuperResolutionLogic as SuperResolutionJobs
-
-            self._jobs = SuperResolutionJobs()
-        return self._jobs
-
-    @staticmethod
-    def _options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                 secondVolume, degradation, device, keepFiles, resumeFrom=None) -> dict:
-        return {"resume_from": resumeFrom, "method": method, "spacing": spacingMm, "iterations": iterations, "time_budget_s": timeBudgetS,
-                "thickness_mm": sliceThicknessMm, "network": network, "difference_from_cubic": differenceFromCubic,
-                "second_volume": secondVolume, "degradation": degradation, "device": device, "keep_files": keepFiles}
-
-    def start(self, inputVolume, method="sr4zct", spacingMm=None, iterations=400, timeBudgetS=None, sliceThicknessMm=None,
-              network="unet", differenceFromCubic=False, secondVolume=None, degradation="slice-profile", device="auto",
-              keepFiles=False, resumeFrom=None):
-        """Start restoring in a background process; returns the job (poll(), cancel(), finish()).
-        spacingMm: None = isotropic at the input's finest spacing; a number = isotropic; [i, j, k] per axis.
-        SR4ZCT and dmDIP: iterations (the budget; dmDIP: per slab), timeBudgetS (seconds; None = no limit),
-        sliceThicknessMm (None = same as the slice spacing). SR4ZCT: network ("unet" or "msd"). dmDIP:
-        secondVolume (optional second contrast on the same grid, restored too), degradation ("slice-profile"
-        for 2D multi-slice scans, "kspace" for 3D MRI). resumeFrom: a volume an earlier SR4ZCT job restored
-        from this input: training continues from its network."""
-        options = self._options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                                secondVolume, degradation, device, keepFiles, resumeFrom)
-        return self.jobs.start(inputVolume, **options)
-
-    def process(self, inputVolume, method="sr4zct", spacingMm=None, iterations=400, timeBudgetS=None, sliceThicknessMm=None,
-                network="unet", differenceFromCubic=False, secondVolume=None, degradation="slice-profile", device="auto",
-                keepFiles=False, showResult=True, resumeFrom=None) -> dict:
-        """Restore and wait. Returns {"volume": vtkMRMLScalarVolumeNode}, plus "difference" (the result minus
-        cubic interpolation, on the same grid) when differenceFromCubic and "volume2" (the restored second
-        contrast) for dmDIP with a secondVolume."""
-        options = self._options(method, spacingMm, iterations, timeBudgetS, sliceThicknessMm, network, differenceFromCubic,
-                                secondVolume, degradation, device, keepFiles, resumeFrom)
-        outputs = self.jobs.process(inputVolume, on_progress=SlicerLeapCommonLib.logProgress, **options)
-        if showResult:
-            self.showResult(outputs)
-        return outputs
-
-    @staticmethod
-    def hasSR4ZCTNetwork(volumeNode) -> bool:
-        """Whether an SR4ZCT job kept its network with this volume (so training can continue from it)."""
-        from slicerleap.enhancement.checkpoints import CHECKPOINT_ATTRIBUTE  # light: no torch, no SimpleITK
-
-        return volumeNode is not None and bool(volumeNode.GetAttribute(CHECKPOINT_ATTRIBUTE))
-
-    @staticmethod
-    def showResult(outputs: dict) -> None:
-        """The restored volume in the slice views; the difference from cubic, if any, over it in a blue-red
-        colour map centred on 0 (fade it with the slice views' foreground opacity)."""
-        difference = outputs.get("difference")
-        if difference is None:
-            slicer.util.setSliceViewerLayers(background=outputs["volume"], fit=True)
-            return
-        displayNode = difference.GetDisplayNode()
-        if displayNode is not None:
-            sample = slicer.util.arrayFromVolume(difference)[::2, ::4, ::4]  # a subsample is enough for the colour range
-            limit = float(np.percentile(np.abs(sample), 99.5)) or 1.0
-            displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeFileDivergingBlueRed.txt")
-            displayNode.AutoWindowLevelOff()
-            displayNode.SetWindowLevelMinMax(-limit, limit)
-        slicer.util.setSliceViewerLayers(background=outputs["volume"], foreground=difference, foregroundOpacity=0.5, fit=True)
+        self.logic.show_result(outputs)
 
 
 #
@@ -286,8 +199,11 @@ class SuperResolutionTest(ScriptedLoadableModuleTest):
         ijkToRAS[:3, 3] = [60.0, 50.0, -20.0]
         inputVolume = slicer.util.addVolumeFromArray(array, ijkToRAS=ijkToRAS, name="thick slices")
 
+        SlicerLeapCommonLib.ensure_dependencies(requester="Super Resolution")
+        from SuperResolutionLib.logic import SuperResolutionLogic
+
         logic = SuperResolutionLogic()
-        outputs = logic.process(inputVolume, method="sr4zct", iterations=20, differenceFromCubic=True, showResult=False)
+        outputs = logic.process(inputVolume, method="sr4zct", iterations=20, difference_from_cubic=True, show_result=False)
         self.delayDisplay("Processing done")
 
         def matrix(volume):
@@ -315,7 +231,7 @@ class SuperResolutionTest(ScriptedLoadableModuleTest):
         np.testing.assert_allclose(matrix(differenceVolume), matrix(outputVolume), atol=1e-6)
         self.assertTrue(np.isfinite(slicer.util.arrayFromVolume(differenceVolume)).all())
 
-        cubic = logic.process(inputVolume, method="bspline", spacingMm=2.0, showResult=False)["volume"]
+        cubic = logic.process(inputVolume, method="bspline", spacing=2.0, show_result=False)["volume"]
         self.assertEqual(cubic.GetImageData().GetDimensions(), (32, 32, 32))
         np.testing.assert_allclose(matrix(cubic), matrix(outputVolume), atol=1e-6)
 
@@ -323,5 +239,5 @@ class SuperResolutionTest(ScriptedLoadableModuleTest):
 
         isotropicVolume = slicer.util.addVolumeFromArray(array, ijkToRAS=np.diag([-2.0, -2.0, 2.0, 1.0]), name="isotropic")
         with self.assertRaises(BadInputError):  # no thick slices to restore
-            logic.process(isotropicVolume, method="sr4zct", showResult=False)
+            logic.process(isotropicVolume, method="sr4zct", show_result=False)
         self.delayDisplay("Test passed")

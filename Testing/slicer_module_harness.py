@@ -5,8 +5,8 @@
 
 Qt, CTK, Slicer's scripted-module base classes, parameterNodeWrapper and i18n do not exist in the pip
 package slicer-core, so minimal stand-ins replace them; the MRML scene, slicer.util array helpers and the
-engine are real. This exercises the module class, its Slicer-side Logic wrapper (argument names passed to
-the Qt-free Lib, blocking `process`) and the self-test's assertions. It does not exercise the module
+engine are real. This exercises the module class, its self-test (which drives the module's one Logic, the Qt-free
+Lib's, as a console script would) and the self-test's assertions. It does not exercise the module
 widgets (that needs Qt and the real parameter node wrapper); `--job-panel` drives the job lifecycle they
 share (SlicerLeapCommonLib.job_panel) with stand-in widgets and a scripted job. Run it in its own process:
 the stand-ins would otherwise leak into other tests.
@@ -198,6 +198,7 @@ def check_job_panel() -> None:
 
     class Panel(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):  # as the module widgets
         moduleName = "Example"
+        parameterNodeClass = staticmethod(lambda node: parameterNode)  # wraps the module's scripted module node
         layout = types.SimpleNamespace(addWidget=lambda widget: None)
 
         def resourcePath(self, name):
@@ -215,7 +216,7 @@ def check_job_panel() -> None:
             succeeded.append(outputs)
 
     panel = Panel(types.SimpleNamespace(isEntered=True))
-    panel.setupPanel(types.SimpleNamespace(getParameterNode=lambda: parameterNode))
+    panel.setupPanel()
     button, timer = ui.applyButton, panel._jobTimer
     assert (button.enabled, button.toolTip, timer.interval) == (False, "not ready", 200), vars(button)
     parameterNode.ready = True
@@ -258,7 +259,7 @@ def check_job_panel() -> None:
     ui = types.SimpleNamespace(applyButton=_Widget(), progressBar=_Widget(), logText=_Widget(), stopEarlyButton=_Widget())
     slicer.util.childWidgetVariables = lambda widget: ui
     panel = Panel(types.SimpleNamespace(isEntered=True))
-    panel.setupPanel(types.SimpleNamespace(getParameterNode=lambda: parameterNode))
+    panel.setupPanel()
     button, stop, timer = ui.applyButton, ui.stopEarlyButton, panel._jobTimer
     assert button.enabled and not stop.visible and not stop.enabled, "no job: the Stop early button is hidden"
     stop.slots["clicked(bool)"]()  # (a stray click with no job does nothing)

@@ -8,16 +8,13 @@ from pathlib import Path
 import pytest
 
 from slicerleap.declarations import Parameter
+from slicerleap.enhancement.methods import SUPERRES
 from slicerleap.errors import BadInputError
 from slicerleap.registration.methods import REGISTRATION
 
 ROOT = Path(__file__).resolve().parents[1]
-PANELS = {REGISTRATION: ROOT / "RegistrationDL" / "RegistrationDL.py"}
-
-
-def camel(name: str) -> str:
-    head, *rest = name.removesuffix("_mm").split("_")
-    return head + "".join(word.title() for word in rest)
+PANELS = {REGISTRATION: ROOT / "RegistrationDL" / "RegistrationDL.py",
+          SUPERRES: ROOT / "SuperResolution" / "SuperResolution.py"}
 
 
 def parameter_node_fields(source: str) -> dict:
@@ -38,17 +35,25 @@ def parameter_node_fields(source: str) -> dict:
 
 
 def panel_mismatches(family, source: str) -> list[str]:
+    """What the panel's parameter node says differently from the declaration: a missing field, a default (of the
+    panel's default method, where methods declare their own) or a range. Expert knobs (panel=False) are not shown."""
     fields, bad = parameter_node_fields(source), []
+    panel_method = fields.get("method", (None, None))[0]
     for p in family.parameters():
-        name = camel(p.name)
+        if not p.panel:
+            continue
+        name = p.panel_name
         if name not in fields:
             bad.append(f"the panel has no parameter '{name}' for {p.name}")
             continue
         default, bound = fields[name]
-        if default != p.default:
-            bad.append(f"{name}: panel default {default!r}, declared {p.default!r}")
+        declared_default = family.defaults(p.name).get(panel_method, p.default)
+        if default != declared_default:
+            bad.append(f"{name}: panel default {default!r}, declared {declared_default!r}")
         if p.minimum is not None and bound != (p.minimum, p.maximum):
             bad.append(f"{name}: panel range {bound}, declared {(p.minimum, p.maximum)}")
+        if p.choices and bound != (list(p.choices),):
+            bad.append(f"{name}: panel choices {bound}, declared {p.choices}")
     if fields.get("method", (None, None))[1] != (list(family.names),):
         bad.append(f"method: panel choices {fields.get('method')}, declared {family.names}")
     return bad
@@ -76,7 +81,7 @@ def test_parameters_are_checked_and_defaulted_from_the_declaration():
         REGISTRATION.resolve("optimisation", {"working_spacing_mm": 0})
     with pytest.raises(BadInputError, match="must be int"):
         REGISTRATION.resolve("optimisation", {"iterations": "many"})
-    with pytest.raises(BadInputError, match="Unknown register method 'demons'"):
+    with pytest.raises(BadInputError, match="Unknown registration method 'demons'"):
         REGISTRATION.resolve("demons", {})
     assert Parameter("mode", str, "a", "h", choices=("a", "b")).check("b") == "b"
     with pytest.raises(BadInputError, match="not one of: a, b"):
@@ -92,3 +97,27 @@ def test_the_cli_options_come_from_the_declaration():
     options = {a.dest: a.help for a in parser._actions if a.dest != "help"}
     assert set(options) == {p.name for p in REGISTRATION.parameters()}
     assert "default 70" in options["refine_iterations"] and "method network" in options["refine_iterations"]
+
+
+def test_methods_declare_their_own_defaults_and_aliases():
+    """Super-resolution's iterations: one option, one panel field, a default per method; "cubic" is bspline."""
+    assert SUPERRES.resolve("dmdip", {})["iterations"] == 300 and SUPERRES.resolve("sr4zct", {})["iterations"] == 400
+    assert SUPERRES.resolve("tv", {})["iterations"] == 200 and SUPERRES.resolve("linear", {}) == {"difference_from_cubic": False}
+    assert SUPERRES.method("cubic").name == "bspline"
+    with pytest.raises(BadInputError, match="Unknown super-resolution method 'lanczos'"):
+        SUPERRES.method("lanczos")
+    with pytest.raises(BadInputError, match=r"time_budget_s \(--time-budget\) must be at least 0 s"):
+        SUPERRES.resolve("sr4zct", {"time_budget_s": -1})
+    parser = argparse.ArgumentParser()
+    SUPERRES.add_cli_options(parser, skip=("difference_from_cubic",))
+    options = {a.dest: a.help for a in parser._actions if a.dest != "help"}
+    assert "default 400 (sr4zct), 300 (dmdip), 200 (tv)" in options["iterations"] and "difference_from_cubic" not in options
+    assert parser.parse_args(["--thickness", "1.5", "--time-budget", "60"]).thickness_mm == 1.5
+
+
+def test_the_superres_panel_check_fails_on_a_broken_copy():
+    source = PANELS[SUPERRES].read_text(encoding="utf-8")
+    broken = source.replace('network: Annotated[str, Choice(["unet", "msd"])] = "unet"',
+                            'network: Annotated[str, Choice(["unet"])] = "unet"').replace("thickness:", "sliceThickness:")
+    assert broken != source
+    assert len(panel_mismatches(SUPERRES, broken)) == 2

@@ -34,6 +34,10 @@ MODULE_FILES = ("{name}.py", "Resources/Icons/{name}.png", "Resources/UI/{name}.
                 "{name}Lib/__init__.py", "{name}Lib/logic.py", "CMakeLists.txt")
 COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", "CMakeLists.txt")
 sys.path.insert(0, str(ROOT / COMMON))  # as Slicer does for each scripted module's folder: the Libs import SlicerLeapCommonLib
+# Where each module file calls its Lib's Logic: the widget's `self.logic` (one Logic per module), or the
+# Slicer-side wrapper's `self.jobs` in the modules that still have one.
+LOGIC_RECEIVER = {"RegistrationDL": "self.logic", "SuperResolution": "self.logic", "SKSSegmentation": "self.jobs",
+                  "FedTools": "self.jobs"}
 # Widget class -> the field type it can be bound to (Slicer's parameterNodeWrapper GUI connectors)
 WIDGET_TYPES = {"QCheckBox": "bool", "QSpinBox": "int", "QSlider": "int", "QDoubleSpinBox": "float",
                 "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node",
@@ -159,15 +163,29 @@ def ui_usage_problems(module_dir: Path, job_panel: Path = JOB_PANEL) -> list:
 def module_metadata_problems(module_dir: Path) -> list:
     """The ScriptedLoadableModule subclass sets title, categories ["SlicerLeap"], contributors, help, acknowledgement.
     SlicerLeapCommon is hidden (no widget, no logic); the others depend on it, and their widget puts
-    JobPanelMixin before ScriptedLoadableModuleWidget, so that the mixin's __init__ and cleanup() are the ones that run."""
+    JobPanelMixin before ScriptedLoadableModuleWidget, so that the mixin's __init__ and cleanup() are the ones that run.
+    A module with one Logic (the Lib's) defines no Logic class of its own: its widget names the parameter node class
+    and creates the Lib's Logic."""
     name = module_dir.name
     tree = ast.parse((module_dir / f"{name}.py").read_text(encoding="utf-8"))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    one_logic = LOGIC_RECEIVER.get(name) == "self.logic"
     expected_classes = {name: "ScriptedLoadableModule", f"{name}Test": "ScriptedLoadableModuleTest"} if name == COMMON else {
-        name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget",
-        f"{name}Logic": "ScriptedLoadableModuleLogic", f"{name}Test": "ScriptedLoadableModuleTest"}
+        name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget", f"{name}Test": "ScriptedLoadableModuleTest"}
+    if name != COMMON and not one_logic:
+        expected_classes[f"{name}Logic"] = "ScriptedLoadableModuleLogic"
     problems = [f"{name}: class {cls}({base}) is missing" for cls, base in expected_classes.items()
                 if cls not in classes or base not in [ast.unparse(b) for b in classes[cls].bases]]
+    if one_logic:
+        if f"{name}Logic" in classes:
+            problems.append(f"{name}: a second {name}Logic class in {name}.py; the module's one Logic is {name}Lib's")
+        widget = classes.get(f"{name}Widget")
+        members = {getattr(n, "name", None) for n in widget.body} | {
+            t.id for n in widget.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)} if widget else set()
+        creates = widget is not None and any(isinstance(n, ast.ImportFrom) and n.module == f"{name}Lib.logic"
+                                             and f"{name}Logic" in [a.name for a in n.names] for n in ast.walk(widget))
+        if not {"createLogic", "parameterNodeClass"} <= members or not creates:
+            problems.append(f"{name}: {name}Widget must set parameterNodeClass and createLogic() must return {name}Lib's {name}Logic")
     if f"{name}Widget" in classes and name != COMMON:
         bases = [ast.unparse(b) for b in classes[f"{name}Widget"].bases]
         if bases != ["JobPanelMixin", "ScriptedLoadableModuleWidget", "VTKObservationMixin"]:
@@ -358,7 +376,10 @@ def test_slicer_logic_calls_match_the_lib(module):
         lib = __import__(f"{module}Lib.logic", fromlist=["logic"])
     finally:
         sys.path.remove(str(ROOT / module))
-    assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic")) == []
+    assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic"), LOGIC_RECEIVER[module]) == []
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    assert any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == LOGIC_RECEIVER[module]
+               for n in ast.walk(tree))  # the check above saw calls to check
 
 
 @pytest.mark.parametrize("lib_module, lib_class, receiver, at_least", [
@@ -548,3 +569,13 @@ def test_checks_catch_a_missing_cmake_file(broken_copy):
     assert any("SKSSegmentationLib/logic.py is missing" in p for p in module_layout_problems(broken_copy))
     (broken_copy / "SKSSegmentationLib" / "helpers.py").write_text("", encoding="utf-8")
     assert cmake_unlisted_scripts(broken_copy) == ["SKSSegmentationLib/helpers.py"]
+
+
+def test_checks_catch_a_second_logic_class(tmp_path):
+    copy = tmp_path / "RegistrationDL"
+    shutil.copytree(ROOT / "RegistrationDL", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    module = copy / "RegistrationDL.py"
+    text = module.read_text(encoding="utf-8").replace("    parameterNodeClass = RegistrationDLParameterNode\n", "")
+    module.write_text(text + "\n\nclass RegistrationDLLogic(ScriptedLoadableModuleLogic):\n    pass\n", encoding="utf-8")
+    problems = module_metadata_problems(copy)
+    assert any("a second RegistrationDLLogic" in p for p in problems) and any("parameterNodeClass" in p for p in problems), problems

@@ -21,6 +21,13 @@ class Parameter:
     unit: str = ""
     choices: tuple = ()
     flag: str | None = None  # the CLI option; default --name-with-dashes (a bool that defaults to True: --no-name)
+    panel: bool = True  # shown on the module's panel (False: an expert knob of the CLI and the Python API only)
+
+    @property
+    def panel_name(self) -> str:
+        """The parameter node's camelCase field: time_budget_s -> timeBudget, working_spacing_mm -> workingSpacing."""
+        head, *rest = self.name.removesuffix("_mm").removesuffix("_s").split("_")
+        return head + "".join(word.title() for word in rest)
 
     @property
     def cli_flag(self) -> str:
@@ -67,19 +74,23 @@ class MethodFamily:
     task: str
     methods: tuple[Method, ...]
     shared: tuple[Parameter, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, method), e.g. superres's ("cubic", "bspline")
+    title: str = ""  # how messages name the task, e.g. "super-resolution"
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.methods)
 
     def method(self, name: str) -> Method:
+        name = dict(self.aliases).get(name, name)
         for method in self.methods:
             if method.name == name:
                 return method
-        raise BadInputError(f"Unknown {self.task} method '{name}'.", f"Use one of: {', '.join(self.names)}.")
+        raise BadInputError(f"Unknown {self.title or self.task} method '{name}'.", f"Use one of: {', '.join(self.names)}.")
 
     def parameters(self) -> tuple[Parameter, ...]:
-        """Every parameter once: the shared ones, then each method's."""
+        """Every parameter once: the shared ones, then each method's (a name several methods declare, e.g. superres's
+        iterations with a default per method, appears as the first method's)."""
         seen, out = set(), []
         for p in self.shared + tuple(p for m in self.methods for p in m.parameters):
             if p.name not in seen:
@@ -95,15 +106,27 @@ class MethodFamily:
         declared = self.shared + self.method(method).parameters
         return {p.name: p.default if given.get(p.name) is None else p.check(given[p.name]) for p in declared}
 
-    def add_cli_options(self, parser: argparse.ArgumentParser) -> None:
-        """One option per parameter; None when not given, so the declaration's default applies in the task."""
+    def defaults(self, name: str) -> dict[str, Any]:
+        """{method: its default} of the parameter `name`, for the methods that declare it."""
+        return {m.name: p.default for m in self.methods for p in m.parameters if p.name == name}
+
+    def add_cli_options(self, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+        """One option per parameter (but `skip`, which the command spells its own way); None when not given, so the
+        declaration's default for the chosen method applies in the task."""
         for p in self.parameters():
-            users = [m.name for m in self.methods if p in m.parameters]
-            where = f" (method {', '.join(users)})" if users and len(users) < len(self.methods) else ""
+            if p.name in skip:
+                continue
+            defaults = self.defaults(p.name)
+            where = f" (method {', '.join(defaults)})" if defaults and len(defaults) < len(self.methods) else ""
             if p.kind is bool:
                 parser.add_argument(p.cli_flag, dest=p.name, action="store_const", const=not p.default, default=None,
                                     help=p.help + where)
                 continue
             unit = f" {p.unit}" if p.unit else ""
+            if len(set(defaults.values())) > 1:
+                default = ", ".join(f"{value}{unit} ({method})" for method, value in defaults.items())
+                where = ""
+            else:
+                default = f"{p.default}{unit}"
             parser.add_argument(p.cli_flag, dest=p.name, type=p.kind, default=None, choices=p.choices or None,
-                                help=f"{p.help}{where}; default {p.default}{unit}")
+                                help=f"{p.help}{where}; default {default}")

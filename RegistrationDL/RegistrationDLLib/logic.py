@@ -7,6 +7,7 @@ Jacobian determinant of the transform and, given a moving segmentation, that seg
 onto the fixed volume."""
 from __future__ import annotations
 
+import SlicerLeapCommonLib
 from slicerleap.errors import BadInputError, ModelError
 from slicerleap.models import get_catalog
 from slicerleap.registration.methods import REGISTRATION
@@ -16,7 +17,13 @@ from slicerleap.scene.volumes import require_scalar_volume_node as require_scala
 
 
 class RegistrationDLLogic:
-    """Registration jobs on a scene. `ctx` defaults to the process-wide scene context."""
+    """The RegistrationDL module's Logic: registration jobs on a scene. `ctx` defaults to the process-wide scene
+    context. From Slicer's Python console:
+
+        logic = slicer.util.getModuleLogic("RegistrationDL")
+        outputs = logic.process(getNode("fixed"), getNode("moving"))  # the declared defaults
+        outputs = logic.process(getNode("fixed"), getNode("moving"), method="optimisation", levels=3)
+    """
 
     METHODS = REGISTRATION  # the methods and their parameters (create_job's keywords)
 
@@ -24,12 +31,12 @@ class RegistrationDLLogic:
         self.ctx = ctx or get_scene_context()
 
     @staticmethod
-    def registration_models() -> list[dict]:
+    def available_models() -> list[dict]:
         """Catalog cards of the installed registration models (the default one last)."""
         return [c for c in get_catalog().cards() if c["task"] == "registration"]
 
     def default_method(self) -> str:
-        return "network" if self.registration_models() else "optimisation"
+        return "network" if self.available_models() else "optimisation"
 
     def create_job(self, fixed_volume, moving_volume, method: str | None = None, model: str | None = None,
                    moving_segmentation=None, device: str = "auto", keep_files: bool = False, **parameters) -> SceneJob:
@@ -51,12 +58,12 @@ class RegistrationDLLogic:
                                 f"Use: {', '.join(p.name for p in self.METHODS.parameters())}.")
         resolved = self.METHODS.resolve(method, parameters)  # unknown method, wrong type or out of range: refused here
         if method == "network":
-            if not self.registration_models():
+            if not self.available_models():
                 raise ModelError("No registration model is installed.",
                                  "Use method 'optimisation', or import a model with `slicerleap models import`.")
-            if model is not None and model not in {c["id"] for c in self.registration_models()}:
+            if model is not None and model not in {c["id"] for c in self.available_models()}:
                 raise BadInputError(f"'{model}' is not an installed registration model.",
-                                    "Pick one of: " + ", ".join(c["id"] for c in self.registration_models()) + ".")
+                                    "Pick one of: " + ", ".join(c["id"] for c in self.available_models()) + ".")
         require_scalar_volume(fixed_volume, "fixed volume")
         require_scalar_volume(moving_volume, "moving volume")
         if fixed_volume.GetID() == moving_volume.GetID():
@@ -79,13 +86,31 @@ class RegistrationDLLogic:
         `options` are create_job's keyword arguments."""
         return self.create_job(fixed_volume, moving_volume, **options).start()
 
-    def process(self, fixed_volume, moving_volume, on_progress=None, timeout: float | None = None, **options) -> dict:
-        """Blocking form: returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
+    def process(self, fixed_volume, moving_volume, on_progress=None, timeout: float | None = None,
+                apply_to_moving: bool = False, show_result: bool = True, **options) -> dict:
+        """Register and wait. Returns {"transform": vtkMRMLGridTransformNode, "warped": vtkMRMLScalarVolumeNode
         (moving resampled on the fixed grid), "jacobian": vtkMRMLScalarVolumeNode[, "labels":
-        vtkMRMLSegmentationNode (the moving segmentation on the fixed volume)]}."""
-        return self.create_job(fixed_volume, moving_volume, **options).run(on_progress=on_progress, timeout=timeout)
+        vtkMRMLSegmentationNode (the moving segmentation on the fixed volume)]}. `apply_to_moving`: put the moving
+        volume under the transform; `show_result`: the warped volume over the fixed one in the slice views (in the
+        Slicer desktop). Progress goes to the application log unless `on_progress` takes it."""
+        job = self.create_job(fixed_volume, moving_volume, **options)
+        outputs = job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
+        if apply_to_moving:
+            self.apply_to_moving(outputs["transform"], moving_volume)
+        if show_result:
+            self.show_result(fixed_volume, outputs)
+        return outputs
 
     @staticmethod
     def apply_to_moving(transform_node, moving_node) -> None:
         """Show the moving volume through the transform (non-destructive: harden it to resample for good)."""
         moving_node.SetAndObserveTransformNodeID(transform_node.GetID() if transform_node is not None else None)
+
+    @staticmethod
+    def show_result(fixed_volume, outputs: dict) -> None:
+        """The warped volume half over the fixed one in the slice views (nothing to show outside the desktop)."""
+        if SlicerLeapCommonLib.in_slicer_desktop():
+            import slicer
+
+            slicer.util.setSliceViewerLayers(background=fixed_volume, foreground=outputs["warped"], foregroundOpacity=0.5,
+                                             fit=True)

@@ -34,6 +34,20 @@ def ensure_dependencies(requester: str = "SlicerLeap", federated: bool = False) 
     ensure(requester=requester, federated=federated)
 
 
+def engine_installed(federated: bool = False) -> bool:
+    """Whether the engine's Python packages (and, with `federated`, Flower) are installed; asks nothing."""
+    from slicerleap.scene.dependencies import missing_packages  # needs only what Slicer ships
+
+    return not missing_packages(federated=federated)
+
+
+def in_slicer_desktop() -> bool:
+    """Whether this runs inside the Slicer application (slice views to show results in), not on slicer-core."""
+    import slicer
+
+    return hasattr(slicer, "app")
+
+
 def logProgress(record: dict) -> None:
     """Job progress records go to the application log when a script runs a blocking `process`."""
     if record.get("message"):

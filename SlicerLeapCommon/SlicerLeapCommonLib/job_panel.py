@@ -1,9 +1,12 @@
 """The Qt side the SlicerLeap module widgets share; the one file of SlicerLeapCommonLib that imports qt
 (the rest of it, and every <Module>Lib, stays Qt-free).
 
-A module widget derives from (JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin), in that
-order so that the mixin's __init__ and cleanup() are the ones that run, calls setupPanel(<its logic>) from
-setup(), and overrides the hooks:
+A module has one Logic, the Qt-free `<Module>Lib.logic.<Module>Logic` (tested with pytest on slicer-core, scripted
+from Slicer's console through `slicer.util.getModuleLogic("<Module>")`). Its widget derives from (JobPanelMixin,
+ScriptedLoadableModuleWidget, VTKObservationMixin), in that order so that the mixin's __init__ and cleanup() are the
+ones that run, names its `parameterNodeClass` (the @parameterNodeWrapper class: GUI state, which the Logic does not
+hold), calls setupPanel() from setup(), and overrides the hooks:
+createLogic() (import and return the Logic: called on first use, after the engine's packages are installed),
 canApply() (state and tooltip of Apply), startJob() (`self.logic.start(...)` with the parameter node's
 values) and onJobSucceeded(outputs); RegistrationDLWidget is the shortest example. The module's .ui must
 have a QPushButton `applyButton`, a QProgressBar `progressBar` and a QPlainTextEdit `logText`; it may have a
@@ -16,8 +19,10 @@ import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic, ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
+
+import SlicerLeapCommonLib
 
 
 class JobPanelMixin:
@@ -28,8 +33,10 @@ class JobPanelMixin:
 
     jobPollIntervalMs = 200
     defaultVolumeParameters = ()  # parameter-node fields set to the scene's first scalar volume when empty
+    parameterNodeClass = None  # the module's @parameterNodeWrapper class
+    federatedDependencies = False  # the Logic needs Flower too
 
-    logic = None
+    _logic = None
     ui = None
     _parameterNode = None
     _parameterNodeGuiTag = None
@@ -42,6 +49,10 @@ class JobPanelMixin:
         VTKObservationMixin.__init__(self)  # needed for parameter node observation
 
     # -- hooks for the module widget ---------------------------------------------------------------
+    def createLogic(self):
+        """Import and return the module's Qt-free Logic (its import needs the engine's packages)."""
+        raise NotImplementedError
+
     def canApply(self) -> tuple:
         """(whether Apply can start a job now, the Apply button's tooltip saying what it does or what
         is missing). Called while a parameter node is set and no job runs."""
@@ -65,11 +76,33 @@ class JobPanelMixin:
     def cancelToolTip(self) -> str:
         return _("Stop the job; the scene is left as it was")
 
+    # -- the Logic -----------------------------------------------------------------------------------
+    @property
+    def logic(self):
+        """The module's Logic, created on first use (Apply, or `slicer.util.getModuleLogic` from the console) once the
+        engine's Python packages are installed: ensure_dependencies asks the user first in the desktop."""
+        if self._logic is None:
+            SlicerLeapCommonLib.ensure_dependencies(requester=self.moduleName, federated=self.federatedDependencies)
+            self._logic = self.createLogic()
+        return self._logic
+
+    def logicIfInstalled(self):
+        """The Logic if the engine's packages are installed already, else None (and nothing is asked)."""
+        if self._logic is None and not SlicerLeapCommonLib.engine_installed(self.federatedDependencies):
+            return None
+        return self.logic
+
+    def moduleParameterNode(self):
+        """The module's singleton vtkMRMLScriptedModuleNode, kept as ScriptedLoadableModuleLogic keeps it."""
+        keeper = ScriptedLoadableModuleLogic()
+        keeper.moduleName = self.moduleName
+        return keeper.getParameterNode()
+
     # -- model choice (modules whose .ui has a QComboBox `modelComboBox` and a parameter `modelId`) ------
     defaultModelText = "Default model"
 
     def refreshModels(self) -> None:
-        """Fill the .ui's optional QComboBox `modelComboBox` with `self.logic.availableModels()` (catalog
+        """Fill the .ui's optional QComboBox `modelComboBox` with the Logic's `available_models()` (catalog
         cards); the first entry, the module's default model, has an empty id. setupPanel() and enter()
         call it; a module calls it again after adding a model."""
         import logging
@@ -82,11 +115,11 @@ class JobPanelMixin:
         combo.clear()
         combo.addItem(self.defaultModelText, "")
         try:
-            for card in self.logic.availableModels():
+            logic = self.logicIfInstalled()
+            if logic is None:  # the engine's packages are installed on the first Apply; the list fills in after that
+                logging.info("SlicerLeap packages are not installed yet; showing the default model only")
+            for card in logic.available_models() if logic is not None else []:
                 combo.addItem(card.get("title", card["id"]), card["id"])
-        except ImportError:
-            # The engine's packages are installed on the first Apply; the list fills in after that.
-            logging.info("SlicerLeap packages are not installed yet; showing the default model only")
         except Exception as exc:  # e.g. an invalid card in the user's catalog: say which, keep the module usable
             self.ui.logText.appendPlainText(str(exc))
         combo.setCurrentIndex(max(combo.findData(selected), 0))
@@ -98,14 +131,13 @@ class JobPanelMixin:
             self._parameterNode.modelId = combo.itemData(index) or ""
 
     # -- module widget life cycle ------------------------------------------------------------------
-    def setupPanel(self, logic) -> None:
+    def setupPanel(self) -> None:
         """Load Resources/UI/<Module>.ui as self.ui, connect Apply, the job timer and the scene-close
         events, and show the module's parameter node. Call from setup()."""
         uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = logic
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -151,7 +183,7 @@ class JobPanelMixin:
 
     # -- parameter node ----------------------------------------------------------------------------
     def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
+        self.setParameterNode(self.parameterNodeClass(self.moduleParameterNode()))
         for name in self.defaultVolumeParameters:
             if not getattr(self._parameterNode, name):
                 firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")

@@ -15,20 +15,15 @@ Optionally also returns the result minus cubic interpolation
 (output "difference"), i.e. what the method added beyond the classical baseline."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from slicerleap.enhancement.slice_profile import DEGRADATIONS, check_thick_slices
+import SlicerLeapCommonLib
+from slicerleap.enhancement.methods import PER_SCAN_METHODS, SUPERRES
+from slicerleap.enhancement.slice_profile import check_thick_slices
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 from slicerleap.scene.volumes import world_ijk_to_ras
-
-METHODS = ("sr4zct", "dmdip", "tv", "bspline", "linear", "sinc")
-PER_SCAN_METHODS = ("sr4zct", "dmdip", "tv")
-METHOD_ALIASES = {"cubic": "bspline"}
-NETWORKS = ("unet", "msd")  # SR4ZCT: small residual 2D U-Net (CPU-friendly default), or the paper's MS-D net
 
 
 def spacing_param(spacing) -> float | list[float] | None:
@@ -44,56 +39,6 @@ def spacing_param(spacing) -> float | list[float] | None:
     if len(values) != 3 or min(values) <= 0:
         raise BadInputError(f"The target spacing {list(spacing)} is not three positive numbers (mm).", "Give e.g. [1, 1, 1].")
     return values
-
-
-def _number(value, what: str, fix: str) -> float:
-    try:
-        number = float(value) if not isinstance(value, (bool, str)) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number):
-        raise BadInputError(f"The {what} must be a number (got {value!r}).", fix)
-    return number
-
-
-def _optional_non_negative(value, what: str, unit: str, fix: str) -> float | None:
-    """None stays None; otherwise a finite number >= 0, or a BadInputError naming `what`."""
-    if value is None:
-        return None
-    number = _number(value, what, fix)
-    if number < 0:
-        raise BadInputError(f"The {what} cannot be negative (got {value} {unit}).", fix)
-    return number
-
-
-def _budget_params(what: str, iterations, time_budget_s, thickness_mm) -> dict:
-    count = _number(iterations, f"number of {what} iterations", "Use a whole number of at least 1, e.g. 400.")
-    if count < 1 or count != int(count):
-        raise BadInputError(f"{what} iterations must be a whole number of at least 1 (got {iterations}).",
-                            "Use e.g. 400; fewer is faster, more restores more detail.")
-    budget = _optional_non_negative(time_budget_s, f"{what} time budget", "s", "Use 0 for no time limit, or a number of seconds, e.g. 120.")
-    thickness = _optional_non_negative(thickness_mm, "slice thickness", "mm",
-                                       "Use 0 when the thickness equals the slice spacing, or the scanner's slice thickness in mm.")
-    return {"iterations": int(count), "time_budget_s": budget or None, "thickness_mm": thickness or None}
-
-
-def sr4zct_params(iterations=400, time_budget_s=None, thickness_mm=None, network: str = "unet") -> dict:
-    """Checked SR4ZCT job parameters. `time_budget_s` None or 0: no time limit; `thickness_mm` None or 0:
-    the slice thickness equals the slice spacing (no overlap or gap)."""
-    if network not in NETWORKS:
-        raise BadInputError(f"Unknown SR4ZCT network '{network}'.", f"Use one of: {', '.join(NETWORKS)}.")
-    return {**_budget_params("SR4ZCT", iterations, time_budget_s, thickness_mm), "network": network}
-
-
-def degradation_model_params(label: str, iterations=300, time_budget_s=None, thickness_mm=None,
-                             degradation: str = "slice-profile") -> dict:
-    """Checked parameters of a method that inverts a slice degradation model (dmDIP, TV reconstruction;
-    `label` names it in messages): iterations (dmDIP: per slab of coronal slices; the time budget is for
-    the whole volume) and `degradation`: "slice-profile" (thick slices are box averages, as 2D multi-slice
-    acquisitions) or "kspace" (dmDIP's central-k-space truncation, for 3D acquisitions)."""
-    if degradation not in DEGRADATIONS:
-        raise BadInputError(f"Unknown {label} degradation model '{degradation}'.", f"Use one of: {', '.join(DEGRADATIONS)}.")
-    return {**_budget_params(label, iterations, time_budget_s, thickness_mm), "degradation": degradation}
 
 
 def sr4zct_checkpoint(restored_volume) -> dict:
@@ -127,43 +72,45 @@ def check_second_contrast(first, second) -> None:
 
 
 class SuperResolutionLogic:
-    """Super-resolution jobs on a scene. `ctx` defaults to the process-wide scene context."""
+    """The SuperResolution module's Logic: super-resolution jobs on a scene. `ctx` defaults to the process-wide scene
+    context. From Slicer's Python console:
+
+        logic = slicer.util.getModuleLogic("SuperResolution")
+        outputs = logic.process(getNode("CTChest"), method="sr4zct", iterations=400, difference_from_cubic=True)
+        outputs = logic.process(getNode("CTChest"), method="sinc", spacing=1.0)
+        outputs = logic.process(getNode("T1"), method="dmdip", second_volume=getNode("T2"))
+    """
+
+    METHODS = SUPERRES  # the methods and their parameters (create_job's keywords)
 
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
 
-    def create_job(self, input_volume, method: str = "sr4zct", spacing=None, iterations: int = 400,
-                   time_budget_s: float | None = None, thickness_mm: float | None = None, network: str = "unet",
-                   difference_from_cubic: bool = False, second_volume=None, degradation: str = "slice-profile",
-                   resume_from=None, device: str = "auto", keep_files: bool = False) -> SceneJob:
-        """A job (not started yet); see spacing_param for `spacing` (mm). The per-scan methods (SR4ZCT,
-        dmDIP): `iterations` (the budget; dmDIP: per slab of coronal slices), `time_budget_s` (stop after
-        this many seconds, keeping the result so far; None or 0: no limit), `thickness_mm` (slice thickness
-        when it differs from the slice spacing, e.g. overlapping slices; None or 0: same as the spacing).
-        SR4ZCT only: `network` ("unet" or "msd"); `resume_from` (a volume an earlier SR4ZCT job restored from
-        this input: training continues from its network for `iterations` more). dmDIP only: `second_volume` (another contrast of the same
-        subject on the same voxel grid, restored too: output "volume2"), `degradation` ("slice-profile" or
-        "kspace"; also for "tv"). `difference_from_cubic`: also output the result minus cubic interpolation ("difference")."""
+    def create_job(self, input_volume, method: str = "sr4zct", spacing=None, second_volume=None, resume_from=None,
+                   device: str = "auto", keep_files: bool = False, **parameters) -> SceneJob:
+        """A job (not started yet); see spacing_param for `spacing` (mm). `parameters`: any of
+        slicerleap/enhancement/methods.py's (defaults and ranges declared there; those of other methods are ignored),
+        e.g. `iterations` (the per-scan methods' budget), `time_budget_s`, `thickness_mm`, SR4ZCT's `network`,
+        dmDIP's and TV's `degradation`, `difference_from_cubic`. SR4ZCT only: `resume_from` (a volume an earlier
+        SR4ZCT job restored from this input: training continues from its network for `iterations` more). dmDIP only:
+        `second_volume` (another contrast of the same subject on the same voxel grid, restored too: output "volume2")."""
         require_scalar_volume(input_volume, "input volume")
-        method = METHOD_ALIASES.get(method, method)
-        if method not in METHODS:
-            raise BadInputError(f"Unknown super-resolution method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+        method = self.METHODS.method(method).name  # unknown: refused; an alias becomes its method
+        unknown = set(parameters) - {p.name for p in self.METHODS.parameters()}
+        if unknown:
+            raise BadInputError(f"Unknown super-resolution parameter(s): {', '.join(sorted(unknown))}.",
+                                f"Use: {', '.join(p.name for p in self.METHODS.parameters())}.")
+        checked = self.METHODS.resolve(method, parameters)  # wrong type or out of range: refused here
         if second_volume is not None and method != "dmdip":
             raise BadInputError("A second contrast is used by dmDIP only.", "Choose the dmdip method, or clear the second contrast.")
-        params = {"method": method, "spacing": spacing_param(spacing), "difference_from_cubic": bool(difference_from_cubic)}
-        checked = sr4zct_params(iterations, time_budget_s, thickness_mm, network)  # checked whatever the method
+        params = {"method": method, "spacing": spacing_param(spacing), **checked}
         inputs = {"image": input_volume}
-        if method == "tv":
-            checked = degradation_model_params("TV reconstruction", iterations, None, thickness_mm, degradation)
-        if method == "dmdip":
-            checked = degradation_model_params("dmDIP", iterations, time_budget_s, thickness_mm, degradation)
-            if second_volume is not None:
-                check_second_contrast(input_volume, second_volume)
-                inputs["image2"] = second_volume
-                params["output_name2"] = second_volume.GetName()
+        if method == "dmdip" and second_volume is not None:
+            check_second_contrast(input_volume, second_volume)
+            inputs["image2"] = second_volume
+            params["output_name2"] = second_volume.GetName()
         if method in PER_SCAN_METHODS:
-            check_thick_slices(input_volume.GetSpacing(), checked["thickness_mm"], input_volume.GetName())
-            params.update(checked)
+            check_thick_slices(input_volume.GetSpacing(), checked["thickness_mm"] or None, input_volume.GetName())
         if resume_from is not None:
             if method != "sr4zct":
                 raise BadInputError("Only SR4ZCT can continue an earlier optimisation.", "Choose the sr4zct method, or start from scratch.")
@@ -175,9 +122,43 @@ class SuperResolutionLogic:
         `options` are create_job's keyword arguments."""
         return self.create_job(input_volume, **options).start()
 
-    def process(self, input_volume, on_progress=None, timeout: float | None = None, **options) -> dict:
-        """Blocking form: returns {"volume": vtkMRMLScalarVolumeNode} at the target spacing, covering the
+    def process(self, input_volume, on_progress=None, timeout: float | None = None, show_result: bool = True,
+                **options) -> dict:
+        """Restore and wait. Returns {"volume": vtkMRMLScalarVolumeNode} at the target spacing, covering the
         input's extent, with the input's orientation, plus "difference" (the result minus cubic
         interpolation, on the same grid) when `difference_from_cubic`, and "volume2" (the restored second
-        contrast) for dmDIP with a `second_volume`. `options` are create_job's."""
-        return self.create_job(input_volume, **options).run(on_progress=on_progress, timeout=timeout)
+        contrast) for dmDIP with a `second_volume`. `options` are create_job's. `show_result`: the result in the
+        slice views (in the Slicer desktop). Progress goes to the application log unless `on_progress` takes it."""
+        job = self.create_job(input_volume, **options)
+        outputs = job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
+        if show_result:
+            self.show_result(outputs)
+        return outputs
+
+    @staticmethod
+    def has_sr4zct_network(volume_node) -> bool:
+        """Whether an SR4ZCT job kept its network with this volume (so training can continue from it)."""
+        from slicerleap.enhancement.checkpoints import CHECKPOINT_ATTRIBUTE
+
+        return volume_node is not None and bool(volume_node.GetAttribute(CHECKPOINT_ATTRIBUTE))
+
+    @staticmethod
+    def show_result(outputs: dict) -> None:
+        """The restored volume in the slice views; the difference from cubic, if any, over it in a blue-red
+        colour map centred on 0 (fade it with the slice views' foreground opacity). Nothing outside the desktop."""
+        if not SlicerLeapCommonLib.in_slicer_desktop():
+            return
+        import slicer
+
+        difference = outputs.get("difference")
+        if difference is None:
+            slicer.util.setSliceViewerLayers(background=outputs["volume"], fit=True)
+            return
+        displayNode = difference.GetDisplayNode()
+        if displayNode is not None:
+            sample = slicer.util.arrayFromVolume(difference)[::2, ::4, ::4]  # a subsample is enough for the colour range
+            limit = float(np.percentile(np.abs(sample), 99.5)) or 1.0
+            displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeFileDivergingBlueRed.txt")
+            displayNode.AutoWindowLevelOff()
+            displayNode.SetWindowLevelMinMax(-limit, limit)
+        slicer.util.setSliceViewerLayers(background=outputs["volume"], foreground=difference, foregroundOpacity=0.5, fit=True)

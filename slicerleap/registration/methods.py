@@ -18,4 +18,4 @@ OPTIMISATION = Method("optimisation", "register", "the displacement field itself
               unit="mm"),
     Parameter("levels", int, 2, "pyramid levels", minimum=1, maximum=4),
 ))
-REGISTRATION = MethodFamily("register", (NETWORK, OPTIMISATION), shared=(AFFINE,))
+REGISTRATION = MethodFamily("register", (NETWORK, OPTIMISATION), shared=(AFFINE,), title="registration")

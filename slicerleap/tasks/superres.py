@@ -1,8 +1,8 @@
 """Task "superres": restore a thick-slice volume at a finer spacing.
 
-Methods: "sr4zct" (self-supervised per-scan network, Shi, Pelt & Batenburg, MLMI 2023), "dmdip" (dual-modal
-deep image prior with k-space replacement; a second co-registered contrast is optional) and the classical
-baselines "tv" (total-variation reconstruction consistent with the measured slices), "linear", "bspline" (cubic B-spline, alias "cubic") and "sinc" (Welch-windowed sinc)."""
+Methods and their parameters: slicerleap/enhancement/methods.py (SR4ZCT, dmDIP with an optional second co-registered
+contrast, TV reconstruction, and the interpolators). Job parameters besides those: "spacing" (target, mm),
+"resume_from" (SR4ZCT), "output_name", "output_name2"."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,10 @@ import json
 import numpy as np
 
 from ..enhancement.checkpoints import CHECKPOINT_ATTRIBUTE
+from ..enhancement.methods import SUPERRES
 from ..errors import BadInputError
 from ..io import read_volume
 from ..transforms import check_scalar_volume, resample_to_reference, resample_to_spacing
-
-INTERPOLATION_METHODS = ("linear", "bspline", "sinc")
-METHODS = ("sr4zct", "dmdip", "tv") + INTERPOLATION_METHODS + ("cubic",)
 
 
 def target_spacing(volume, requested) -> list[float]:
@@ -33,19 +31,17 @@ def _at_spacing(volume, spacing):
     return volume if np.allclose(volume.spacing, spacing, rtol=1e-3) else resample_to_spacing(volume, spacing, "bspline")
 
 
-def _sr4zct(ctx, image, spacing):
+def _sr4zct(ctx, p, image, spacing):
     """SR4ZCT, from scratch or resuming the network of an earlier result on the same volume ("resume_from": its
     checkpoint reference). Returns the restored volume and the new checkpoint reference."""
     from ..enhancement.checkpoints import load_checkpoint, save_checkpoint
     from ..enhancement.sr4zct import SR4ZCTConfig, sr4zct_with_network
 
-    p = ctx.params
-    config = SR4ZCTConfig(thickness_mm=p.get("thickness_mm"), network=p.get("network", "unet"),
-                          iterations=int(p.get("iterations", 400)), time_budget_s=p.get("time_budget_s"),
-                          seed=int(p.get("seed", 0)))
+    config = SR4ZCTConfig(thickness_mm=p["thickness_mm"] or None, network=p["network"], iterations=p["iterations"],
+                          time_budget_s=p["time_budget_s"] or None, seed=p["seed"])
     info = {"network": config.network, "thickness_mm": config.thickness_mm, "shape_ijk": list(image.shape_ijk),
             "spacing_mm": [round(float(s), 5) for s in image.spacing]}
-    resume, state, done_before = p.get("resume_from"), None, 0
+    resume, state, done_before = ctx.params.get("resume_from"), None, 0
     if resume:
         changed = [key for key in info if resume.get(key) != info[key]]
         if changed:
@@ -61,11 +57,10 @@ def _sr4zct(ctx, image, spacing):
     return _at_spacing(restored, spacing), reference
 
 
-def _dmdip(ctx, image, spacing):
+def _dmdip(ctx, p, image, spacing):
     """dmDIP on the input and, when given, the second contrast (same grid). Returns both restored volumes."""
     from ..enhancement.dmdip import DMDIPConfig, dmdip
 
-    p = ctx.params
     volumes = [image]
     if "image2" in ctx.spec.inputs:
         second = read_volume(ctx.input_path("image2"))
@@ -74,10 +69,8 @@ def _dmdip(ctx, image, spacing):
                                 "Register and resample it onto the first volume (e.g. RegistrationDL, then Resample), then run again.")
         check_scalar_volume(second, "second contrast", min_size=2)
         volumes.append(second.with_array(second.array.astype(np.float32)))
-    config = DMDIPConfig(iterations=int(p.get("iterations", 300)), time_budget_s=p.get("time_budget_s"),
-                         slab=int(p.get("slab", 16)), seed=int(p.get("seed", 0)), thickness_mm=p.get("thickness_mm"),
-                         degradation=p.get("degradation", "slice-profile"), prior_input=p.get("prior_input", "upsampled"),
-                         tv_weight=float(p.get("tv_weight", DMDIPConfig.tv_weight)))
+    config = DMDIPConfig(iterations=p["iterations"], time_budget_s=p["time_budget_s"] or None, seed=p["seed"],
+                         thickness_mm=p["thickness_mm"] or None, degradation=p["degradation"], tv_weight=p["tv_weight"])
     restored = dmdip(volumes, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
     return [_at_spacing(r, spacing) for r in restored]
 
@@ -86,11 +79,8 @@ BYTES_PER_FINE_VOXEL = {"tv": 64}
 
 
 def run(ctx) -> dict:
-    method = ctx.params.get("method", "bspline")
-    if method == "cubic":
-        method = "bspline"
-    if method not in METHODS:
-        raise BadInputError(f"Unknown super-resolution method '{method}'.", f"Use one of: {', '.join(METHODS)}.")
+    method = SUPERRES.method(ctx.params.get("method", "bspline")).name  # unknown: refused; "cubic" is bspline
+    p = SUPERRES.resolve(method, ctx.params)  # checked, the method's declared defaults filled in
     image = read_volume(ctx.input_path("image"))
     spacing = target_spacing(image, ctx.params.get("spacing"))
     # peak per voxel of the finest grid the method passes through (in-plane of the input, through-plane of the
@@ -102,23 +92,22 @@ def run(ctx) -> dict:
     source = image.with_array(image.array.astype(np.float32))
     outputs, attributes = {}, {}
     if method == "sr4zct":
-        out, checkpoint = _sr4zct(ctx, source, spacing)
+        out, checkpoint = _sr4zct(ctx, p, source, spacing)
         attributes[CHECKPOINT_ATTRIBUTE] = json.dumps(checkpoint)
     elif method == "dmdip":
-        out, *second = _dmdip(ctx, source, spacing)
+        out, *second = _dmdip(ctx, p, source, spacing)
         if second:
             outputs["volume2"] = {"kind": "volume", "file": ctx.write_output(second[0], "restored2.nrrd"), "next_to": "image2",
                                   "name": f"{ctx.params.get('output_name2', 'second contrast')} dmdip"}
     elif method == "tv":
         from ..enhancement.tv_reconstruction import tv_reconstruct
 
-        p = ctx.params
-        out = _at_spacing(tv_reconstruct(source, ctx.device, p.get("thickness_mm"), p.get("degradation", "slice-profile"),
-                                         int(p.get("iterations", 200)), ctx.report, ctx.stop_requested), spacing)
+        out = _at_spacing(tv_reconstruct(source, ctx.device, p["thickness_mm"] or None, p["degradation"], p["iterations"],
+                                         ctx.report, ctx.stop_requested), spacing)
     else:
         out = resample_to_spacing(source, spacing, method)
     ctx.check_cancelled()
-    if ctx.params.get("difference_from_cubic"):  # what the method added beyond cubic interpolation
+    if p["difference_from_cubic"]:  # what the method added beyond cubic interpolation
         cubic = resample_to_reference(source, out, "bspline", extrapolate=True)
         outputs["difference"] = {"kind": "volume", "file": ctx.write_output(out.with_array(out.array - cubic.array), "difference.nrrd"),
                                  "next_to": "image", "name": f"{image.metadata.get('name', 'volume')} {method} minus cubic"}
