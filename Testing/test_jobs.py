@@ -131,7 +131,7 @@ def test_keep_files_keeps_the_job_folder_with_the_worker_log(scene_ctx, tmp_path
 
 
 @pytest.mark.parametrize("task, params, stage", [
-    ("superres", {"method": "sr4zct", "iterations": 100000, "spacing": 1.0}, "training"),
+    ("superres", {"method": "sr4zct", "iterations": 20000, "spacing": 1.0}, "training"),
     ("register", {"iterations": 1000, "working_spacing_mm": 0.5, "affine": False, "levels": 1}, "optimisation"),
 ])
 def test_stop_early_keeps_the_result_so_far(scene_ctx, tmp_path, task, params, stage):

@@ -403,10 +403,11 @@ def test_superresolution_checks_the_dmdip_inputs(ctx):
     job = logic.create_job(thick, method="dmdip", second_volume=same_grid, iterations=20, degradation="kspace")
     assert set(job.inputs) == {"image", "image2"}
     assert job.spec.params == {"method": "dmdip", "spacing": None, "difference_from_cubic": False, "iterations": 20,
-                               "time_budget_s": None, "thickness_mm": None, "degradation": "kspace", "output_name2": "thick T2"}
+                               "time_budget_s": 0.0, "thickness_mm": 0.0, "degradation": "kspace", "tv_weight": 0.5, "seed": 0,
+                               "output_name2": "thick T2"}
     assert set(logic.create_job(thick, method="dmdip").inputs) == {"image"}  # single-modal
     for options, message in [({"second_volume": shifted}, "not on the same voxel grid"), ({"second_volume": thick}, "input volume itself"),
-                             ({"degradation": "gaussian"}, "Unknown dmDIP degradation"), ({"iterations": 0}, "at least 1")]:
+                             ({"degradation": "gaussian"}, "'gaussian' is not one of: slice-profile, kspace"), ({"iterations": 0}, "at least 1")]:
         with pytest.raises(BadInputError, match=message):
             logic.create_job(thick, method="dmdip", **options)
     with pytest.raises(BadInputError, match="dmDIP only"):
@@ -431,14 +432,15 @@ def test_superresolution_checks_the_sr4zct_settings(ctx):
     logic = SuperResolutionLogic(ctx)
     job = logic.create_job(thick, iterations=50, time_budget_s=0, thickness_mm=0, network="msd", difference_from_cubic=True)
     assert job.spec.params == {"method": "sr4zct", "spacing": None, "difference_from_cubic": True, "iterations": 50,
-                               "time_budget_s": None, "thickness_mm": None, "network": "msd"}  # 0 = no limit / = spacing
+                               "time_budget_s": 0.0, "thickness_mm": 0.0, "network": "msd", "seed": 0}  # 0 = no limit / = spacing
     job = logic.create_job(thick, time_budget_s=90, thickness_mm=10.0, spacing=1.0)
     assert job.spec.params["time_budget_s"] == 90.0 and job.spec.params["thickness_mm"] == 10.0
     assert logic.create_job(thick, method="linear").spec.params == {"method": "linear", "spacing": None, "difference_from_cubic": False}
     assert logic.create_job(thick, method="cubic").spec.params["method"] == "bspline"
-    for options, message in [({"iterations": 0}, "at least 1"), ({"iterations": 2.5}, "whole number"),
-                             ({"iterations": None}, "must be a number"), ({"time_budget_s": -1}, "cannot be negative"),
-                             ({"thickness_mm": -2.0}, "cannot be negative"), ({"network": "resnet"}, "Unknown SR4ZCT network")]:
+    for options, message in [({"iterations": 0}, "at least 1"), ({"iterations": 2.5}, "must be int"),
+                             ({"iterations": "many"}, "must be int"), ({"time_budget_s": -1}, "must be at least 0 s"),
+                             ({"thickness_mm": -2.0}, "must be at least 0 mm"), ({"network": "resnet"}, "'resnet' is not one of: unet, msd"),
+                             ({"iterations_per_slab": 3}, "Unknown super-resolution parameter")]:
         with pytest.raises(BadInputError, match=message):
             logic.create_job(thick, **options)
     isotropic = add_volume(ctx, image, "isotropic")

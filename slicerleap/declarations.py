@@ -44,6 +44,8 @@ class Parameter:
     def check(self, value) -> Any:
         """The value as its declared type, inside its range; else BadInputError naming the option and the range."""
         try:
+            if self.kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError  # int(2.5) would quietly run 2
             value = self.kind(value) if self.kind is not bool else bool(value)
         except (TypeError, ValueError):
             raise BadInputError(f"{self.label} must be {self.kind.__name__} (got {value!r}).",
