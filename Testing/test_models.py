@@ -78,6 +78,32 @@ def test_register_then_load(home, weights):
     assert card["sha256"] != "0" * 64
 
 
+def test_a_trained_model_card_takes_the_users_choices_and_registers_from_the_job(home, weights, tmp_path):
+    """One card builder for every trainer (slicerleap/models/cards.py); the user's id, title, modality, licence and
+    training-data note override the trainer's defaults; a job's model output registers through one function."""
+    import shutil
+    import types
+
+    from slicerleap.models.cards import model_output, register_job_model, trained_model_card
+
+    known = dict(task="segmentation", module="SKSSegmentation", architecture=TINY, labels=tiny_card()["labels"],
+                 input_spec=tiny_card()["input"], training_data="2 user cases", evaluation={"history": []})
+    card = trained_model_card({}, default_id="my-unet@1.0.0", default_title="U-Net", **known)
+    assert (card["id"], card["licence"], card["modality"], card["file"]) == ("my-unet@1.0.0", "user-owned", "any", "model.safetensors")
+    assert "training" not in card and card["evaluation"] == {"history": []}
+    users = {"model_id": "liver@2.0.0", "title": "Liver", "modality": "CT", "licence": "CC-BY-4.0", "training_data": "my twelve liver scans"}
+    card = trained_model_card(users, default_id="my-unet@1.0.0", default_title="U-Net", **known)
+    assert {k: card[k] for k in ("id", "title", "modality", "licence", "training_data")} == {
+        "id": "liver@2.0.0", "title": "Liver", "modality": "CT", "licence": "CC-BY-4.0", "training_data": "my twelve liver scans"}
+    outputs = tmp_path / "job" / "outputs"
+    outputs.mkdir(parents=True)
+    shutil.copy(weights, outputs / "model.safetensors")
+    job = types.SimpleNamespace(output_path=lambda relative: tmp_path / "job" / relative)
+    ctx = types.SimpleNamespace(output_path=lambda name: outputs / name)
+    registered = register_job_model(job, model_output(ctx, card))
+    assert registered["id"] == "liver@2.0.0" and get_catalog().get("liver@2.0.0")["sha256"] == registered["sha256"]
+
+
 def test_tampered_weights_are_refused_with_a_clear_error(home, weights):
     get_catalog().register(weights, tiny_card())
     stored = home / "models" / "tiny-unet-1.0.0.safetensors"

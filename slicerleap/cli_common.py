@@ -70,14 +70,14 @@ def train_and_register(task: str, inputs: dict, params: dict, args) -> int:
     """Run a training task; on success register its model in the catalog and copy weights + card to --out."""
     from .jobs.files import print_progress, run_task_on_files
     from .models import get_catalog
+    from .models.cards import register_job_model
 
     if params.get("model_id"):
         get_catalog().check_new_id(params["model_id"])
     result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
     try:
         spec = result["outputs"]["model"]
-        card = json.loads(job.output_path(spec["card"]).read_text(encoding="utf-8"))
-        registered = get_catalog().register(job.output_path(spec["file"]), card)
+        registered = register_job_model(job, spec)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy2(job.output_path(spec["file"]), out / "model.safetensors")

@@ -124,15 +124,12 @@ def input_spec(s: dict) -> dict:
 
 def model_card(s: dict, history: list[dict], n_sites: int) -> dict:
     """Catalog card of the federation's global model (a 2.5D U-Net, usable by SKSSegmentation at once)."""
+    from ..models.cards import trained_model_card
     from ..segmentation.label_specs import LESION_LABEL
 
-    return {
-        "id": s["model-id"], "title": f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, {n_sites} sites)",
-        "task": "segmentation", "module": "SKSSegmentation", "modality": "any",
-        "architecture": architecture(s), "input": input_spec(s), "labels": [{**LESION_LABEL, "value": 1}],
-        "licence": "user-owned",
-        "training_data": f"federated training over {n_sites} site(s); the images never left their sites, only model weights did",
-        "training": {"federated": {k: v for k, v in s.items() if k != "out-dir"}},
-        "evaluation": {"rounds": history},
-        "file": "model.safetensors",
-    }
+    return trained_model_card(
+        {}, default_id=s["model-id"], default_title=f"{s['model-id'].split('@')[0]} (federated {s['strategy']}, {n_sites} sites)",
+        task="segmentation", module="SKSSegmentation", architecture=architecture(s), input_spec=input_spec(s),
+        labels=[{**LESION_LABEL, "value": 1}],
+        training_data=f"federated training over {n_sites} site(s); the images never left their sites, only model weights did",
+        training={"federated": {k: v for k, v in s.items() if k != "out-dir"}}, evaluation={"rounds": history})

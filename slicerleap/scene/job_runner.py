@@ -145,10 +145,7 @@ class SceneJob:
             return displacement_to_grid_transform_node(self.ctx, read_displacement(path), spec["name"],
                                                        self.inputs.get(spec.get("fixed")), self.inputs.get(spec.get("moving")))
         if kind == "model":
-            import json
+            from ..models.cards import register_job_model
 
-            from ..models import get_catalog
-
-            card = json.loads(self.job.output_path(spec["card"]).read_text(encoding="utf-8"))
-            return get_catalog().register(path, card)
+            return register_job_model(self.job, spec)
         raise ValueError(f"unknown output kind {kind!r}")

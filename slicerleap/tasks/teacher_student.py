@@ -11,7 +11,6 @@ labels come from params "teacher" in the job), optional val_*; params boxes and 
 start_from (a student to fine-tune), config, model_id. The saved student has no localisation branch."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
+from ..models.cards import model_output, trained_model_card
 from ..models import get_catalog
 from ..models.networks import load_model
 from ..models.weights import load_verified_state_dict, save_weights
@@ -97,21 +97,19 @@ def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, sec
     kind = ("teacher annotator (U-Net with organ-to-lesion box attention; needs boxes)" if role == "teacher"
             else "student segmentor (U-Net trained on masks + teacher pseudo-labels with a localisation branch)")
     input_spec = {**spec, "box_channels": 2} if role == "teacher" else spec
-    return {"id": p.get("model_id", f"my-{role}@1.0.0"), "title": p.get("title", f"Teacher–student {kind}"), "task": "segmentation",
-            "module": "SKSSegmentation", "modality": p.get("modality", "any"), "architecture": config.architecture(role),
-            "input": input_spec, "labels": labels, "licence": p.get("licence", "user-owned"),
-            "training_data": p.get("training_data", counts), "postprocess": {"largest_organ": True, "fill_holes": True,
-                                                                             "lesions_inside_organ": True},
-            "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "role": role,
-                         "seconds": round(seconds, 1), "device": str(ctx.device),
-                         **({"fine_tuned_from": p["start_from"]} if p.get("start_from") else {})},
-            "evaluation": {"history": history}, "file": "model.safetensors"}
+    return trained_model_card(
+        p, default_id=f"my-{role}@1.0.0", default_title=f"Teacher–student {kind}", task="segmentation",
+        module="SKSSegmentation", architecture=config.architecture(role), input_spec=input_spec, labels=labels,
+        training_data=counts, postprocess={"largest_organ": True, "fill_holes": True, "lesions_inside_organ": True},
+        training={**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "role": role,
+                  "seconds": round(seconds, 1), "device": str(ctx.device),
+                  **({"fine_tuned_from": p["start_from"]} if p.get("start_from") else {})},
+        evaluation={"history": history})
 
 
 def _result(ctx, card: dict, history, seconds, extra: dict) -> dict:
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     val = [r["lesion_dice"] for r in history if "lesion_dice" in r]
-    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+    return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"final_loss": history[-1]["loss"] if history else None, "best_val_lesion_dice": max(val) if val else None,
                         "seconds": round(seconds, 1), **extra}}
 

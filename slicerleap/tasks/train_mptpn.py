@@ -8,7 +8,6 @@ empty_share: lesion-free slices per lesion slice (default 0.25); in_plane_spacin
 images); model_id, title, modality, label."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from .. import __version__
 from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
+from ..models.cards import model_output, trained_model_card
 from ..models.weights import save_weights
 from ..segmentation import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
@@ -84,22 +84,17 @@ def run(ctx) -> dict:
         ctx.stop_requested)
     save_weights(net.net if config.model == "unet" else net, ctx.output_path("model.safetensors"))
     kind = "MPTPN (text-prompted, 2D)" if config.model == "mptpn" else "MONAI 2D U-Net (image only, prompts ignored)"
-    card = {
-        "id": p.get("model_id", f"my-{config.model}-text@1.0.0"), "title": p.get("title", f"{kind} trained in SlicerLeap"),
-        "task": "text-segmentation", "module": "SKSSegmentation", "modality": p.get("modality", "any"),
-        "architecture": config.architecture(),
-        "input": {**spec, "img_size": config.img_size, "text_prompt": text_prompt_spec()},
-        "labels": [{**LESION_LABEL, **p.get("label", {}), "value": 1}], "licence": p.get("licence", "user-owned"),
-        "training_data": p.get("training_data", f"{len(pairs)} case(s) with masks from the user's scene or folder: {len(train)} "
-                                                 f"axial slices ({lesion_slices} showing the {target}), prompts "
-                                                 f"{'partly written by the user, the rest ' if any(user_prompts) else ''}"
-                                                 "generated from the masks"),
-        "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device),  # stage 1 always fp32
-                     "seconds": round(seconds, 1), "device": str(ctx.device), "slicerleap": __version__},
-        "evaluation": {"history": [r for r in history if r.get("step", 0) % 10 == 0 or r is history[-1]]},
-        "file": "model.safetensors",
-    }
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+    card = trained_model_card(
+        p, default_id=f"my-{config.model}-text@1.0.0", default_title=f"{kind} trained in SlicerLeap", task="text-segmentation",
+        module="SKSSegmentation", architecture=config.architecture(),
+        input_spec={**spec, "img_size": config.img_size, "text_prompt": text_prompt_spec()},
+        labels=[{**LESION_LABEL, **p.get("label", {}), "value": 1}],
+        training_data=f"{len(pairs)} case(s) with masks from the user's scene or folder: {len(train)} axial slices "
+                      f"({lesion_slices} showing the {target}), prompts "
+                      f"{'partly written by the user, the rest ' if any(user_prompts) else ''}generated from the masks",
+        training={**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device),  # stage 1 always fp32
+                  "seconds": round(seconds, 1), "device": str(ctx.device), "slicerleap": __version__},
+        evaluation={"history": [r for r in history if r.get("step", 0) % 10 == 0 or r is history[-1]]})
+    return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"final_loss": history[-1]["loss"] if history else None, "seconds": round(seconds, 1),
                         "cases": len(pairs), "slices": len(train), "lesion_slices": lesion_slices}}

@@ -7,10 +7,10 @@ The parent registers the model only when the job succeeds: a failed or cancelled
 catalog as it was."""
 from __future__ import annotations
 
-import json
 
 from ..errors import BadInputError
 from ..io import read_volume
+from ..models.cards import model_output, trained_model_card
 from ..models import get_catalog
 from ..models.weights import load_verified_state_dict, save_weights
 from ..registration.losses import REGULARISERS, SIMILARITIES, RegistrationLossConfig
@@ -56,19 +56,13 @@ def run(ctx) -> dict:
         raise BadInputError("Training stopped before the first validation: no model to keep.", "Let it run for at least one validation interval.")
     save_weights(net, ctx.output_path("model.safetensors"))
     score = "Dice of warped labels" if labels else "local NCC after warping"
-    card = {
-        "id": p.get("model_id", "my-registration@1.0.0"), "title": p.get("title", "Registration network trained in SlicerLeap"),
-        "task": "registration", "module": "RegistrationDL", "modality": p.get("modality", "any"),
-        "architecture": architecture,
-        "input": {"spacing_mm": [spacing] * 3, "channels": 1, "normalisation": NORMALISATION},
-        "labels": [], "licence": p.get("licence", "user-owned"),
-        "training_data": p.get("training_data", f"{len(images)} user image(s){' with labelmaps' if labels else ''}, affinely "
-                                                f"co-aligned; pairs of different subjects and deformed copies"
-                                                + (f"; fine-tuned from {start_card['id']}" if start_card else "")),
-        "evaluation": {"validation_score": score, "best": max(h["val_dice"] for h in history), "history": history},
-        "file": "model.safetensors",
-    }
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+    card = trained_model_card(
+        p, default_id="my-registration@1.0.0", default_title="Registration network trained in SlicerLeap", task="registration",
+        module="RegistrationDL", architecture=architecture,
+        input_spec={"spacing_mm": [spacing] * 3, "channels": 1, "normalisation": NORMALISATION}, labels=[],
+        training_data=f"{len(images)} user image(s){' with labelmaps' if labels else ''}, affinely co-aligned; pairs of "
+                      "different subjects and deformed copies" + (f"; fine-tuned from {start_card['id']}" if start_card else ""),
+        evaluation={"validation_score": score, "best": max(h["val_dice"] for h in history), "history": history})
+    return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"best_validation": card["evaluation"]["best"], "validation_score": score,
                         "iterations": history[-1]["iteration"], "images": len(images)}}

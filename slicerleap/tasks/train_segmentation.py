@@ -4,12 +4,12 @@ The parent registers the model in the user catalog only when the job succeeds, s
 failed training leaves the catalog as it was."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
 from ..errors import BadInputError
 from ..io import read_volume
+from ..models.cards import model_output, trained_model_card
 from ..models.weights import save_weights
 from ..segmentation.unet_trainer import UNetTrainingConfig, prepare_pair, train_unet
 from ..transforms import check_scalar_volume
@@ -42,16 +42,13 @@ def run(ctx) -> dict:
     train, val = pairs[n_val:] or pairs, pairs[:n_val] or pairs
     net, history = train_unet(train, val, config, ctx.device, ctx.report)
     save_weights(net, ctx.output_path("model.safetensors"))
-    card = {
-        "id": p.get("model_id", "my-unet@1.0.0"), "title": p.get("title", "U-Net trained in SlicerLeap"),
-        "task": "segmentation", "module": p.get("module", "SKSSegmentation"), "modality": p.get("modality", "any"),
-        "architecture": config.architecture(),
-        "input": {"spacing_mm": list(config.spacing_mm), "patch": list(config.patch), "channels": 1, "normalisation": config.normalisation},
-        "labels": label_specs, "licence": p.get("licence", "user-owned"),
-        "training_data": p.get("training_data", f"{len(pairs)} user case(s) ({len(train)} train / {len(val)} validation) from the user's own scene or folder"),
-        "evaluation": {"history": history, "final_val_dice": history[-1]["val_dice"]},
-        "file": "model.safetensors",  # sha256 is computed from the file at registration
-    }
-    (ctx.output_path("card.json")).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+    card = trained_model_card(
+        p, default_id="my-unet@1.0.0", default_title="U-Net trained in SlicerLeap", task="segmentation",
+        module="SKSSegmentation", architecture=config.architecture(),
+        input_spec={"spacing_mm": list(config.spacing_mm), "patch": list(config.patch), "channels": 1,
+                    "normalisation": config.normalisation},
+        labels=label_specs,
+        training_data=f"{len(pairs)} user case(s) ({len(train)} train / {len(val)} validation) from the user's own scene or folder",
+        evaluation={"history": history, "final_val_dice": history[-1]["val_dice"]})
+    return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"final_val_dice": history[-1]["val_dice"], "epochs": len(history)}}

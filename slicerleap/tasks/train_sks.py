@@ -8,13 +8,13 @@ label_value: lesion value in the labelmaps (default: any non-zero); config: Slic
 in_plane_spacing_mm (default: median of the training images); model_id, title, modality, label."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
 from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
+from ..models.cards import model_output, trained_model_card
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
@@ -73,22 +73,17 @@ def run(ctx) -> dict:
     save_weights(net, ctx.output_path("model.safetensors"))
     label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
     kind = "SKS (Skip and Skip, 2.5D Swin V2 dual encoder)" if config.model == "sks" else "MONAI 2D U-Net (2.5D input)"
-    card = {
-        "id": p.get("model_id", f"my-{config.model}@1.0.0"), "title": p.get("title", f"{kind} trained in SlicerLeap"),
-        "task": "segmentation", "module": "SKSSegmentation", "modality": p.get("modality", "any"),
-        "architecture": config.architecture(), "input": spec, "labels": [label],
-        "licence": p.get("licence", "user-owned"),
-        "training_data": p.get("training_data", f"{len(pixel_cases)} case(s) with pixel labels, {len(slice_cases)} with slice-level "
-                                                 f"labels only, {len(val_cases)} validation case(s), from the user's scene or folder"),
-        "training": {**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "seconds": round(seconds, 1),
-                     "device": str(ctx.device)},
-        "evaluation": {"history": history},
-        "file": "model.safetensors",  # sha256 is computed from the file at registration
-    }
-    ctx.output_path("card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    card = trained_model_card(
+        p, default_id=f"my-{config.model}@1.0.0", default_title=f"{kind} trained in SlicerLeap", task="segmentation",
+        module="SKSSegmentation", architecture=config.architecture(), input_spec=spec, labels=[label],
+        training_data=f"{len(pixel_cases)} case(s) with pixel labels, {len(slice_cases)} with slice-level labels only, "
+                      f"{len(val_cases)} validation case(s), from the user's scene or folder",
+        training={**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "seconds": round(seconds, 1),
+                  "device": str(ctx.device)},
+        evaluation={"history": history})
     last = history[-1] if history else {}
     val = [r["val_dice"] for r in history if r.get("val_dice") is not None]
-    return {"outputs": {"model": {"kind": "model", "file": "outputs/model.safetensors", "card": "outputs/card.json"}},
+    return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"final_loss": last.get("loss"), "best_val_dice": max(val) if val else None, "seconds": round(seconds, 1),
                         "pixel_cases": len(pixel_cases), "slice_cases": len(slice_cases)}}
 
