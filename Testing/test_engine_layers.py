@@ -13,8 +13,11 @@ RANKS = {
                      "mixed_precision", "lazy_entries", "declarations"], 0),
     "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5,
     "federated": 6, "data": 6, "tasks": 7, "worker": 8, "scene": 9, "web": 9,
-    **dict.fromkeys(["demo", "cli_common", "teacher_student_cli", "text_prompt_cli", "cli"], 10),
+    "demo": 10, "cli": 10,
 }
+# inside slicerleap/cli/: common.py < the command groups (every other module) < the package, which assembles the
+# parser < __main__; a command group imports common.py only, never another group
+CLI_RANKS = {"cli.common": 0, "cli": 2, "cli.__main__": 3}
 APPLICATION_ONLY = {"slicer", "vtk", "qt", "ctk", "mrml", "vtkmodules"}  # Slicer's own Python world
 MAY_IMPORT_SLICER = {"scene", "web"}
 
@@ -57,6 +60,21 @@ def upward_imports(root: Path) -> list[str]:
     return bad
 
 
+def _cli_module(module: str) -> str | None:
+    parts = module.split(".")
+    return ".".join(parts[1:3]) if parts[1:2] == ["cli"] else None
+
+
+def cli_imports(root: Path) -> list[str]:
+    """Imports between modules of slicerleap/cli/ that do not go strictly down CLI_RANKS."""
+    bad = []
+    for source, target, where in import_edges(root):
+        a, b = _cli_module(source), _cli_module(target)
+        if a and b and a != b and CLI_RANKS.get(b, 1) >= CLI_RANKS.get(a, 1):
+            bad.append(f"{where}: {a} imports {b}")
+    return bad
+
+
 def package_cycles(root: Path) -> list[list[str]]:
     graph: dict[str, set] = {}
     for source, target, _ in import_edges(root):
@@ -93,6 +111,10 @@ def test_no_lower_layer_imports_a_higher_one():
     assert upward_imports(ENGINE) == []
 
 
+def test_cli_command_groups_import_only_the_shared_helpers():
+    assert cli_imports(ENGINE) == []
+
+
 def test_the_engine_has_no_import_cycle():
     assert package_cycles(ENGINE) == []
 
@@ -115,6 +137,14 @@ def test_each_rule_fails_on_a_broken_copy(tmp_path):
         any("segmentation/metrics.py" in line for line in upward_imports(broken))
     assert any("segmentation/metrics.py" in line for line in application_imports(broken))
     (broken / "tasks" / "loop.py").write_text("from ..cli import main\n", encoding="utf-8")
-    (broken / "cli_common.py").write_text((broken / "cli_common.py").read_text(encoding="utf-8")
-                                          + "\nfrom .tasks import loop\n", encoding="utf-8")
-    assert any({"tasks", "cli"} <= set(cycle) or {"tasks", "cli_common"} <= set(cycle) for cycle in package_cycles(broken))
+    (broken / "cli" / "common.py").write_text((broken / "cli" / "common.py").read_text(encoding="utf-8")
+                                              + "\nfrom ..tasks import loop\n", encoding="utf-8")
+    assert any({"tasks", "cli"} <= set(cycle) for cycle in package_cycles(broken))
+    assert cli_imports(broken) == []
+    segment = broken / "cli" / "segment.py"
+    segment.write_text(segment.read_text(encoding="utf-8") + "\n\ndef _bad():\n    from .register import cmd_register\n"
+                       "    from . import main\n", encoding="utf-8")
+    (broken / "cli" / "common.py").write_text((broken / "cli" / "common.py").read_text(encoding="utf-8")
+                                              + "\nfrom .train import cmd_train\n", encoding="utf-8")
+    assert {line.split(": ", 1)[1] for line in cli_imports(broken)} == {
+        "cli.segment imports cli.register", "cli.segment imports cli", "cli.common imports cli.train"}

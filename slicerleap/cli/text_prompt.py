@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_common import run_task, train_and_register, volume_files
-from .errors import SlicerLeapError
+from ..errors import SlicerLeapError
+from .common import job_options, run_task, train_and_register, volume_files
 
 
 def cmd_train_mptpn(args) -> int:
@@ -55,7 +55,7 @@ def cmd_segment_text(args) -> int:
         missing = [n for n in table if n not in images]
         if missing:
             raise SlicerLeapError(f"Prompt table rows without a volume in {source}: {', '.join(missing[:5])}.", "Name rows like the volume files.")
-        from .io.output_files import check_output_path
+        from ..io.output_files import check_output_path
 
         check_output_path(target, [source], "folder")  # never the input folder
         for name, row in table.items():
@@ -68,7 +68,8 @@ def cmd_segment_text(args) -> int:
                     args.model, args.device, args.keep_files, {"segmentation": target, "probability": args.probability})
 
 
-def add_parsers(sub, train_sub, common) -> None:
+def add_commands(sub, train_sub) -> None:
+    """`train mptpn` (under `train`) and `segment-text`."""
     t = train_sub.add_parser("mptpn", help="MPTPN (or an image-only U-Net): text-prompted 2D segmentation from cases with masks")
     t.add_argument("--images", required=True, help="folder of volumes")
     t.add_argument("--labels", required=True, help="folder of labelmaps named like their images")
@@ -84,7 +85,7 @@ def add_parsers(sub, train_sub, common) -> None:
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
     t.add_argument("--seed", type=int, default=0)
-    common(t)
+    job_options(t)
     t.set_defaults(func=cmd_train_mptpn)
 
     p = sub.add_parser("segment-text", help="segment what a text prompt describes with a text-prompted (MPTPN) model")
@@ -96,5 +97,5 @@ def add_parsers(sub, train_sub, common) -> None:
     p.add_argument("--slice", type=float, default=None, metavar="S", help="the one axial slice through S (mm)")
     p.add_argument("--model", default=None, help="model id (default: the newest text-segmentation model)")
     p.add_argument("--probability", default=None, help="also write the probability volume here")
-    common(p)
+    job_options(p)
     p.set_defaults(func=cmd_segment_text)

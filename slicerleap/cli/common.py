@@ -1,23 +1,29 @@
-"""What every `slicerleap` command shares: checking outputs before any work, running a task on files and
-exporting its outputs, folders of cases, training and registering a model. The command groups (cli.py,
-teacher_student_cli.py, text_prompt_cli.py) import this; it imports none of them."""
+"""What every `slicerleap` command shares: the job options, checking outputs before any work, running a task on
+files and exporting its outputs, folders of cases, training and registering a model. The command groups (the other
+modules of this package) import this; it imports none of them."""
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
 
-from .errors import SlicerLeapError
+from ..errors import SlicerLeapError
 
 OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
                   "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
                   "volume2": "--output2", "pseudo": "--output"}
 
 
+def job_options(parser) -> None:
+    """--device and --keep-files, on every command that runs a job."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--keep-files", action="store_true", help="keep the job folder (inputs, outputs, worker.log)")
+
+
 def check_outputs(inputs: dict, outputs: dict) -> None:
     """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
     and in a folder that can be written."""
-    from .io.output_files import check_output_path
+    from ..io.output_files import check_output_path
 
     sources = [p for v in inputs.values() for p in (v if isinstance(v, (list, tuple)) else [v])]
     seen: dict = {}
@@ -33,7 +39,7 @@ def check_outputs(inputs: dict, outputs: dict) -> None:
 
 
 def run_task(task, inputs, params, model, device, keep, outputs: dict) -> int:
-    from .jobs.files import export_output, print_progress, run_task_on_files
+    from ..jobs.files import export_output, print_progress, run_task_on_files
 
     check_outputs(inputs, outputs)
     result, job = run_task_on_files(task, inputs, params, model, device, keep, on_progress=print_progress)
@@ -49,7 +55,7 @@ def run_task(task, inputs, params, model, device, keep, outputs: dict) -> int:
 
 
 def case_name(path: Path) -> str:
-    from .io import SUPPORTED_SUFFIXES
+    from ..io import SUPPORTED_SUFFIXES
 
     name = path.name
     for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
@@ -59,7 +65,7 @@ def case_name(path: Path) -> str:
 
 
 def volume_files(folder: Path) -> dict[str, Path]:
-    from .io import SUPPORTED_SUFFIXES
+    from ..io import SUPPORTED_SUFFIXES
 
     if not folder.is_dir():
         raise SlicerLeapError(f"'{folder}' is not a folder.", "Give a folder of volume files (.nrrd, .nii.gz, .mha).")
@@ -68,9 +74,9 @@ def volume_files(folder: Path) -> dict[str, Path]:
 
 def train_and_register(task: str, inputs: dict, params: dict, args) -> int:
     """Run a training task; on success register its model in the catalog and copy weights + card to --out."""
-    from .jobs.files import print_progress, run_task_on_files
-    from .models import get_catalog
-    from .models.cards import register_job_model
+    from ..jobs.files import print_progress, run_task_on_files
+    from ..models import get_catalog
+    from ..models.cards import register_job_model
 
     if params.get("model_id"):
         get_catalog().check_new_id(params["model_id"])

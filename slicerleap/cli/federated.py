@@ -21,12 +21,12 @@ def _run_config(args) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise BadInputError(f"--set {pair!r} is not key=value.", "Write e.g. --set crop=64.")
-        from .run_config import DEFAULTS
+        from ..federated.run_config import DEFAULTS
 
         if key not in DEFAULTS:
             raise BadInputError(f"Unknown federation setting '{key}'.", f"Known settings: {', '.join(DEFAULTS)}.")
         config[key] = type(DEFAULTS[key])(value)
-    from .run_config import checked_settings
+    from ..federated.run_config import checked_settings
 
     checked_settings(config)  # refused here, not later inside every site's process
     return config
@@ -52,7 +52,7 @@ def _register(out_dir: Path, no_register: bool) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from .local_federation import run_local_federation
+    from ..federated.local_federation import run_local_federation
 
     out = Path(args.out)
     if args.label_kinds and len(args.label_kinds) != len(args.sites):
@@ -64,7 +64,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_keys(args) -> int:
-    from .credentials import make_node_keys
+    from ..federated.credentials import make_node_keys
 
     private, public = make_node_keys(args.out, args.name, overwrite=args.force)
     print(f"private key (stays at this site): {private}\npublic key (send to the coordinator): {public}")
@@ -72,7 +72,7 @@ def cmd_keys(args) -> int:
 
 
 def cmd_server(args) -> int:
-    from .coordination import coordinate
+    from ..federated.coordination import coordinate
 
     out = Path(args.out)
     config = _run_config(args)
@@ -90,7 +90,7 @@ def cmd_site(args) -> int:
     import signal
     import sys
 
-    from .joining import join_federation
+    from ..federated.joining import join_federation
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated site still stops its SuperNode (finally inside)
     workdir = Path(args.workdir or Path(args.data) / ".slicerleap-site")
@@ -111,7 +111,7 @@ def cmd_site(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("fed", help="federated training across sites on Flower (only model weights leave a site)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     fsub = p.add_subparsers(dest="fed_command", required=True)

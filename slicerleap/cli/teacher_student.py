@@ -9,13 +9,13 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_common import case_name, check_outputs, train_and_register, volume_files
-from .errors import SlicerLeapError
-from .mixed_precision import PRECISION_HELP, PRECISIONS
+from ..errors import SlicerLeapError
+from ..mixed_precision import PRECISION_HELP, PRECISIONS
+from .common import case_name, check_outputs, job_options, train_and_register, volume_files
 
 
 def _boxes_for(names, folder, required: bool) -> list:
-    from .segmentation.boxes import read_boxes
+    from ..segmentation.boxes import read_boxes
 
     folder = Path(folder) if folder else None
     out = []
@@ -74,20 +74,20 @@ def cmd_train_student(args) -> int:
 def cmd_pseudolabel(args) -> int:
     """One volume + one box file, or a folder of volumes + a folder of CASE.json; writes labelmaps and
     uncertainty.json (cases most uncertain first: the order to review them in)."""
-    from .jobs.files import export_output, print_progress, run_task_on_files
-    from .json_files import write_json_atomically
+    from ..jobs.files import export_output, print_progress, run_task_on_files
+    from ..json_files import write_json_atomically
 
     source, target = Path(args.input), Path(args.output)
     if source.is_dir():
         images = volume_files(source)
         names, paths = list(images), list(images.values())
         boxes = _boxes_for(names, args.boxes, True)
-        from .io.output_files import check_output_path
+        from ..io.output_files import check_output_path
 
         check_output_path(target, [source], "folder")  # never the input folder
         destinations = [target / f"{n}.nrrd" for n in names]
     else:
-        from .segmentation.boxes import read_boxes
+        from ..segmentation.boxes import read_boxes
 
         names, paths = [case_name(source)], [source]
         boxes = [[b.to_dict() for b in read_boxes(args.boxes)]]
@@ -110,8 +110,8 @@ def cmd_pseudolabel(args) -> int:
 
 def cmd_boxes(args) -> int:
     """Box files from labelmaps: an organ box around organ + lesion voxels, a box per connected lesion."""
-    from .io import read_volume
-    from .segmentation.boxes import boxes_from_labels, write_boxes
+    from ..io import read_volume
+    from ..segmentation.boxes import boxes_from_labels, write_boxes
 
     source, target = Path(args.labels), Path(args.out)
     files = volume_files(source) if source.is_dir() else {case_name(source): source}
@@ -125,7 +125,8 @@ def cmd_boxes(args) -> int:
     return 0
 
 
-def add_parsers(sub, train_sub, common) -> None:
+def add_commands(sub, train_sub) -> None:
+    """`train teacher`, `train student` (under `train`), `pseudolabel` and `boxes`."""
     def values(p):
         p.add_argument("--organ-value", type=int, default=1, help="organ label value in the labelmaps")
         p.add_argument("--lesion-value", type=int, default=2, help="lesion label value in the labelmaps")
@@ -142,7 +143,7 @@ def add_parsers(sub, train_sub, common) -> None:
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
         values(t)
-        common(t)
+        job_options(t)
 
     t = train_sub.add_parser("teacher", help="teacher annotator: U-Net with organ-to-lesion box attention, from cases with masks")
     training(t, "my-teacher@1.0.0")
@@ -163,7 +164,7 @@ def add_parsers(sub, train_sub, common) -> None:
     p.add_argument("--input", required=True, help="volume file or folder of volumes")
     p.add_argument("--boxes", required=True, help="box JSON file (RAS mm), or folder of CASE.json for a folder input")
     p.add_argument("--output", required=True, help="labelmap file, or folder")
-    common(p)
+    job_options(p)
     p.set_defaults(func=cmd_pseudolabel)
 
     p = sub.add_parser("boxes", help="write box JSON files (RAS mm) from organ/lesion labelmaps")

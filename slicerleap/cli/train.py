@@ -1,0 +1,93 @@
+"""`slicerleap train sks|registration`: train a model on your own cases and register it in the catalog. The
+`train` command's other subcommands come from their method's group (teacher_student.py, text_prompt.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import SlicerLeapError
+from ..mixed_precision import PRECISION_HELP, PRECISIONS
+from .common import job_options, train_and_register, volume_files
+
+
+def cmd_train(args) -> int:
+    """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
+    entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels)) if args.labels else {}
+    slice_table = json.loads(Path(args.slice_labels).read_text(encoding="utf-8")) if args.slice_labels else {}
+    unknown = [n for n in labels if n not in images]
+    if unknown:
+        raise SlicerLeapError(f"Labelmaps without an image of the same name: {', '.join(unknown[:5])}.", "Name each labelmap like its image.")
+    pixel = [n for n in images if n in labels]
+    val = pixel[: args.validation_cases]
+    pixel = pixel[args.validation_cases:]
+    weak = [n for n in images if n not in labels and n in slice_table]
+    missing = [n for n in images if n not in labels and n not in slice_table]
+    if missing and not args.skip_unlabelled:
+        raise SlicerLeapError(f"{len(missing)} image(s) have neither a labelmap nor slice labels: {', '.join(missing[:5])}.",
+                              "Add them to the --slice-labels file, or pass --skip-unlabelled.")
+    config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed,
+              "precision": args.precision}
+    params = {"config": config, "slice_labels": [slice_table[n] for n in weak], "model_id": args.id, "modality": args.modality,
+              "in_plane_spacing_mm": args.spacing, "label_value": args.label_value}
+    inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
+              "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
+    print(f"{len(pixel)} case(s) with pixel labels, {len(weak)} with slice labels, {len(val)} for validation", file=sys.stderr)
+    return train_and_register("train-sks", inputs, params, args)
+
+
+def cmd_train_registration(args) -> int:
+    """Every image of --images trains; a labelmap of the same name in --labels (optional, all or none) adds Dice."""
+    images = volume_files(Path(args.images))
+    labels = volume_files(Path(args.labels)) if args.labels else {}
+    if labels and set(labels) != set(images):
+        raise SlicerLeapError("--labels must hold one labelmap per image, named like it.",
+                              f"Missing: {', '.join(sorted(set(images) - set(labels))[:5]) or '-'}; extra: "
+                              f"{', '.join(sorted(set(labels) - set(images))[:5]) or '-'}.")
+    inputs = {"images": [images[n] for n in images]}
+    if labels:
+        inputs["labels"] = [labels[n] for n in images]
+    params = {"architecture": args.arch, "regulariser": args.regulariser, "similarity": args.similarity,
+              "iterations": args.iterations, "model_id": args.id,
+              "start_from": args.start_from, "modality": args.modality, "seed": args.seed}
+    return train_and_register("train-registration", inputs, params, args)
+
+
+def add_commands(sub):
+    """The `train` command with `sks` and `registration`; returns its subparsers for the other groups' methods."""
+    p = sub.add_parser("train", help="train a segmentation model from your own cases")
+    tsub = p.add_subparsers(dest="train_command", required=True)
+    t = tsub.add_parser("sks", help="SKS (or the U-Net baseline): few pixel labels + slice-level labels, 2.5D")
+    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
+    t.add_argument("--labels", default=None, help="folder of lesion labelmaps named like their images (pixel-labelled cases)")
+    t.add_argument("--slice-labels", default=None, help='JSON: {"case": {"lesion_slices": [[k1, k2], ...]}} for cases without a labelmap')
+    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    t.add_argument("--id", default="my-sks@1.0.0", help="model id name@x.y.z")
+    t.add_argument("--model-type", default="sks", choices=["sks", "unet"])
+    t.add_argument("--iterations", type=int, default=400, help="stage 2 (pixel labels) iterations")
+    t.add_argument("--coarse-iterations", type=int, default=300, help="stage 1 (slice labels) iterations")
+    t.add_argument("--validation-cases", type=int, default=0, help="pixel-labelled cases held out to pick the best weights")
+    t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
+    t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
+    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
+    t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
+    job_options(t)
+    t.set_defaults(func=cmd_train)
+    t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")
+    t.add_argument("--images", required=True, help="folder of volumes, ideally several subjects (one per file)")
+    t.add_argument("--labels", default=None, help="folder of labelmaps named like the images (optional: Dice joins the loss)")
+    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    t.add_argument("--id", default="my-registration@1.0.0", help="model id name@x.y.z")
+    t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"])
+    t.add_argument("--regulariser", default="diffusion", help="diffusion | bending | implicit-diffusion | implicit-elastic | implicit-curvature")
+    t.add_argument("--similarity", default="lncc", choices=["lncc", "mse", "mi"], help="mi: images of different contrasts")
+    t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
+    t.add_argument("--iterations", type=int, default=300)
+    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    t.add_argument("--seed", type=int, default=0)
+    job_options(t)
+    t.set_defaults(func=cmd_train_registration)
+    return tsub
