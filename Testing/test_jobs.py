@@ -79,10 +79,10 @@ def _long_registration(scene_ctx, tmp_path):
     fixed = volume_to_node(scene_ctx, sphere_phantom(40, seed=1), "fixed")
     moving = volume_to_node(scene_ctx, sphere_phantom(40, seed=2, origin=(-27.0, -22.0, 12.0)), "moving")
     return SceneJob(scene_ctx, "register", {"fixed": fixed, "moving": moving},
-                    {"iterations": 1000, "working_spacing_mm": 0.5, "affine": False, "levels": 1}, work_root=tmp_path)
+                    {"iterations": 1000, "working_spacing_mm": 1.0, "affine": False, "levels": 1}, work_root=tmp_path)
 
 
-def _wait_for_stage(job, stage, timeout=120):
+def _wait_for_stage(job, stage, timeout=300):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job.poll()
@@ -132,7 +132,7 @@ def test_keep_files_keeps_the_job_folder_with_the_worker_log(scene_ctx, tmp_path
 
 @pytest.mark.parametrize("task, params, stage", [
     ("superres", {"method": "sr4zct", "iterations": 20000, "spacing": 1.0}, "training"),
-    ("register", {"iterations": 1000, "working_spacing_mm": 0.5, "affine": False, "levels": 1}, "optimisation"),
+    ("register", {"iterations": 1000, "working_spacing_mm": 1.0, "affine": False, "levels": 1}, "optimisation"),
 ])
 def test_stop_early_keeps_the_result_so_far(scene_ctx, tmp_path, task, params, stage):
     if task == "superres":

@@ -7,9 +7,9 @@ from .slice_profile import DEGRADATIONS
 MAX_ITERATIONS = 20000
 
 
-def _iterations(default: int, what: str) -> Parameter:
-    return Parameter("iterations", int, default, f"{what} (the budget: more is slower and usually better)", minimum=1,
-                     maximum=MAX_ITERATIONS)
+def _iterations(default: int) -> Parameter:
+    return Parameter("iterations", int, default, "the budget: SR4ZCT training iterations, dmDIP iterations per slab of 16 "
+                     "coronal slices, or TV iterations (more is slower and usually better)", minimum=1, maximum=MAX_ITERATIONS)
 
 
 TIME_BUDGET = Parameter("time_budget_s", float, 0.0, "stop after this many seconds, keeping the result so far "
@@ -22,18 +22,18 @@ SEED = Parameter("seed", int, 0, "random seed of the network's initialisation an
 
 SR4ZCT = Method("sr4zct", "superres", "self-supervised per-scan network (Shi et al., MLMI 2023), trained on this scan's "
                 "in-plane slices", (
-                    _iterations(400, "SR4ZCT training iterations"), TIME_BUDGET, THICKNESS,
+                    _iterations(400), TIME_BUDGET, THICKNESS,
                     Parameter("network", str, "unet", "SR4ZCT's network: unet (small 2D U-Net, fast on CPU) or msd (the "
                               "paper's MS-D net)", choices=("unet", "msd")),
                     SEED))
 DMDIP = Method("dmdip", "superres", "(dual-modal) deep image prior with the measured slices enforced (Bi et al., MLMI "
                "2023)", (
-                   _iterations(300, "dmDIP iterations per slab of 16 coronal slices"), TIME_BUDGET, THICKNESS, DEGRADATION,
+                   _iterations(300), TIME_BUDGET, THICKNESS, DEGRADATION,
                    Parameter("tv_weight", float, 0.5, "weight of dmDIP's total-variation term (0: the paper's objective)",
                              minimum=0.0, maximum=100.0, panel=False),
                    SEED))
 TV = Method("tv", "superres", "total-variation reconstruction consistent with the measured slices (classical)", (
-    _iterations(200, "TV iterations"), THICKNESS, DEGRADATION))
+    _iterations(200), THICKNESS, DEGRADATION))
 BSPLINE = Method("bspline", "superres", "cubic B-spline interpolation")
 LINEAR = Method("linear", "superres", "linear interpolation")
 SINC = Method("sinc", "superres", "Welch-windowed sinc interpolation")
