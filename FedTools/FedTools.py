@@ -12,7 +12,6 @@ import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
@@ -120,9 +119,12 @@ class FedToolsParameterNode:
 
 
 class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameterNodeClass = FedToolsParameterNode
+    federatedDependencies = True  # the Logic needs Flower too
+
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupPanel(FedToolsLogic())
+        self.setupPanel()
         self.ui.addCaseButton.connect("clicked(bool)", self.onAddCase)
         self.ui.removeCaseButton.connect("clicked(bool)", self.onRemoveCase)
         self.ui.makeKeysButton.connect("clicked(bool)", self.onMakeKeys)
@@ -130,6 +132,11 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         self._plotView = slicer.qMRMLPlotView()  # the rounds' Dice, live, inside the panel
         self._plotView.setMRMLScene(slicer.mrmlScene)
         self.ui.roundsPlotFrame.layout().addWidget(self._plotView)
+
+    def createLogic(self):
+        from FedToolsLib.logic import FedToolsLogic
+
+        return FedToolsLogic()
 
     def onParameterNodeModified(self) -> None:
         p = self._parameterNode
@@ -208,7 +215,7 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         if not folder:
             return
         try:
-            private, public = self.logic.makeSiteKeys(folder, f"site{self._parameterNode.siteIndex}")
+            private, public = self.logic.create_site_keys(folder, f"site{self._parameterNode.siteIndex}")
         except Exception as exc:
             slicer.util.errorDisplay(str(exc))
             return
@@ -220,25 +227,22 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         p = self._parameterNode
         self._records = []
         modelId = f"{p.modelName.strip()}@{p.modelVersion.strip()}"
-        federation = {"rounds": p.rounds, "strategy": p.strategy, "localIterations": p.localIterations, "modelId": modelId,
-                      "settings": {"dp": p.privacy}, "device": p.device, "keepFiles": p.keepFiles}
+        federation = {"rounds": p.rounds, "strategy": p.strategy, "local_iterations": p.localIterations, "model_id": modelId,
+                      "settings": {"dp": p.privacy}, "keep_files": p.keepFiles}
         cases = list(zip(p.caseImages, p.caseSegmentations))
         if p.role == "simulate":
-            sites = {}
-            for n, case in enumerate(cases):
-                sites.setdefault(self._caseSite(n), []).append(case)
-            return self.logic.startFederatedTraining([sites[k] for k in sorted(sites)], **federation)
+            return self.logic.start_federated_training(self.logic.sites_from_numbers(cases, list(p.caseSites)), device=p.device,
+                                                       **federation)
         if p.role == "coordinate":
-            del federation["device"]
             keys = [k.strip() for k in p.siteKeys.split(";") if k.strip()]
-            return self.logic.startCoordinator(keys, host=p.host.strip(), port=p.port, **federation)
+            return self.logic.start_coordinator(keys, host=p.host.strip(), port=p.port, **federation)
         if p.role == "join":
-            return self.logic.joinFederation(cases, p.server.strip(), str(p.caCertificate), str(p.privateKey), siteIndex=p.siteIndex,
-                                             device=p.device, keepFiles=p.keepFiles)
-        return self.logic.startLocalTraining(
-            list(p.caseImages), list(p.caseSegmentations), modelId=f"{p.modelName.strip()}@{p.modelVersion.strip()}",
-            epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch, spacingMm=p.spacing, patchSize=p.patchSize,
-            channels=[int(c) for c in p.channels.split(",")], device=p.device, keepFiles=p.keepFiles)
+            return self.logic.join_federation(cases, p.server.strip(), str(p.caCertificate), str(p.privateKey), site_index=p.siteIndex,
+                                              device=p.device, keep_files=p.keepFiles)
+        return self.logic.start_local_training(
+            list(p.caseImages), list(p.caseSegmentations), model_id=modelId, epochs=p.epochs, iterations_per_epoch=p.iterationsPerEpoch,
+            spacing_mm=p.spacing, patch=p.patchSize, channels=[int(c) for c in p.channels.split(",")], device=p.device,
+            keep_files=p.keepFiles)
 
     def onJobRecord(self, record: dict) -> None:
         """Rounds as they arrive: the coordinator's round log, or this site's own replies, into the plot."""
@@ -248,8 +252,8 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         if "round_log" not in record and "site_log" not in record:
             return
         self._records.append(record)
-        history = self.logic.roundHistory(self._records, self._parameterNode.siteIndex)
-        self._roundTable, self._roundChart = self.logic.updateRoundChart(history, self._roundTable, self._roundChart)
+        history = self.logic.round_history(self._records, self._parameterNode.siteIndex)
+        self._roundTable, self._roundChart = self.logic.update_round_chart(history, self._roundTable, self._roundChart)
         self._showChart()
 
     def _showChart(self) -> None:
@@ -265,96 +269,6 @@ class FedToolsWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservation
         detail = _(" (final validation Dice {dice:.3f})").format(dice=dice) if dice is not None else ""
         self.ui.logText.appendPlainText(
             _("Registered model {id}{detail}. Select it in the SKS Segmentation module.").format(id=card["id"], detail=detail))
-
-
-#
-# FedToolsLogic
-#
-
-
-class FedToolsLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper over FedToolsLib.logic (Qt-free, tested with pytest on slicer-core).
-    Use `process` from the Python console:
-
-        logic = slicer.util.getModuleLogic("FedTools")
-        card = logic.process([getNode("case1")], [getNode("case1 segmentation")], modelId="liver-unet@1.0.0")
-    """
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._jobs = None
-
-    def getParameterNode(self):
-        return FedToolsParameterNode(super().getParameterNode())
-
-    @property
-    def jobs(self):
-        """The Qt-free logic, created on first use after the engine's Python packages (and Flower) are installed."""
-        if self._jobs is None:
-            SlicerLeapCommonLib.ensure_dependencies(requester="Fed Tools", federated=True)
-            from FedToolsLib.logic import FedToolsLogic as TrainingJobs
-
-            self._jobs = TrainingJobs()
-        return self._jobs
-
-    @staticmethod
-    def _options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles) -> dict:
-        return {"model_id": modelId, "epochs": epochs, "iterations_per_epoch": iterationsPerEpoch,
-                "spacing_mm": spacingMm, "patch": patchSize, "channels": channels, "device": device, "keep_files": keepFiles}
-
-    def startLocalTraining(self, images, segmentations, modelId="my-unet@1.0.0", epochs=10, iterationsPerEpoch=10,
-                           spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False):
-        """Start training in a background process; returns the job (poll(), cancel(), finish()).
-        spacingMm and patchSize: one value (isotropic) or three (i, j, k)."""
-        options = self._options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles)
-        return self.jobs.start_local_training(images, segmentations, **options)
-
-    def startFederatedTraining(self, sites, segment=None, rounds=3, strategy="fedavg", localIterations=20,
-                               modelId="fed-unet@1.0.0", settings=None, device="auto", keepFiles=False):
-        """Federated training with every site on this computer, each its own Flower SuperNode process: `sites` is
-        a list with, per site, a list of (volume node, segmentation node) pairs or a data folder (images/ + labels/).
-        Returns the job; its progress records carry each round's per-site results (FedToolsLib.logic.round_history)."""
-        return self.jobs.create_federated_job(sites, segment=segment, rounds=rounds, strategy=strategy,
-                                              local_iterations=localIterations, model_id=modelId, settings=settings,
-                                              device=device, keep_files=keepFiles).start()
-
-    def startCoordinator(self, siteKeys, host="127.0.0.1", port=9092, rounds=3, strategy="fedavg", localIterations=20,
-                         modelId="fed-unet@1.0.0", settings=None, keepFiles=False):
-        """Coordinate remote sites (their public key files); they join with joinFederation (the FedTools panel)
-        or `slicerleap fed site`. The job's first progress record gives the address and CA certificate file."""
-        return self.jobs.create_coordinator_job(siteKeys, host=host, port=port, rounds=rounds, strategy=strategy,
-                                                local_iterations=localIterations, model_id=modelId, settings=settings,
-                                                keep_files=keepFiles).start()
-
-    def joinFederation(self, site, server, caCertificate, privateKey, segment=None, siteIndex=0, device="auto", keepFiles=False):
-        """Join the coordinator at `server` ("host:port") as one site: `site` is a list of (volume node,
-        segmentation node) pairs or a data folder. Ends when the final global model arrives (registered here)."""
-        return self.jobs.create_site_job(site, server, caCertificate, privateKey, segment=segment, site_index=siteIndex,
-                                         device=device, keep_files=keepFiles).start()
-
-    def makeSiteKeys(self, folder, name="site"):
-        """This site's key pair: returns (private key path, public key path to send to the coordinator)."""
-        return self.jobs.create_site_keys(folder, name)
-
-    def roundHistory(self, records, siteIndex=0):
-        """Round log entries from a federated job's progress records (a site's own replies become entries too)."""
-        from FedToolsLib.logic import round_history
-
-        return round_history(records, siteIndex)
-
-    def updateRoundChart(self, history, table=None, chart=None):
-        """Table and plot chart nodes of the rounds (FedToolsLib.round_chart)."""
-        from FedToolsLib.round_chart import update_round_chart
-
-        return update_round_chart(slicer.mrmlScene, history, table, chart)
-
-    def process(self, images, segmentations, modelId="my-unet@1.0.0", epochs=10, iterationsPerEpoch=10,
-                spacingMm=2.0, patchSize=64, channels=(8, 16, 32, 64), device="auto", keepFiles=False) -> dict:
-        """Train and wait. Returns the registered model's card (id, labels, evaluation, "_path" of the weights)."""
-        options = self._options(modelId, epochs, iterationsPerEpoch, spacingMm, patchSize, channels, device, keepFiles)
-        outputs = self.jobs.process(images, segmentations, on_progress=SlicerLeapCommonLib.logProgress,
-                                    **options)
-        return outputs["model"]
 
 
 #
@@ -404,9 +318,12 @@ class FedToolsTest(ScriptedLoadableModuleTest):
         segmentation.GetNthSegment(0).SetName("Bright sphere")
         segmentation.GetNthSegment(1).SetName("Dim sphere")
 
+        SlicerLeapCommonLib.ensure_dependencies(requester="Fed Tools", federated=True)
+        from FedToolsLib.logic import FedToolsLogic
+
         logic = FedToolsLogic()
-        card = logic.process([volume], [segmentationNode], modelId="selftest-unet@1.0.0", epochs=1, iterationsPerEpoch=2,
-                             spacingMm=2.0, patchSize=16, channels=(4, 8, 16))
+        card = logic.process([volume], [segmentationNode], model_id="selftest-unet@1.0.0", epochs=1, iterations_per_epoch=2,
+                             spacing_mm=2.0, patch=16, channels=(4, 8, 16))["model"]
         self.delayDisplay("Training done")
 
         self.assertEqual(card["id"], "selftest-unet@1.0.0")

@@ -7,7 +7,6 @@ import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
@@ -115,37 +114,42 @@ class SKSSegmentationParameterNode:
 
 
 #
+#
 # SKSSegmentationWidget
 #
 
 
 class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameterNodeClass = SKSSegmentationParameterNode
     defaultVolumeParameters = ("inputVolume",)
     defaultModelText = _("Default segmentation model")
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupPanel(SKSSegmentationLogic())
+        self.setupPanel()
         self.ui.trainingVolumesSelector.connect("checkedNodesChanged()", self._checkCanApply)
-        self.ui.markLesionSlicesButton.connect("clicked(bool)", self.onMarkLesionSlices)
-        self.ui.markNoLesionButton.connect("clicked(bool)", self.onMarkNoLesion)
-        self.ui.editSliceTableButton.connect("clicked(bool)", self.onEditSliceTable)
+        self.ui.markLesionSlicesButton.connect("clicked(bool)", lambda: self.onSliceLabels("lesion"))
+        self.ui.markNoLesionButton.connect("clicked(bool)", lambda: self.onSliceLabels("none"))
+        self.ui.editSliceTableButton.connect("clicked(bool)", lambda: self.onSliceLabels("edit"))
         self._action, self._reviewRow = None, None  # a teacher–student job button's job; the case under review
         self.ui.addOrganBoxButton.connect("clicked(bool)", lambda: self.onAddBox("organ"))
         self.ui.addLesionBoxButton.connect("clicked(bool)", lambda: self.onAddBox("lesion"))
         self.ui.boxesFromSegmentationButton.connect("clicked(bool)", self.onBoxesFromSegmentation)
-        for button, action in ((self.ui.trainTeacherButton, "train-teacher"), (self.ui.pseudoLabelButton, "pseudolabel"),
-                               (self.ui.fineTuneButton, "train-student")):
-            button.connect("clicked(bool)", lambda checked=False, a=action: self.onTeacherStudentJob(a))
         self.ui.nextCaseButton.connect("clicked(bool)", self.onNextCase)
         for button, decision in ((self.ui.acceptButton, "accept"), (self.ui.skipButton, "skip"), (self.ui.rejectButton, "reject")):
             button.connect("clicked(bool)", lambda checked=False, d=decision: self.onReviewDecision(d))
         self._templateSlab, self._batchRows = None, []  # the last template's slab (S, mm); batch rows still to run
-        self.ui.promptFromPointsButton.connect("clicked(bool)", self.onPromptFromPoints)
-        self.ui.promptFromRoiButton.connect("clicked(bool)", self.onPromptFromRoi)
-        self.ui.segmentWithPromptButton.connect("clicked(bool)", lambda: self.onTextJob("segment-text"))
-        self.ui.runPromptBatchButton.connect("clicked(bool)", lambda: self.onTextJob("batch"))
-        self.ui.trainTextModelButton.connect("clicked(bool)", lambda: self.onTextJob("train-mptpn"))
+        self.ui.promptFromPointsButton.connect("clicked(bool)", lambda: self.onWritePrompt("points"))
+        self.ui.promptFromRoiButton.connect("clicked(bool)", lambda: self.onWritePrompt("roi"))
+        for button, action in ((self.ui.trainTeacherButton, "train-teacher"), (self.ui.pseudoLabelButton, "pseudolabel"),
+                               (self.ui.fineTuneButton, "train-student"), (self.ui.segmentWithPromptButton, "segment-text"),
+                               (self.ui.runPromptBatchButton, "batch"), (self.ui.trainTextModelButton, "train-mptpn")):
+            button.connect("clicked(bool)", lambda checked=False, a=action: self.onJobButton(a))
+
+    def createLogic(self):
+        from SKSSegmentationLib.logic import SKSSegmentationLogic
+
+        return SKSSegmentationLogic()
 
     def canApply(self) -> tuple:
         p = self._parameterNode
@@ -162,107 +166,78 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         return False, _("Select an input volume")
 
     def trainingCases(self) -> list:
-        p = self._parameterNode
-        return self.logic.jobs.cases_from_volumes(list(self.ui.trainingVolumesSelector.checkedNodes()), p.lesionSegment)
+        return self.logic.cases_from_volumes(list(self.ui.trainingVolumesSelector.checkedNodes()), self._parameterNode.lesionSegment)
 
     def labelCounts(self):
         """Counts per label kind of the checked cases, shown in the panel; None when no case is checked."""
         if not self.ui.trainingVolumesSelector.checkedNodes():
             self.ui.labelCountsLabel.text = _("no training cases checked")
             return None
-        counts = self.logic.jobs.count_label_kinds(self.trainingCases())
+        counts = self.logic.count_label_kinds(self.trainingCases())
         self.ui.labelCountsLabel.text = _("{pixel} with pixel labels, {slice} with slice labels only, {none} unlabelled (left out)").format(
             pixel=counts["pixel"], slice=counts["slice"], none=counts["unlabelled"])
         return counts
 
-    def _inputSliceTable(self):
-        from slicerleap.scene.slice_labels import slice_label_table
-
+    def onSliceLabels(self, what: str) -> None:
+        """Label the input volume's slices: lesion in the slices of the spin boxes, no lesion, or edit the table
+        in the layout's table view."""
         volume = self._parameterNode.inputVolume
-        if volume is None:
-            slicer.util.errorDisplay(_("Select the input volume whose slices you want to label."))
-            return None
-        return slice_label_table(self.logic.jobs.ctx, volume)
-
-    def onMarkLesionSlices(self) -> None:
-        from slicerleap.scene.slice_labels import read_slice_labels, set_slice_labels
-        from slicerleap.segmentation.slice_data import ranges_to_flags
-
-        table = self._inputSliceTable()
-        if table is None:
-            return
-        try:
-            flags = read_slice_labels(table)
-            marked = ranges_to_flags([[self.ui.firstLesionSliceSpinBox.value, self.ui.lastLesionSliceSpinBox.value]], len(flags))
-            set_slice_labels(table, np.where(marked > 0, 1, np.maximum(flags, 0)))
-        except Exception as exc:
-            slicer.util.errorDisplay(str(exc))
+        with slicer.util.tryWithErrorDisplay(_("Could not label the slices.")):
+            if what == "lesion":
+                self.logic.mark_lesion_slices(volume, self.ui.firstLesionSliceSpinBox.value, self.ui.lastLesionSliceSpinBox.value)
+            elif what == "none":
+                self.logic.mark_no_lesion(volume)
+            else:
+                table = self.logic.slice_table(volume)
+                slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+                slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+                slicer.app.applicationLogic().PropagateTableSelection()
         self._checkCanApply()
-
-    def onMarkNoLesion(self) -> None:
-        from slicerleap.scene.slice_labels import set_slice_labels
-
-        table = self._inputSliceTable()
-        if table is not None:
-            set_slice_labels(table, np.zeros(table.GetTable().GetNumberOfRows(), dtype=int))
-            self._checkCanApply()
-
-    def onEditSliceTable(self) -> None:
-        """Show the table in the layout's table view, where its cells can be edited."""
-        table = self._inputSliceTable()
-        if table is not None:
-            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
 
     # -- teacher–student: boxes, jobs, review queue ---------------------------------------------
     def onAddBox(self, role: str) -> None:
-        volume = self._parameterNode.inputVolume
-        if volume is None:
-            slicer.util.errorDisplay(_("Select the input volume to draw a box on."))
-            return
-        self.logic.addBox(volume, role)
+        with slicer.util.tryWithErrorDisplay(_("Could not add the box.")):
+            self.logic.teacher_student.add_box(self._parameterNode.inputVolume, role)
 
     def onBoxesFromSegmentation(self) -> None:
         p = self._parameterNode
-        cases = self.logic.jobs.cases_from_volumes([p.inputVolume]) if p.inputVolume else []
-        if not cases or cases[0].segmentation is None:
-            slicer.util.errorDisplay(_("The input volume has no segmentation to draw boxes around."))
-            return
         with slicer.util.tryWithErrorDisplay(_("Could not draw the boxes."), waitCursor=True):
-            self.logic.boxesFromSegmentation(p.inputVolume, cases[0].segmentation, p.organSegment, p.boxLesionSegment)
+            self.logic.teacher_student.boxes_from_segmentation(p.inputVolume, None, p.organSegment, p.boxLesionSegment)
 
-    def onTeacherStudentJob(self, action: str) -> None:
+    def onJobButton(self, action: str) -> None:
+        """A teacher–student or text-prompt button: its job behind the Apply button's Cancel."""
         if self._job is not None:  # Apply would cancel it
             slicer.util.errorDisplay(_("A job is running: wait for it, or cancel it first."))
             return
+        if action == "batch":
+            self._batchRows = []
+            with slicer.util.tryWithErrorDisplay(_("Could not read the batch table.")):
+                self._batchRows = self.logic.text_prompt.rows_from_table(self._parameterNode.promptTable)
+            if not self._batchRows:
+                return
+        elif action == "continue-batch":
+            action = "batch"
+        else:
+            self._batchRows = []
         self._action = action
         self.onApplyButton()
 
-    def _startTeacherStudentJob(self, action: str):
-        p = self._parameterNode
-        cases = self.logic.jobs.cases_from_volumes(list(self.ui.trainingVolumesSelector.checkedNodes()))
-        strong = [self.logic.strongCase(c.volume, c.segmentation, p.organSegment, p.boxLesionSegment) for c in cases if c.segmentation]
-        options = {"iterations": p.trainingIterations, "device": p.device, "keepFiles": p.keepFiles}
-        if action == "train-teacher":
-            return self.logic.startTeacherTraining(strong, p.teacherModelId, **options)
-        if action == "pseudolabel":
-            return self.logic.startPseudoLabelling([c.volume for c in cases if c.segmentation is None], p.teacherModelId,
-                                                   device=p.device, keepFiles=p.keepFiles)
-        return self.logic.startStudentTraining(strong, p.teacherModelId, p.studentModelId, **options)
-
     def updateQueueLabel(self) -> None:
-        counts = self.logic.queueCounts()
+        counts = self.logic.teacher_student.queue_counts()
         self.ui.queueLabel.text = _("no pseudo-labels yet") if counts is None else _(
             "{pending} waiting, {skipped} skipped, {accepted} accepted, {rejected} rejected").format(**counts)
 
     def onNextCase(self) -> None:
-        case = self.logic.nextCase()
+        case = self.logic.teacher_student.next_case()
         self._reviewRow = None if case is None else case["row"]
         if case is None:
             slicer.util.infoDisplay(_("Every pseudo-label has been reviewed."))
-        else:
-            self.logic.openForEditing(case)
+        else:  # the case with its pseudo-label, open in Segment Editor
+            slicer.util.setSliceViewerLayers(background=case["volume"], fit=True)
+            slicer.util.selectModule("SegmentEditor")
+            editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+            editor.setSegmentationNode(case["segmentation"])
+            editor.setSourceVolumeNode(case["volume"])
         self.updateQueueLabel()
 
     def onReviewDecision(self, decision: str) -> None:
@@ -270,28 +245,23 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             slicer.util.errorDisplay(_("Load a case with Next case first."))
             return
         with slicer.util.tryWithErrorDisplay(_("Could not record the decision.")):
-            self.logic.decide(self._reviewRow, decision)
+            self.logic.teacher_student.decide(self._reviewRow, decision)
         self.onNextCase()
 
     # -- text prompts (MPTPN) -------------------------------------------------------------------
-    def onPromptFromPoints(self) -> None:
-        p = self._parameterNode
-        self._writePrompt(p.promptPoints, _("a point list with a point on each object"),
-                          lambda: self.logic.textPrompt.prompt_from_points(p.inputVolume, p.promptPoints, p.promptSize, model_id=p.textModelId or None))
-
-    def onPromptFromRoi(self) -> None:
-        p = self._parameterNode
-        self._writePrompt(p.promptRoi, _("an ROI around the object"),
-                          lambda: self.logic.textPrompt.prompt_from_roi(p.inputVolume, p.promptRoi, model_id=p.textModelId or None))
-
-    def _writePrompt(self, template, what: str, write) -> None:
-        """The prompt box and the template slab from `write()` -> (prompt, slab)."""
-        p = self._parameterNode
-        if p.inputVolume is None or template is None:
-            slicer.util.errorDisplay(_("Select the input volume and {what}.").format(what=what))
+    def onWritePrompt(self, source: str) -> None:
+        """The prompt box and the template slab, written from the clicks ("points") or the box ("roi")."""
+        p, points = self._parameterNode, source == "points"
+        if p.inputVolume is None or (p.promptPoints if points else p.promptRoi) is None:
+            slicer.util.errorDisplay(_("Select the input volume and {what}.").format(
+                what=_("a point list with a point on each object") if points else _("an ROI around the object")))
             return
         with slicer.util.tryWithErrorDisplay(_("Could not write a prompt.")):
-            p.textPrompt, self._templateSlab = write()
+            if points:
+                written = self.logic.text_prompt.prompt_from_points(p.inputVolume, p.promptPoints, p.promptSize, model_id=p.textModelId or None)
+            else:
+                written = self.logic.text_prompt.prompt_from_roi(p.inputVolume, p.promptRoi, model_id=p.textModelId or None)
+            p.textPrompt, self._templateSlab = written
             p.promptScope = "template slab"
 
     def promptSlab(self):
@@ -306,241 +276,52 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         offset = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceOffset()
         return [offset, offset]
 
-    def onTextJob(self, action: str) -> None:
-        if self._job is not None:
-            slicer.util.errorDisplay(_("A job is running: wait for it, or cancel it first."))
-            return
-        if action == "batch":
-            self._batchRows = []
-            with slicer.util.tryWithErrorDisplay(_("Could not read the batch table.")):
-                self._batchRows = self.logic.promptRows(self._parameterNode.promptTable)
-            if not self._batchRows:
-                return
-        elif action == "continue-batch":
-            action = "batch"
-        else:
-            self._batchRows = []
-        self._action = action
-        self.onApplyButton()
-
-    def _startTextJob(self, action: str):
-        p = self._parameterNode
-        options = {"device": p.device, "keepFiles": p.keepFiles}
-        if action == "train-mptpn":
-            return self.logic.startTextTraining(self.trainingCases(), p.newTextModelId, iterations=p.trainingIterations, **options)
-        if action == "batch":
-            volume, prompt, slab = self._batchRows.pop(0)
-            return self.logic.startTextSegmentation(volume, prompt, p.textModelId or None, slab, **options)
-        return self.logic.startTextSegmentation(p.inputVolume, p.textPrompt, p.textModelId or None, self.promptSlab(), **options)
-
     def startJob(self):
-        p = self._parameterNode
-        action, self._action = self._action, None
-        if action in ("segment-text", "batch", "train-mptpn"):
-            return self._startTextJob(action)
-        if action:
-            return self._startTeacherStudentJob(action)
+        """Segment or train SKS (Apply), or the job of the teacher–student or text-prompt button pressed."""
+        p, action, self._action = self._parameterNode, self._action, None
+        options = {"device": p.device, "keep_files": p.keepFiles}
+        if action in ("train-teacher", "pseudolabel", "train-student"):
+            strong, boxed = self.logic.teacher_student.split_cases(self.trainingCases(), p.organSegment, p.boxLesionSegment)
+            if action == "train-teacher":
+                return self.logic.teacher_student.create_teacher_job(strong, p.teacherModelId, iterations=p.trainingIterations, **options).start()
+            if action == "pseudolabel":
+                return self.logic.teacher_student.create_pseudolabel_job(boxed, p.teacherModelId, **options).start()
+            return self.logic.teacher_student.create_next_student_job(strong, p.teacherModelId, p.studentModelId,
+                                                                      iterations=p.trainingIterations, **options).start()
+        if action == "train-mptpn":
+            return self.logic.text_prompt.create_training_job(self.trainingCases(), p.newTextModelId,
+                                                              iterations=p.trainingIterations, **options).start()
+        if action in ("segment-text", "batch"):
+            volume, prompt, slab = self._batchRows.pop(0) if action == "batch" else (p.inputVolume, p.textPrompt, self.promptSlab())
+            return self.logic.text_prompt.create_job(volume, prompt, p.textModelId or None, slab, **options).start()
         if p.train:
-            return self.logic.startTraining(self.trainingCases(), p.newModelId, modelType=p.modelType,
-                                            iterations=p.trainingIterations, device=p.device, keepFiles=p.keepFiles)
-        return self.logic.start(p.inputVolume, modelId=p.modelId or None, device=p.device,
-                                probability=p.probability, keepFiles=p.keepFiles)
+            return self.logic.start_training(self.trainingCases(), p.newModelId, model_type=p.modelType,
+                                             iterations=p.trainingIterations, device=p.device, keep_files=p.keepFiles)
+        return self.logic.start(p.inputVolume, model_id=p.modelId or None, device=p.device, probability=p.probability, keep_files=p.keepFiles)
 
     def onJobSucceeded(self, outputs: dict) -> None:
         if any(name.startswith("pseudo_") for name in outputs):  # pseudo-labels: into the review queue
-            self.logic.queuePseudoLabels(self.lastJob)
+            self.logic.teacher_student.queue_pseudo_labels(self.lastJob)
             self.updateQueueLabel()
             return
-        if "model" in outputs and outputs["model"].get("input", {}).get("box_channels"):  # a teacher
-            self._parameterNode.teacherModelId = outputs["model"]["id"]
-            self.ui.logText.appendPlainText(_("Registered teacher {id}").format(id=outputs["model"]["id"]))
-            return
-        if "model" in outputs:  # training: the new model becomes the selected one
-            self.ui.logText.appendPlainText(_("Registered model {id}").format(id=outputs["model"]["id"]))
-            self._parameterNode.modelId = outputs["model"]["id"]
-            if outputs["model"]["architecture"]["name"] == "slicerleap.BoxUNet":  # a student version
-                self._parameterNode.studentModelId = outputs["model"]["id"]
-            self._parameterNode.train = False
-            self.refreshModels()
+        if "model" in outputs:  # training: the new model becomes the selected one (of its kind)
+            card, p = outputs["model"], self._parameterNode
+            self.ui.logText.appendPlainText(_("Registered model {id}").format(id=card["id"]))
+            role = self.logic.model_role(card)
+            if role == "teacher":
+                p.teacherModelId = card["id"]
+            elif role == "text":
+                p.textModelId = card["id"]
+            else:  # a segmentation model, or a student version
+                p.modelId, p.train = card["id"], False
+                p.studentModelId = card["id"] if role == "student" else p.studentModelId
+                self.refreshModels()
             return
         self._parameterNode.outputSegmentation = outputs["segmentation"]
-        self.logic.showResult(self.lastJob.inputs.get("image", self._parameterNode.inputVolume), outputs)
+        self.logic.show_result(self.lastJob.inputs.get("image", self._parameterNode.inputVolume), outputs)
         self.refreshModels()
         if self._batchRows:  # the next row of a prompt table (the finished job has been handed back)
-            self.onTextJob("continue-batch")
-
-
-#
-# SKSSegmentationLogic
-#
-
-
-class SKSSegmentationLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper over SKSSegmentationLib.logic (Qt-free, tested with pytest on slicer-core).
-    Use `process` from the Python console:
-
-        logic = slicer.util.getModuleLogic("SKSSegmentation")
-        outputs = logic.process(getNode("MRHead"))
-    """
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._jobs = None
-
-    def getParameterNode(self):
-        return SKSSegmentationParameterNode(super().getParameterNode())
-
-    @property
-    def jobs(self):
-        """The Qt-free logic, created on first use after the engine's Python packages are installed."""
-        if self._jobs is None:
-            SlicerLeapCommonLib.ensure_dependencies(requester="SKS Segmentation")
-            from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
-
-            self._jobs = SegmentationJobs()
-        return self._jobs
-
-    @staticmethod
-    def availableModels() -> list:
-        """Segmentation model cards. Raises ImportError until the engine's packages are installed."""
-        from SKSSegmentationLib.logic import SKSSegmentationLogic as SegmentationJobs
-
-        return SegmentationJobs.available_models()
-
-    def start(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False):
-        """Start segmenting in a background process; returns the job (poll(), cancel(), finish())."""
-        return self.jobs.start(inputVolume, model_id=modelId, device=device, probability=probability, keep_files=keepFiles)
-
-    def startTraining(self, cases, modelId="my-sks@1.0.0", modelType="sks", iterations=400, device="auto", keepFiles=False):
-        """Start training SKS (or the U-Net baseline) on TrainingCase items in a background process; the
-        model is registered in the catalog when the job succeeds."""
-        return self.jobs.create_training_job(cases, modelId, model_type=modelType, iterations=iterations,
-                                             coarse_iterations=max(1, 3 * iterations // 4), device=device,
-                                             keep_files=keepFiles).start()
-
-    # -- teacher–student (SKSSegmentationLib.teacher_student_logic) --------------------------------
-    @property
-    def teacherStudent(self):
-        if getattr(self, "_teacherStudent", None) is None:
-            from SKSSegmentationLib.teacher_student_logic import TeacherStudentLogic
-
-            self._teacherStudent = TeacherStudentLogic(self.jobs.ctx)
-        return self._teacherStudent
-
-    @staticmethod
-    def strongCase(volume, segmentation, organSegment="Organ", lesionSegment="Lesion"):
-        from SKSSegmentationLib.teacher_student_logic import StrongCase
-
-        return StrongCase(volume, segmentation, (organSegment,), (lesionSegment,))
-
-    def addBox(self, volume, role="lesion"):
-        """An ROI box (organ or lesion) centred in `volume`, a quarter of its extent; drag its handles to fit."""
-        from slicerleap.scene.boxes import add_box
-        from slicerleap.scene.volumes import node_to_volume
-        from slicerleap.segmentation.boxes import Box
-
-        v = node_to_volume(volume)
-        extent = np.array(v.array.shape[::-1]) * v.spacing
-        centre = v.ijk_to_ras[:3, :3] @ ((np.array(v.array.shape[::-1]) - 1) / 2) + v.ijk_to_ras[:3, 3]
-        return add_box(self.jobs.ctx, volume, Box(centre, extent / (2 if role == "organ" else 4), role))
-
-    def boxesFromSegmentation(self, volume, segmentation, organSegment="Organ", lesionSegment="Lesion"):
-        from slicerleap.scene.boxes import boxes_from_segmentation
-        from slicerleap.scene.segmentations import segment_names
-
-        names = segment_names(segmentation)
-        return boxes_from_segmentation(self.jobs.ctx, volume, segmentation, [organSegment] if organSegment in names else [],
-                                       [lesionSegment] if lesionSegment in names else [])
-
-    def startTeacherTraining(self, strongCases, modelId="my-teacher@1.0.0", iterations=400, device="auto", keepFiles=False):
-        return self.teacherStudent.create_teacher_job(strongCases, modelId, iterations=iterations, device=device, keep_files=keepFiles).start()
-
-    def startPseudoLabelling(self, volumes, teacherId, device="auto", keepFiles=False):
-        return self.teacherStudent.create_pseudolabel_job(volumes, teacherId, device=device, keep_files=keepFiles).start()
-
-    def queuePseudoLabels(self, job):
-        return self.teacherStudent.queue_pseudo_labels(job)
-
-    def startStudentTraining(self, strongCases, teacherId, studentId, iterations=400, device="auto", keepFiles=False):
-        """Fine-tune `studentId` into its next version when it exists, else train it; the queue's accepted
-        cases are labels, its waiting ones the teacher's soft labels."""
-        from slicerleap.models import get_catalog
-        from SKSSegmentationLib.review_queue import ReviewQueue
-
-        queue = ReviewQueue.find(self.jobs.ctx)
-        exists = studentId in {c["id"] for c in get_catalog().cards()}
-        options = {"iterations": iterations, "device": device, "keep_files": keepFiles}
-        if exists:
-            return self.teacherStudent.fine_tune_on_corrections(strongCases, queue, teacherId, studentId, **options).start()
-        return self.teacherStudent.create_student_job(strongCases, queue, teacherId, studentId, **options).start()
-
-    def queueCounts(self):
-        from SKSSegmentationLib.review_queue import ReviewQueue
-
-        queue = ReviewQueue.find(self.jobs.ctx)
-        return None if queue is None else queue.counts()
-
-    def nextCase(self):
-        from SKSSegmentationLib.review_queue import ReviewQueue
-
-        queue = ReviewQueue.find(self.jobs.ctx)
-        return None if queue is None else queue.next_case()
-
-    def decide(self, row, decision):
-        """decision: "accept", "skip" or "reject" for the queue's row."""
-        from SKSSegmentationLib.review_queue import ReviewQueue
-
-        return getattr(ReviewQueue.find(self.jobs.ctx), decision)(row)
-
-    # -- text prompts (SKSSegmentationLib.text_prompt_logic) ---------------------------------------
-    @property
-    def textPrompt(self):
-        if getattr(self, "_textPrompt", None) is None:
-            from SKSSegmentationLib.text_prompt_logic import TextPromptLogic
-
-            self._textPrompt = TextPromptLogic(self.jobs.ctx)
-        return self._textPrompt
-
-    def startTextSegmentation(self, volume, prompt, modelId=None, slabMm=None, device="auto", keepFiles=False):
-        """Segment what `prompt` describes on the axial slices of slabMm ([s1, s2] mm; None: all) in a background process."""
-        return self.textPrompt.create_job(volume, prompt, modelId, slabMm, device=device, keep_files=keepFiles).start()
-
-    def startTextTraining(self, cases, modelId="my-mptpn@1.0.0", iterations=600, device="auto", keepFiles=False):
-        """Train MPTPN on the TrainingCase items with segmentations (prompts from their masks); registered on success."""
-        return self.textPrompt.create_training_job(cases, modelId, iterations=iterations, pretrain_iterations=max(1, iterations // 2),
-                                                   device=device, keep_files=keepFiles).start()
-
-    def promptRows(self, table):
-        """(volume node, prompt, slab or None) per row of a table with columns volume, prompt[, s1, s2]."""
-        return self.textPrompt.rows_from_table(table)
-
-    def segmentWithPrompt(self, volume, prompt, modelId=None, slabMm=None, device="auto", keepFiles=False) -> dict:
-        """Blocking form from the Python console: {"segmentation": vtkMRMLSegmentationNode}."""
-        return self.textPrompt.segment(volume, prompt, modelId, slabMm, device=device, keep_files=keepFiles,
-                                       on_progress=SlicerLeapCommonLib.logProgress)
-
-    @staticmethod
-    def openForEditing(case: dict) -> None:
-        """Show the case with its pseudo-label and open it in Segment Editor."""
-        slicer.util.setSliceViewerLayers(background=case["volume"], fit=True)
-        slicer.util.selectModule("SegmentEditor")
-        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-        editor.setSegmentationNode(case["segmentation"])
-        editor.setSourceVolumeNode(case["volume"])
-
-    def process(self, inputVolume, modelId=None, device="auto", probability=False, keepFiles=False, showResult=True) -> dict:
-        """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
-        (vtkMRMLScalarVolumeNode) when asked for."""
-        outputs = self.jobs.process(inputVolume, model_id=modelId, device=device, probability=probability,
-                                    keep_files=keepFiles, on_progress=SlicerLeapCommonLib.logProgress)
-        if showResult:
-            self.showResult(inputVolume, outputs)
-        return outputs
-
-    @staticmethod
-    def showResult(inputVolume, outputs: dict) -> None:
-        slicer.util.setSliceViewerLayers(background=inputVolume, fit=True)
-        outputs["segmentation"].CreateClosedSurfaceRepresentation()
+            self.onJobButton("continue-batch")
 
 
 #
@@ -567,9 +348,12 @@ class SKSSegmentationTest(ScriptedLoadableModuleTest):
         ijkToRAS[:3, 3] = [48.0, 48.0, -48.0]
         inputVolume = slicer.util.addVolumeFromArray(array, ijkToRAS=ijkToRAS, name="phantom")
 
+        SlicerLeapCommonLib.ensure_dependencies(requester="SKS Segmentation")
+        from SKSSegmentationLib.logic import SKSSegmentationLogic
+
         logic = SKSSegmentationLogic()
-        card = logic.jobs.resolve_model(None)
-        outputs = logic.process(inputVolume, probability=True, showResult=False)
+        card = logic.resolve_model(None)
+        outputs = logic.process(inputVolume, probability=True, show_result=False)
         self.delayDisplay("Processing done")
 
         segmentationNode = outputs["segmentation"]
@@ -593,5 +377,5 @@ class SKSSegmentationTest(ScriptedLoadableModuleTest):
 
         labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         with self.assertRaises(BadInputError):  # a labelmap is not an image to segment
-            logic.process(labelmap, showResult=False)
+            logic.process(labelmap, show_result=False)
         self.delayDisplay("Test passed")

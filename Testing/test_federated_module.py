@@ -105,8 +105,8 @@ def test_fedtools_coordinates_and_joins_as_a_site_from_the_panel_logic(scene_sit
     ctx, sites = scene_sites
     logic = FedToolsLogic(ctx)
     keys = [logic.create_site_keys(tmp_path / f"keys{n}", f"site{n}") for n in range(2)]
-    coordinator = logic.create_coordinator_job([public for _, public in keys], port=free_port(), rounds=1, local_iterations=3,
-                                               model_id="fed-joined@0.1.0", settings=TINY).start()
+    coordinator = logic.start_coordinator([public for _, public in keys], port=free_port(), rounds=1, local_iterations=3,
+                                          model_id="fed-joined@0.1.0", settings=TINY)
     records = []
     deadline = time.time() + 120
     while not any("address" in r for r in records):
@@ -119,8 +119,8 @@ def test_fedtools_coordinates_and_joins_as_a_site_from_the_panel_logic(scene_sit
         image, labels = blob_case(50 + case)
         write_volume(image, folder / "images" / f"case{case}.nrrd")
         write_volume(labels, folder / "labels" / f"case{case}.nrrd")
-    joined = [logic.create_site_job(sites[0], ready["address"], ready["ca_cert"], keys[0][0], site_index=0).start(),
-              logic.create_site_job(folder, ready["address"], ready["ca_cert"], keys[1][0], site_index=1).start()]
+    joined = [logic.join_federation(sites[0], ready["address"], ready["ca_cert"], keys[0][0], site_index=0),
+              logic.join_federation(folder, ready["address"], ready["ca_cert"], keys[1][0], site_index=1)]
     site_records = [[], []]
     deadline = time.time() + 600
     while coordinator.running or any(job.running for job in joined):
@@ -166,17 +166,17 @@ def test_round_chart_tables_every_site_and_plots_their_dice(scene_sites):
     """The panel's live plot: a table node with each site's Dice and loss per round (NaN where a site did not
     answer), participation and failures, and a chart with the mean and one series per site; updated in place."""
     import slicer.util
-    from FedToolsLib.round_chart import update_round_chart
 
     ctx, _ = scene_sites
+    logic = FedToolsLogic(ctx)
     history = [{"round": 0, "phase": "evaluate", "sites": [{"dice": 0.1, "site-index": 0.0}, {"dice": 0.3, "site-index": 1.0}],
                 "failures": [], "mean_dice": 0.2},
                {"round": 1, "phase": "train", "sites": [{"loss": 0.8, "site-index": 0.0}], "failures": ["site 1 timed out"]},
                {"round": 1, "phase": "evaluate", "sites": [{"dice": 0.5, "site-index": 0.0}, {"dice": 0.6, "site-index": 1.0}],
                 "failures": [], "mean_dice": 0.55}]
-    table, chart = update_round_chart(ctx.scene, history[:1])
+    table, chart = logic.update_round_chart(history[:1])
     assert chart.GetNumberOfPlotSeriesNodes() == 3 and table.GetNumberOfRows() == 1
-    same_table, same_chart = update_round_chart(ctx.scene, history, table, chart)
+    same_table, same_chart = logic.update_round_chart(history, table, chart)
     assert (same_table, same_chart) == (table, chart) and chart.GetNumberOfPlotSeriesNodes() == 3
     column = lambda name: slicer.util.arrayFromTableColumn(table, name)
     np.testing.assert_allclose(column("Round"), [0, 1])
@@ -190,7 +190,15 @@ def test_round_chart_tables_every_site_and_plots_their_dice(scene_sites):
     # a site's own replies (site job records) plot as that site's curve
     site_records = [{"site_log": {"phase": "evaluate", "count": 1, "dice": 0.2}}, {"site_log": {"phase": "train", "count": 1, "loss": 0.7}},
                     {"site_log": {"phase": "evaluate", "count": 2, "dice": 0.4}}]
-    entries = round_history(site_records, site_index=3)
+    entries = logic.round_history(site_records, site_index=3)
     assert [(e["round"], e["phase"]) for e in entries] == [(0, "evaluate"), (1, "train"), (1, "evaluate")]
-    site_table, _ = update_round_chart(ctx.scene, entries)
+    site_table, _ = logic.update_round_chart(entries)
     np.testing.assert_allclose(slicer.util.arrayFromTableColumn(site_table, "Site 3 Dice"), [0.2, 0.4])
+
+
+def test_panel_sites_from_case_site_numbers():
+    """The panel's simulated sites: the listed cases grouped by their site numbers, in number order; cases listed
+    before site numbers existed belong to site 0."""
+    cases = ["a", "b", "c", "d"]
+    assert FedToolsLogic.sites_from_numbers(cases, [2, 0, 2, 0]) == [["b", "d"], ["a", "c"]]
+    assert FedToolsLogic.sites_from_numbers(cases, [1, 1]) == [["c", "d"], ["a", "b"]]

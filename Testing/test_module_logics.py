@@ -455,8 +455,8 @@ def test_superresolution_checks_the_sr4zct_settings(ctx):
 @pytest.mark.parametrize("module", ["SlicerLeapCommon", "SKSSegmentation", "RegistrationDL", "SuperResolution", "FedTools"])
 def test_the_modules_own_self_tests_pass_outside_slicer(module, tmp_path):
     """Each module's ScriptedLoadableModuleTest, run on slicer-core with stand-ins for Qt and Slicer's
-    scripted-module classes (Testing/slicer_module_harness.py): it exercises the Slicer-side Logic wrapper,
-    which pytest cannot otherwise reach, and keeps the self-test's own assertions honest."""
+    scripted-module classes (Testing/slicer_module_harness.py): it exercises the module file and its self-test,
+    which drives the module's one Logic as a console script would, and keeps the self-test's own assertions honest."""
     import os
     import subprocess
 

@@ -1,7 +1,7 @@
 """Static checks of the four Slicer scripted modules and the hidden SlicerLeapCommon module they depend on,
 which only run inside the Slicer desktop: .ui <-> parameter node binding, the widgets the code uses (the
-module's own and the shared job panel's), the Slicer-side Logic's calls into the Qt-free Lib, module
-metadata, folder layout, and the files every CMakeLists.txt names.
+module's own and the shared job panel's), the widget's calls into the module's one Logic (the Qt-free Lib's),
+module metadata, folder layout, and the files every CMakeLists.txt names.
 
 Each check is a function of a folder that returns a list of problems, and is also run on a deliberately
 broken copy to show that it catches what it claims to.
@@ -34,10 +34,6 @@ MODULE_FILES = ("{name}.py", "Resources/Icons/{name}.png", "Resources/UI/{name}.
                 "{name}Lib/__init__.py", "{name}Lib/logic.py", "CMakeLists.txt")
 COMMON_FILES = ("{name}.py", "{name}Lib/__init__.py", "{name}Lib/job_panel.py", "CMakeLists.txt")
 sys.path.insert(0, str(ROOT / COMMON))  # as Slicer does for each scripted module's folder: the Libs import SlicerLeapCommonLib
-# Where each module file calls its Lib's Logic: the widget's `self.logic` (one Logic per module), or the
-# Slicer-side wrapper's `self.jobs` in the modules that still have one.
-LOGIC_RECEIVER = {"RegistrationDL": "self.logic", "SuperResolution": "self.logic", "SKSSegmentation": "self.jobs",
-                  "FedTools": "self.jobs"}
 # Widget class -> the field type it can be bound to (Slicer's parameterNodeWrapper GUI connectors)
 WIDGET_TYPES = {"QCheckBox": "bool", "QSpinBox": "int", "QSlider": "int", "QDoubleSpinBox": "float",
                 "ctkSliderWidget": "float", "QLineEdit": "str", "QComboBox": "Choice", "qMRMLNodeComboBox": "node",
@@ -164,19 +160,16 @@ def module_metadata_problems(module_dir: Path) -> list:
     """The ScriptedLoadableModule subclass sets title, categories ["SlicerLeap"], contributors, help, acknowledgement.
     SlicerLeapCommon is hidden (no widget, no logic); the others depend on it, and their widget puts
     JobPanelMixin before ScriptedLoadableModuleWidget, so that the mixin's __init__ and cleanup() are the ones that run.
-    A module with one Logic (the Lib's) defines no Logic class of its own: its widget names the parameter node class
-    and creates the Lib's Logic."""
+    A module has one Logic, its Lib's: the module file defines no Logic class of its own, and its widget names the
+    parameter node class and creates the Lib's Logic."""
     name = module_dir.name
     tree = ast.parse((module_dir / f"{name}.py").read_text(encoding="utf-8"))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    one_logic = LOGIC_RECEIVER.get(name) == "self.logic"
     expected_classes = {name: "ScriptedLoadableModule", f"{name}Test": "ScriptedLoadableModuleTest"} if name == COMMON else {
         name: "ScriptedLoadableModule", f"{name}Widget": "ScriptedLoadableModuleWidget", f"{name}Test": "ScriptedLoadableModuleTest"}
-    if name != COMMON and not one_logic:
-        expected_classes[f"{name}Logic"] = "ScriptedLoadableModuleLogic"
     problems = [f"{name}: class {cls}({base}) is missing" for cls, base in expected_classes.items()
                 if cls not in classes or base not in [ast.unparse(b) for b in classes[cls].bases]]
-    if one_logic:
+    if name != COMMON:
         if f"{name}Logic" in classes:
             problems.append(f"{name}: a second {name}Logic class in {name}.py; the module's one Logic is {name}Lib's")
         widget = classes.get(f"{name}Widget")
@@ -212,23 +205,12 @@ def module_metadata_problems(module_dir: Path) -> list:
     return problems
 
 
-def _options_keys(tree: ast.Module) -> set:
-    """Keys of the dict literal returned by a `_options` helper, if the module has one."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == "_options":
-            for ret in ast.walk(node):
-                if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Dict):
-                    return {k.value for k in ret.value.keys}
-    return set()
-
-
-def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.jobs") -> list:
-    """Every `self.jobs.<method>(...)` call (or calls on another `receiver`) in the Slicer-side Logic uses
-    methods and keyword arguments the Qt-free Lib class has (the Slicer side never runs in pytest, so drift
-    would go unnoticed)."""
+def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.logic") -> list:
+    """Every `self.logic.<method>(...)` call (or calls on another `receiver`, e.g. `self.logic.text_prompt`) in the
+    module file uses methods and keyword arguments the Qt-free Lib class has (the widget never runs in pytest, so
+    drift would go unnoticed). Keywords passed as `**mapping` are not seen."""
     name = module_dir.name
     tree = ast.parse((module_dir / f"{name}.py").read_text(encoding="utf-8"))
-    options = _options_keys(tree)
     creators = [getattr(lib_class, m) for m in dir(lib_class) if m.startswith("create_")]
     problems = []
     for node in ast.walk(tree):
@@ -244,7 +226,7 @@ def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.jobs") 
             accepted |= {p for creator in creators for p in inspect.signature(creator).parameters}
             declared = getattr(lib_class, "METHODS", None)  # a MethodFamily: create_job takes its parameters by keyword
             accepted |= {p.name for p in declared.parameters()} if declared is not None else set()
-        keywords = {k.arg for k in node.keywords if k.arg} | (options if any(k.arg is None for k in node.keywords) else set())
+        keywords = {k.arg for k in node.keywords if k.arg}
         for keyword in sorted(keywords - accepted):
             problems.append(f"{name}: {receiver}.{node.func.attr}(...) passes '{keyword}', which "
                             f"{lib_class.__name__}.{node.func.attr} does not accept")
@@ -376,19 +358,19 @@ def test_slicer_logic_calls_match_the_lib(module):
         lib = __import__(f"{module}Lib.logic", fromlist=["logic"])
     finally:
         sys.path.remove(str(ROOT / module))
-    assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic"), LOGIC_RECEIVER[module]) == []
+    assert lib_call_problems(ROOT / module, getattr(lib, f"{module}Logic")) == []
     tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
-    assert any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == LOGIC_RECEIVER[module]
+    assert any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == "self.logic"
                for n in ast.walk(tree))  # the check above saw calls to check
 
 
 @pytest.mark.parametrize("lib_module, lib_class, receiver, at_least", [
-    ("teacher_student_logic", "TeacherStudentLogic", "self.teacherStudent", 5),
-    ("text_prompt_logic", "TextPromptLogic", "self.textPrompt", 3),  # the Slicer-side Logic's calls
-    ("text_prompt_logic", "TextPromptLogic", "self.logic.textPrompt", 2),  # the widget's
+    ("teacher_student_logic", "TeacherStudentLogic", "self.logic.teacher_student", 10),
+    ("text_prompt_logic", "TextPromptLogic", "self.logic.text_prompt", 5),
 ])
 def test_sks_second_lib_classes_calls_match(lib_module, lib_class, receiver, at_least):
-    """The panel's teacher–student and text-prompt calls go to further Qt-free classes; check them the same way."""
+    """The panel's teacher–student and text-prompt calls go to further Qt-free classes, attributes of the module's
+    one Logic; check them the same way."""
     sys.path.insert(0, str(ROOT / "SKSSegmentation"))
     try:
         lib = __import__(f"SKSSegmentationLib.{lib_module}", fromlist=[lib_module])
@@ -547,17 +529,21 @@ def test_checks_catch_wrong_metadata_and_lib_calls(broken_copy):
     text = text.replace('self.parent.dependencies = ["SlicerLeapCommon"]', "self.parent.dependencies = []")
     text = text.replace("(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin)",
                         "(ScriptedLoadableModuleWidget, JobPanelMixin, VTKObservationMixin)")
-    module.write_text(text.replace("probability=probability, keep_files=keepFiles)", "probability=probability, keepFiles=keepFiles)"), encoding="utf-8")
+    text = text.replace("self.logic.teacher_student.queue_counts()", "self.logic.teacher_student.queueCounts()")
+    module.write_text(text.replace("probability=p.probability, keep_files=p.keepFiles)", "probability=p.probability, keepFiles=p.keepFiles)"), encoding="utf-8")
     problems = module_metadata_problems(broken_copy)
     assert any("categories" in p for p in problems) and any("dependencies" in p for p in problems), problems
     assert any("in that order" in p for p in problems), problems
     sys.path.insert(0, str(ROOT / "SKSSegmentation"))
     try:
         from SKSSegmentationLib.logic import SKSSegmentationLogic
+        from SKSSegmentationLib.teacher_student_logic import TeacherStudentLogic
     finally:
         sys.path.remove(str(ROOT / "SKSSegmentation"))
     problems = lib_call_problems(broken_copy, SKSSegmentationLogic)
     assert any("'keepFiles'" in p for p in problems), problems
+    problems = lib_call_problems(broken_copy, TeacherStudentLogic, "self.logic.teacher_student")
+    assert any("no method queueCounts()" in p for p in problems), problems
 
 
 def test_checks_catch_a_missing_cmake_file(broken_copy):

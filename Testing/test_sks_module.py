@@ -4,7 +4,7 @@ segmenting with the newly registered model into a segmentation node."""
 import numpy as np
 import pytest
 
-from test_module_logics import PHANTOM_LABELS, SKSSegmentationLogic, add_segmentation, add_volume, phantom
+from test_module_logics import PHANTOM_LABELS, SPACING, SKSSegmentationLogic, add_segmentation, add_volume, phantom
 from slicerleap.errors import BadInputError
 from slicerleap.scene import load_mrb, new_scene_context, save_mrb
 from slicerleap.scene.slice_labels import read_slice_labels, set_lesion_ranges, set_slice_labels, slice_label_table
@@ -75,3 +75,51 @@ def test_logic_trains_sks_from_scene_nodes_and_segments_with_it(scene_ctx, tmp_p
     with pytest.raises(BadInputError, match="at least one case"):
         logic.create_training_job(cases[2:])
     assert PHANTOM_LABELS[0]["name"] == "Bright sphere"
+
+
+def test_the_panels_scene_edits_and_decisions_are_in_the_logic(scene_ctx):
+    """What the panel's buttons ask of the module's one Logic, without a worker: slice labels, boxes (centred in the
+    volume, in RAS), the cases with masks and the box-labelled ones, the review queue's absence, the training
+    defaults and what a trained model is for. The teacher–student and text-prompt logics share its scene."""
+    from slicerleap.scene import node_to_volume
+    from slicerleap.scene.boxes import ROLE_ATTRIBUTE, volume_boxes
+
+    ctx = scene_ctx
+    logic = SKSSegmentationLogic(ctx)
+    assert logic.teacher_student.ctx is ctx and logic.text_prompt.ctx is ctx
+    image, labels = phantom()
+    volume = add_volume(ctx, image, "panel case")
+    table = logic.mark_lesion_slices(volume, 10, 12)
+    assert table is logic.slice_table(volume) and read_slice_labels(table)[9:14].tolist() == [0, 1, 1, 1, 0]
+    assert (read_slice_labels(logic.mark_lesion_slices(volume, 20, 20)) == 1).sum() == 4  # marks add up
+    assert (read_slice_labels(logic.mark_no_lesion(volume)) == 0).all()
+    with pytest.raises(BadInputError, match="No volume whose slices you label"):
+        logic.mark_no_lesion(None)
+
+    ts = logic.teacher_student
+    box = ts.add_box(volume, "organ")
+    (organ,) = volume_boxes(volume)
+    corners = [node_to_volume(volume).ijk_to_ras @ np.r_[ijk, 1.0] for ijk in ((0, 0, 0), np.array(image.shape[::-1]) - 1)]
+    np.testing.assert_allclose(organ.center, (corners[0][:3] + corners[1][:3]) / 2, atol=1e-4)
+    np.testing.assert_allclose(organ.size, np.array(image.shape[::-1]) * SPACING / 2, atol=1e-4)  # an organ box: half the extent
+    assert box.GetAttribute(ROLE_ATTRIBUTE) == "organ"
+    with pytest.raises(BadInputError, match="has no segmentation to draw boxes around"):
+        ts.boxes_from_segmentation(volume)
+    segmentation = add_segmentation(ctx, labels, volume, "panel seg", [{**PHANTOM_LABELS[0], "name": "Organ"},
+                                                                         {**PHANTOM_LABELS[1], "name": "Lesion"}])
+    assert len(ts.boxes_from_segmentation(volume)) == 2  # the segmentation drawn on the volume, found in the scene
+    boxed = add_volume(ctx, phantom(seed=3)[0], "boxed case")
+    strong, weak = ts.split_cases(logic.cases_from_volumes([volume, boxed]))
+    assert [(c.volume, c.segmentation, c.organ_segments) for c in strong] == [(volume, segmentation, ("Organ",))] and weak == [boxed]
+    assert ts.queue_counts() is None and ts.next_case() is None
+    with pytest.raises(BadInputError, match="no review queue"):
+        ts.decide(0, "accept")
+    job = ts.create_next_student_job(strong, None, "panel-student@1.0.0", iterations=4)  # not in the catalog: trained anew
+    assert job.spec.params["model_id"] == "panel-student@1.0.0" and "start_from" not in job.spec.params
+
+    cases = [TrainingCase(volume, segmentation, segment="Lesion")]
+    assert logic.create_training_job(cases, "panel-sks@0.1.0", iterations=8).spec.params["config"]["coarse_iterations"] == 6
+    assert logic.text_prompt.create_training_job(cases, "panel-mptpn@0.1.0", iterations=8).spec.params["config"]["pretrain_iterations"] == 4
+    card = {"task": "segmentation", "input": {}, "architecture": {"name": "slicerleap.SKSNet"}}
+    assert [logic.model_role(c) for c in (card, {**card, "input": {"box_channels": 2}}, {**card, "architecture": {"name": "slicerleap.BoxUNet"}},
+                                          {**card, "task": "text-segmentation"})] == ["segmentation", "teacher", "student", "text"]

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import slicer
 
-from test_module_logics import add_segmentation, add_volume
+from test_module_logics import SKSSegmentationLogic, add_segmentation, add_volume
 from slicerleap.errors import BadInputError
 from slicerleap.models import get_catalog
 from slicerleap.scene import load_mrb, node_to_volume, save_mrb
-from slicerleap.scene.boxes import REFERENCE_ROLE, ROLE_ATTRIBUTE, add_box, box_nodes, boxes_from_segmentation, volume_boxes
+from slicerleap.scene.boxes import REFERENCE_ROLE, ROLE_ATTRIBUTE, add_box, box_nodes, volume_boxes
 from slicerleap.scene.provenance import provenance
 from slicerleap.segmentation.boxes import Box
 from SKSSegmentationLib.review_queue import ReviewQueue
-from SKSSegmentationLib.teacher_student_logic import StrongCase, TeacherStudentLogic, next_version
+from SKSSegmentationLib.teacher_student_logic import StrongCase, next_version
 from phantoms import organ_lesion_phantom
 
 TINY = {"features": [4, 8, 16, 32, 64], "crop": 32, "batch_size": 2, "iterations_per_epoch": 3}
@@ -24,7 +24,7 @@ SPECS = [{"value": 1, "name": "Organ", "color": "#dcaa8c"}, {"value": 2, "name":
 def test_boxes_pseudo_labels_review_and_fine_tuning_survive_a_scene_round_trip(scene_ctx, tmp_path, monkeypatch):
     ctx = scene_ctx
     monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
-    logic = TeacherStudentLogic(ctx)
+    logic = SKSSegmentationLogic(ctx).teacher_student  # as the panel and console scripts reach it
     strong, weak, truths = [], [], []
     for n in range(5):
         image, labels = organ_lesion_phantom(seed=n)
@@ -38,7 +38,7 @@ def test_boxes_pseudo_labels_review_and_fine_tuning_survive_a_scene_round_trip(s
             truths.append(labels)
             if n < 4:  # boxes derived from an existing segmentation, which then leaves the scene
                 reference = add_segmentation(ctx, labels, volume, "reference", SPECS)
-                rois = boxes_from_segmentation(ctx, volume, reference, ["Organ"], ["Lesion"])
+                rois = logic.boxes_from_segmentation(volume, reference, "Organ", "Lesion")
                 assert [r.GetAttribute(ROLE_ATTRIBUTE) for r in rois] == ["organ", "lesion"]
                 ctx.scene.RemoveNode(reference)
             else:  # drawn by hand: one ROI around the lesion only, in RAS mm
@@ -59,7 +59,7 @@ def test_boxes_pseudo_labels_review_and_fine_tuning_survive_a_scene_round_trip(s
     assert all(tags["SlicerLeap.provenance"] == "pseudo" and tags["SlicerLeap.model"] == teacher["id"]
                for tags in provenance(rows[0]["segmentation"]).values())
 
-    first = queue.next_case()
+    first = logic.next_case()  # the scene's queue
     assert first["uncertainty"] == max(r["uncertainty"] for r in rows)
     # the annotator corrects it in Segment Editor: the lesion segment becomes the true lesion
     segmentation, volume = first["segmentation"], first["volume"]
@@ -69,13 +69,13 @@ def test_boxes_pseudo_labels_review_and_fine_tuning_survive_a_scene_round_trip(s
         if not segment_id:
             segment_id = segmentation.GetSegmentation().AddEmptySegment(name, name)
         _paint(segmentation, segment_id, node_to_volume(volume).with_array((truth == value).astype(np.uint8)))
-    assert queue.accept(first["row"])["provenance"] == "corrected"
+    assert logic.decide(first["row"], "accept")["provenance"] == "corrected"
     assert {t["SlicerLeap.provenance"] for t in provenance(segmentation).values()} == {"corrected"}
     second = queue.next_case()
     assert queue.accept(second["row"])["provenance"] == "pseudo"  # accepted unchanged
     third = queue.next_case()
     queue.skip(third["row"])
-    assert queue.next_case()["row"] == third["row"] and queue.counts() == {"pending": 0, "skipped": 1, "accepted": 2, "rejected": 0}
+    assert queue.next_case()["row"] == third["row"] and logic.queue_counts() == {"pending": 0, "skipped": 1, "accepted": 2, "rejected": 0}
 
     job = logic.create_student_job(strong, queue, teacher["id"], "test-student@1.0.0", iterations=6, **TINY)
     assert len(job.inputs["labels"]) == 4 and len(job.inputs["pseudo_images"]) == 1
@@ -84,7 +84,8 @@ def test_boxes_pseudo_labels_review_and_fine_tuning_survive_a_scene_round_trip(s
     assert not any(k.startswith("localisation") for k in _weights(student))  # the branch is dropped
 
     queue.reject(third["row"])
-    tuned = logic.fine_tune_on_corrections(strong, queue, teacher["id"], student["id"], iterations=4, **TINY).run(timeout=600)["model"]
+    # the student is in the catalog now, so the panel's student button fine-tunes it into its next version
+    tuned = logic.create_next_student_job(strong, teacher["id"], student["id"], iterations=4, **TINY).run(timeout=600)["model"]
     assert tuned["id"] == "test-student@1.1.0" and tuned["training"]["fine_tuned_from"] == student["id"]
     assert {c["id"] for c in get_catalog().cards()} >= {teacher["id"], student["id"], tuned["id"]}
     assert next_version(student["id"]) == "test-student@1.2.0"

@@ -9,7 +9,6 @@ from slicerleap.errors import BadInputError
 from slicerleap.scene.boxes import add_box
 from slicerleap.segmentation.boxes import Box
 from SKSSegmentationLib.logic import TrainingCase
-from SKSSegmentationLib.text_prompt_logic import TextPromptLogic
 
 TINY = {"img_size": 32, "net": {"channels": 4, "patch": 8, "heads": 1}, "batch_size": 2}
 
@@ -22,7 +21,7 @@ def sphere_centre_ras(volume_node, labels, value=1):
 def test_logic_trains_mptpn_from_the_scene_and_segments_what_a_prompt_describes(scene_ctx, tmp_path, monkeypatch):
     ctx = scene_ctx
     monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path / "home"))
-    logic = TextPromptLogic(ctx)
+    logic = SKSSegmentationLogic(ctx).text_prompt  # as the panel and console scripts reach it
     cases = []
     for n in range(3):
         image, labels = phantom((n - 1, 1 - n, 0), seed=20 + n)

@@ -14,16 +14,27 @@ from pathlib import Path
 
 import slicer
 
+import SlicerLeapCommonLib
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.segmentations import label_specs, segment_names
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 
+from .round_chart import update_round_chart
+
 MODEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*@[0-9]+\.[0-9]+\.[0-9]+$")  # as in catalog.schema.json
 
 
 class FedToolsLogic:
-    """Local training jobs on a scene. `ctx` defaults to the process-wide scene context."""
+    """The FedTools module's Logic: local and federated training jobs on a scene. `ctx` defaults to the process-wide
+    scene context. From Slicer's Python console:
+
+        logic = slicer.util.getModuleLogic("FedTools")
+        card = logic.process([getNode("case1")], [getNode("case1 segmentation")], model_id="liver-unet@1.0.0")["model"]
+        job = logic.start_federated_training([[(v1, s1), (v2, s2)], [(v3, s3)]], rounds=5, model_id="fed-lesion@1.0.0")
+        job = logic.start_coordinator(["siteA.pub", "siteB.pub"], host="0.0.0.0")  # remote sites join it:
+        job = logic.join_federation([(v1, s1)], "fl.example.org:9092", "ca.crt", "keys/site")  # keys: create_site_keys
+    """
 
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
@@ -161,7 +172,7 @@ class FedToolsLogic:
         return SceneJob(self.ctx, "federated-train", {"images": images, "labels": labels}, params, device=device, keep_files=keep_files)
 
     @staticmethod
-    def create_site_keys(folder: str | Path, name: str) -> tuple[Path, Path]:
+    def create_site_keys(folder: str | Path, name: str = "site") -> tuple[Path, Path]:
         """This site's key pair (private key stays here; send the .pub file to the coordinator)."""
         from slicerleap.federated.credentials import make_node_keys
 
@@ -172,9 +183,43 @@ class FedToolsLogic:
         `options` are create_local_training_job's keyword arguments."""
         return self.create_local_training_job(images, segmentations, **options).start()
 
+    def start_federated_training(self, sites: list, **options) -> SceneJob:
+        """Start `create_federated_job` (every site on this computer) and return at once; its progress records
+        carry each round's per-site results (`round_history`)."""
+        return self.create_federated_job(sites, **options).start()
+
+    def start_coordinator(self, site_keys: list, **options) -> SceneJob:
+        """Start `create_coordinator_job`; its first progress record gives the address and CA certificate file."""
+        return self.create_coordinator_job(site_keys, **options).start()
+
+    def join_federation(self, site, server: str, ca_cert: str | Path, private_key: str | Path, **options) -> SceneJob:
+        """Start `create_site_job`: ends when the final global model arrives (registered here)."""
+        return self.create_site_job(site, server, ca_cert, private_key, **options).start()
+
     def process(self, images: list, segmentations: list, on_progress=None, timeout: float | None = None, **options) -> dict:
-        """Blocking form: returns {"model": card} with the registered model's card (id, labels, "_path" of the weights)."""
-        return self.create_local_training_job(images, segmentations, **options).run(on_progress=on_progress, timeout=timeout)
+        """Train on this computer and wait. Returns {"model": card} with the registered model's card (id, labels,
+        evaluation, "_path" of the weights); `options` are create_local_training_job's. Progress goes to the
+        application log unless `on_progress` takes it."""
+        job = self.create_local_training_job(images, segmentations, **options)
+        return job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
+
+    @staticmethod
+    def sites_from_numbers(cases: list, site_numbers: list) -> list[list]:
+        """The panel's simulated sites: one list of cases per distinct site number, in number order (a case past
+        the end of `site_numbers` belongs to site 0)."""
+        sites = {}
+        for n, case in enumerate(cases):
+            sites.setdefault(site_numbers[n] if n < len(site_numbers) else 0, []).append(case)
+        return [sites[k] for k in sorted(sites)]
+
+    @staticmethod
+    def round_history(records: list[dict], site_index: int = 0) -> list[dict]:
+        """Round log entries from a federated job's progress records (module function round_history)."""
+        return round_history(records, site_index)
+
+    def update_round_chart(self, history: list[dict], table=None, chart=None) -> tuple:
+        """The rounds' table and plot chart nodes in this Logic's scene, new or updated (round_chart.py)."""
+        return update_round_chart(self.ctx.scene, history, table, chart)
 
 
 def _federation_config(rounds: int, strategy: str, local_iterations: int, model_id: str, settings: dict | None) -> dict:

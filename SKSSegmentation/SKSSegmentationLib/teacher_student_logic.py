@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from slicerleap.errors import BadInputError
 from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
-from slicerleap.scene.boxes import volume_boxes
+from slicerleap.scene.boxes import add_box, boxes_from_segmentation, volume_boxes
 from slicerleap.scene.provenance import set_provenance
 from slicerleap.scene.segmentations import segment_names
-from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
+from slicerleap.scene.volumes import node_to_volume, require_scalar_volume_node as require_scalar_volume
 
+from .logic import reference_segmentations
 from .review_queue import ReviewQueue
 
 
@@ -56,8 +59,42 @@ def _boxes_param(volume_node, required: bool) -> list[dict] | None:
 
 
 class TeacherStudentLogic:
+    """The teacher–student loop on a scene (SKSSegmentationLogic.teacher_student: the module Logic's scene)."""
+
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
+
+    @staticmethod
+    def split_cases(cases, organ_segment: str = "Organ", lesion_segment: str = "Lesion") -> tuple[list[StrongCase], list]:
+        """(the cases with a segmentation as StrongCase, the volumes of the others: the box-labelled ones) of cases
+        with `volume` and `segmentation` (SKSSegmentationLogic.cases_from_volumes)."""
+        strong = [StrongCase(c.volume, c.segmentation, (organ_segment,), (lesion_segment,)) for c in cases if c.segmentation]
+        return strong, [c.volume for c in cases if c.segmentation is None]
+
+    # -- boxes (ROI nodes referenced from the volume: slicerleap.scene.boxes) ------------------------
+    def add_box(self, volume, role: str = "lesion"):
+        """An ROI box (organ or lesion) centred in `volume`, a quarter of its extent (an organ box: half); drag its
+        handles to fit."""
+        from slicerleap.segmentation.boxes import Box
+
+        require_scalar_volume(volume, "volume to draw a box on")
+        v = node_to_volume(volume)
+        extent = np.array(v.array.shape[::-1]) * v.spacing
+        centre = v.ijk_to_ras[:3, :3] @ ((np.array(v.array.shape[::-1]) - 1) / 2) + v.ijk_to_ras[:3, 3]
+        return add_box(self.ctx, volume, Box(centre, extent / (2 if role == "organ" else 4), role))
+
+    def boxes_from_segmentation(self, volume, segmentation=None, organ_segment: str = "Organ", lesion_segment: str = "Lesion"):
+        """An organ box around the organ segment and one box per lesion of the lesion segment (those it has), of
+        `segmentation` or else the newest segmentation drawn on the volume."""
+        require_scalar_volume(volume, "volume to draw boxes on")
+        if segmentation is None:
+            segmentation = reference_segmentations(self.ctx.scene).get(volume.GetID())
+        if segmentation is None:
+            raise BadInputError(f"'{volume.GetName()}' has no segmentation to draw boxes around.",
+                                "Segment the organ and lesion in Segment Editor first, or draw the boxes by hand.")
+        names = segment_names(segmentation)
+        return boxes_from_segmentation(self.ctx, volume, segmentation, [organ_segment] if organ_segment in names else [],
+                                       [lesion_segment] if lesion_segment in names else [])
 
     def create_teacher_job(self, cases: list[StrongCase], model_id: str = "my-teacher@1.0.0", iterations: int = 400,
                            device: str = "auto", keep_files: bool = False, **config) -> SceneJob:
@@ -136,3 +173,31 @@ class TeacherStudentLogic:
                                  **options) -> SceneJob:
         """The panel's "fine-tune on corrections": a job that fine-tunes `student_id` into its next version."""
         return self.create_student_job(strong, queue, teacher_id, next_version(student_id), start_from=student_id, **options)
+
+    def create_next_student_job(self, strong: list[StrongCase], teacher_id: str | None, student_id: str, **options) -> SceneJob:
+        """The panel's student button, on the scene's review queue: fine-tune `student_id` into its next version when
+        the catalog has it, else train it (create_student_job's `options`)."""
+        queue = ReviewQueue.find(self.ctx)
+        if student_id in {c["id"] for c in get_catalog().cards()}:
+            return self.fine_tune_on_corrections(strong, queue, teacher_id, student_id, **options)
+        return self.create_student_job(strong, queue, teacher_id, student_id, **options)
+
+    # -- the scene's review queue (the newest) -------------------------------------------------------
+    def queue_counts(self) -> dict[str, int] | None:
+        """Cases per review status; None while the scene has no queue."""
+        queue = ReviewQueue.find(self.ctx)
+        return None if queue is None else queue.counts()
+
+    def next_case(self) -> dict | None:
+        """The queue's next case to review (ReviewQueue.next_case); None when there is none."""
+        queue = ReviewQueue.find(self.ctx)
+        return None if queue is None else queue.next_case()
+
+    def decide(self, row: int, decision: str) -> dict:
+        """Record "accept", "skip" or "reject" for the queue's row."""
+        if decision not in ("accept", "skip", "reject"):
+            raise BadInputError(f"Unknown review decision '{decision}'.", "Use accept, skip or reject.")
+        queue = ReviewQueue.find(self.ctx)
+        if queue is None:
+            raise BadInputError("The scene has no review queue.", "Pseudo-label box-labelled cases first.")
+        return getattr(queue, decision)(row)

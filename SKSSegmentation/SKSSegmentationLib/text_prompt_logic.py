@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import SlicerLeapCommonLib
 from slicerleap.errors import BadInputError
 from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
@@ -18,6 +19,8 @@ from .logic import TrainingCase, pixel_labels_input
 
 
 class TextPromptLogic:
+    """Text-prompted segmentation on a scene (SKSSegmentationLogic.text_prompt: the module Logic's scene)."""
+
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
 
@@ -56,8 +59,10 @@ class TextPromptLogic:
 
     def segment(self, volume_node, prompt: str, model_id: str | None = None, slab_mm=None, on_progress=None,
                 timeout: float | None = None, **options) -> dict:
-        """Blocking form: {"segmentation": vtkMRMLSegmentationNode} (+ "probability")."""
-        return self.create_job(volume_node, prompt, model_id, slab_mm, **options).run(on_progress=on_progress, timeout=timeout)
+        """Blocking form: {"segmentation": vtkMRMLSegmentationNode} (+ "probability"). Progress goes to the
+        application log unless `on_progress` takes it."""
+        job = self.create_job(volume_node, prompt, model_id, slab_mm, **options)
+        return job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
 
     def segment_batch(self, rows, model_id: str | None = None, on_progress=None, timeout: float | None = None) -> list[dict]:
         """rows: (volume node, prompt[, slab_mm]) per case, run one after another; a failing row stops the batch
@@ -92,10 +97,13 @@ class TextPromptLogic:
         return rows
 
     def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-mptpn@1.0.0", iterations: int = 600,
-                            pretrain_iterations: int = 300, prompts: list | None = None, device: str = "auto",
+                            pretrain_iterations: int | None = None, prompts: list | None = None, device: str = "auto",
                             keep_files: bool = False, modality: str = "any", target: str = "lesion", **config) -> SceneJob:
         """Train MPTPN on cases with segmentations (their prompts written from the masks; `prompts`: per case None or
-        [{"s_mm", "prompt"}] of your own). Registers `model_id` when it succeeds."""
+        [{"s_mm", "prompt"}] of your own). Registers `model_id` when it succeeds. `pretrain_iterations`: the prompt
+        prior's (default half of `iterations`)."""
+        if pretrain_iterations is None:
+            pretrain_iterations = max(1, int(iterations) // 2)
         pixel = [c for c in cases if c.segmentation is not None]
         if not pixel:
             raise BadInputError("Text-prompted training needs cases with a segmentation of the target.",
