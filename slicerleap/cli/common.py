@@ -20,6 +20,14 @@ def job_options(parser) -> None:
     parser.add_argument("--keep-files", action="store_true", help="keep the job folder (inputs, outputs, worker.log)")
 
 
+def trained_model_options(parser, default_id: str) -> None:
+    """--out, --id, --modality, --seed: what every train command asks about the model it trains and registers."""
+    parser.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
+    parser.add_argument("--id", default=default_id, help="model id name@x.y.z")
+    parser.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def check_outputs(inputs: dict, outputs: dict) -> None:
     """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
     and in a folder that can be written."""

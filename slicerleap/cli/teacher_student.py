@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import SlicerLeapError
 from ..mixed_precision import PRECISION_HELP, PRECISIONS
-from .common import case_name, check_outputs, job_options, train_and_register, volume_files
+from .common import case_name, check_outputs, job_options, train_and_register, trained_model_options, volume_files
 
 
 def _boxes_for(names, folder, required: bool) -> list:
@@ -135,12 +135,9 @@ def add_commands(sub, train_sub) -> None:
         t.add_argument("--images", required=True, help="folder of volumes")
         t.add_argument("--labels", required=True, help="folder of organ/lesion labelmaps named like their images")
         t.add_argument("--boxes", default=None, help="folder of CASE.json box files (RAS mm; default for masked cases: from the masks)")
-        t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
-        t.add_argument("--id", default=default_id, help="model id name@x.y.z")
+        trained_model_options(t, default_id)
         t.add_argument("--iterations", type=int, default=400)
         t.add_argument("--validation-cases", type=int, default=0, help="masked cases held out to pick the best weights")
-        t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
-        t.add_argument("--seed", type=int, default=0)
         t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
         values(t)
         job_options(t)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SlicerLeapError
-from .common import job_options, run_task, train_and_register, volume_files
+from .common import job_options, run_task, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train_mptpn(args) -> int:
@@ -74,8 +74,7 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--images", required=True, help="folder of volumes")
     t.add_argument("--labels", required=True, help="folder of labelmaps named like their images")
     t.add_argument("--prompts", default=None, help='JSON {"case": [{"s_mm": S, "prompt": "..."}]}: your own prompts (default: from the masks)')
-    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
-    t.add_argument("--id", default="my-mptpn@1.0.0", help="model id name@x.y.z")
+    trained_model_options(t, "my-mptpn@1.0.0")
     t.add_argument("--model-type", default="mptpn", choices=["mptpn", "unet"])
     t.add_argument("--iterations", type=int, default=600, help="stage 2 (segmentation) iterations")
     t.add_argument("--pretrain-iterations", type=int, default=300, help="stage 1 (SimSiam on image-text pairs); 0 skips it")
@@ -83,8 +82,6 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--target", default="lesion", help="the word prompts use for the object")
     t.add_argument("--label-value", type=int, default=None, help="target value in the labelmaps (default: any non-zero)")
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
-    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
-    t.add_argument("--seed", type=int, default=0)
     job_options(t)
     t.set_defaults(func=cmd_train_mptpn)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import SlicerLeapError
 from ..mixed_precision import PRECISION_HELP, PRECISIONS
-from .common import job_options, train_and_register, volume_files
+from .common import job_options, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train(args) -> int:
@@ -62,16 +62,13 @@ def add_commands(sub):
     t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
     t.add_argument("--labels", default=None, help="folder of lesion labelmaps named like their images (pixel-labelled cases)")
     t.add_argument("--slice-labels", default=None, help='JSON: {"case": {"lesion_slices": [[k1, k2], ...]}} for cases without a labelmap')
-    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
-    t.add_argument("--id", default="my-sks@1.0.0", help="model id name@x.y.z")
+    trained_model_options(t, "my-sks@1.0.0")
     t.add_argument("--model-type", default="sks", choices=["sks", "unet"])
     t.add_argument("--iterations", type=int, default=400, help="stage 2 (pixel labels) iterations")
     t.add_argument("--coarse-iterations", type=int, default=300, help="stage 1 (slice labels) iterations")
     t.add_argument("--validation-cases", type=int, default=0, help="pixel-labelled cases held out to pick the best weights")
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
-    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
     t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
     job_options(t)
@@ -79,15 +76,12 @@ def add_commands(sub):
     t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")
     t.add_argument("--images", required=True, help="folder of volumes, ideally several subjects (one per file)")
     t.add_argument("--labels", default=None, help="folder of labelmaps named like the images (optional: Dice joins the loss)")
-    t.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
-    t.add_argument("--id", default="my-registration@1.0.0", help="model id name@x.y.z")
+    trained_model_options(t, "my-registration@1.0.0")
     t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"])
     t.add_argument("--regulariser", default="diffusion", help="diffusion | bending | implicit-diffusion | implicit-elastic | implicit-curvature")
     t.add_argument("--similarity", default="lncc", choices=["lncc", "mse", "mi"], help="mi: images of different contrasts")
     t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
     t.add_argument("--iterations", type=int, default=300)
-    t.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
-    t.add_argument("--seed", type=int, default=0)
     job_options(t)
     t.set_defaults(func=cmd_train_registration)
     return tsub
