@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..segmentation.slice_data import SliceCase
-from ..segmentation.slice_trainer import SliceTrainingConfig, sample_slices, segmentation_loss
+from ..segmentation.sks.trainer import SliceTrainingConfig, sample_slices, segmentation_loss
 
 
 def proximal_term(net, reference: list[torch.Tensor]) -> torch.Tensor:

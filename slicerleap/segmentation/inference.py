@@ -16,7 +16,7 @@ from ..models.openvino_backend import inference_net
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .postprocess import postprocess_labels
-from .text_inference import is_text_model
+from .mptpn.inference import is_text_model
 
 
 def count_windows(shape, roi, overlap: float) -> int:
@@ -91,7 +91,7 @@ def _window_probabilities(volume, card, net, device, report, overlap, batch_size
 
 def _slice_probabilities(volume, card, net, device, report, batch_size, backend):
     from .slice_data import prepare_case
-    from .slice_trainer import predict_case
+    from .sks.trainer import predict_case
 
     report(0.05, "preparing", "reorienting and resampling in-plane")
     case = prepare_case(volume, card["input"])

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import text_encoder
-from .mptpn_augment import augment_pair
-from .slice_trainer import optimiser_step
+from .augment import augment_pair
+from ..sks.trainer import optimiser_step
 
 
 class SimSiamHead(nn.Module):

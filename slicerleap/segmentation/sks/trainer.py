@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..best_weights import BestWeights
-from ..mixed_precision import autocast, check_precision, resolve_precision
-from .metrics import overlap_metrics
+from ...best_weights import BestWeights
+from ...mixed_precision import autocast, check_precision, resolve_precision
+from ..metrics import overlap_metrics
 from .lesion_polarity import mirror_lesion_contrast
-from .slice_data import SliceCase, neighbour_stack
+from ..slice_data import SliceCase, neighbour_stack
 
 
 @dataclass
@@ -59,7 +59,7 @@ class SliceTrainingConfig:
             return {"name": "monai.UNet", "args": {"spatial_dims": 2, "in_channels": c, "out_channels": self.n_classes,
                                                    "channels": list(self.unet_channels), "strides": [2] * (len(self.unet_channels) - 1),
                                                    "num_res_units": 2, "norm": self.unet_norm}}
-        from .sks_net import SKSConfig
+        from .net import SKSConfig
 
         return {"name": "slicerleap.SKSNet", "args": SKSConfig(**{**self.sks, "in_channels": c, "out_channels": self.n_classes}).to_args()}
 
@@ -164,7 +164,7 @@ def segmentation_loss(name: str = "dice_ce"):
     """The stage-2 objective of every 2.5D model (module docstring): foreground soft Dice over the batch + CE;
     "dice_balanced_ce": the CE class-balanced (balanced_loss), as MPTPN needed for small lesions."""
     if name == "dice_balanced_ce":
-        from .balanced_loss import DiceBalancedCELoss
+        from ..balanced_loss import DiceBalancedCELoss
 
         return DiceBalancedCELoss()
     if name != "dice_ce":
@@ -274,7 +274,7 @@ def train_slice_model(pixel_cases: list[SliceCase], slice_cases: list[SliceCase]
     report(fraction 0..1, message, record) is called per epoch; returns (net in eval mode, history, seconds)."""
     from monai.utils import set_determinism
 
-    from ..models.networks import build_network
+    from ...models.networks import build_network
 
     set_determinism(config.seed)
     net = build_network(config.architecture()).to(device)
