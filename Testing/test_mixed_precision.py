@@ -14,7 +14,8 @@ from slicerleap.segmentation.boxes import boxes_from_labels
 from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, predict, train_mptpn
 from slicerleap.segmentation.mptpn.prompted_slices import prompted_slices
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-from slicerleap.segmentation.sks.trainer import SliceTrainingConfig, train_slice_model
+from slicerleap.segmentation.sks.trainer import train_slice_model
+from slicerleap.segmentation.slice_training import SliceTrainingConfig
 from slicerleap.segmentation.teacher_student.training import TeacherStudentConfig, prepare_box_case, train_box_unet
 
 

@@ -13,8 +13,9 @@ from slicerleap.io import read_volume, write_volume
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.postprocess import postprocess_labels
 from slicerleap.segmentation.sks.net import SKSNet
+from slicerleap.segmentation.sks.trainer import train_slice_model
 from slicerleap.segmentation.slice_data import flags_to_ranges, prepare_case, ranges_to_flags, slice_labels_on_grid
-from slicerleap.segmentation.sks.trainer import SliceTrainingConfig, train_slice_model
+from slicerleap.segmentation.slice_training import SliceTrainingConfig
 from slicerleap.volume import Volume, reorient_to_ras_axes
 
 from phantoms import blob_case
@@ -188,7 +189,7 @@ def test_balanced_cross_entropy_gives_each_class_the_same_weight_and_is_a_stage2
     import torch.nn.functional as F
 
     from slicerleap.segmentation.balanced_loss import balanced_cross_entropy
-    from slicerleap.segmentation.sks.trainer import segmentation_loss
+    from slicerleap.segmentation.slice_training import segmentation_loss
 
     target = torch.zeros(1, 1, 10, 10, dtype=torch.long)
     target[0, 0, 4, 4] = 1  # one lesion pixel among 99 background pixels

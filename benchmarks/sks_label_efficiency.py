@@ -37,9 +37,11 @@ from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.models.weights import save_weights
+from slicerleap.segmentation.inference import predict_case
 from slicerleap.segmentation.sks.lesion_polarity import lesion_polarities
+from slicerleap.segmentation.sks.trainer import train_coarse_branch, train_segmenter
 from slicerleap.segmentation.slice_data import neighbour_stack, prepare_case, slice_input_spec
-from slicerleap.segmentation.sks.trainer import LOSSES, SliceTrainingConfig, predict_case, train_coarse_branch, train_segmenter
+from slicerleap.segmentation.slice_training import LOSSES, SliceTrainingConfig
 
 SPEC = slice_input_spec(1.5)
 MODELS = {"SKS": ("sks", {}), "U-Net": ("unet", {}), "SKS w/o coarse-grain branch": ("sks", {"coarse_branch": False}),

@@ -17,8 +17,9 @@ from ..io import read_volume
 from ..mixed_precision import resolve_precision
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
+from ..segmentation.sks.trainer import train_slice_model
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
-from ..segmentation.sks.trainer import SliceTrainingConfig, train_slice_model
+from ..segmentation.slice_training import SliceTrainingConfig
 from ..transforms import check_scalar_volume
 
 

@@ -1,2 +1,2 @@
-"""MPTPN (seed 001): text-prompted 2D segmentation — the net, its trainer and prior pre-training, the frozen text
-encoder, the prompt language (prompts written from masks, clicks and boxes) and prompted whole-volume inference."""
+"""MPTPN (METHODS.md §2): text-prompted 2D segmentation — the net, its trainer and SimSiam pre-training, the frozen
+text encoder, the prompt language (prompts written from masks, clicks and boxes) and prompted volume inference."""

@@ -16,12 +16,9 @@ import torch
 from ...errors import BadInputError
 from ...transforms import check_scalar_volume, resample_to_reference
 from ...volume import Volume
-from .prompt_view import SquareFit, as_viewed
+from ..inference import is_text_model
 from ..slice_data import prepare_case
-
-
-def is_text_model(card: dict) -> bool:
-    return card.get("task") == "text-segmentation" or "text_prompt" in card.get("input", {})
+from .prompt_view import SquareFit, as_viewed
 
 
 def require_prompt(prompt) -> str:

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..slice_training import optimiser_step
 from . import text_encoder
 from .augment import augment_pair
-from ..sks.trainer import optimiser_step
 
 
 class SimSiamHead(nn.Module):

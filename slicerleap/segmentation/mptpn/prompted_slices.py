@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .prompt_view import SquareFit, as_viewed
 from ..slice_data import SliceCase
+from .prompt_view import SquareFit, as_viewed
 from .prompts import prompt_from_mask
 
 

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from ...mixed_precision import autocast, check_precision, resolve_precision
+from ..slice_training import one_cycle_adamw, optimiser_step
 from . import text_encoder
 from .augment import augment_pair
 from .net import ImageOnly, MPTPNConfig, mptpn_loss
 from .pretraining import pretrain_prior
 from .prompted_slices import PromptedSlices
-from ..sks.trainer import one_cycle_adamw, optimiser_step
 
 
 @dataclass

@@ -29,9 +29,10 @@ from ...best_weights import BestWeights
 from ...mixed_precision import autocast, check_precision, resolve_precision
 from ...volume import Volume
 from ..boxes import Box, box_map
+from ..inference import predict_case
 from ..metrics import overlap_from_counts, overlap_metrics
 from ..slice_data import SliceCase, neighbour_stack, prepare_case
-from ..sks.trainer import intensity_augment, optimiser_step, predict_case, random_crop
+from ..slice_training import intensity_augment, optimiser_step, random_crop
 from .uncertainty import DEFAULT_FILL, pseudo_label_uncertainty
 
 N_CLASSES = 3  # background, organ, lesion
