@@ -143,7 +143,7 @@ def test_a_site_learns_from_box_labels_alone():
 
     from slicerleap.federated.fedicra.training import sparsify, train_fedicra_round
     from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-    from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, mean_dice
+    from slicerleap.segmentation.slice_training import SliceTrainingConfig, mean_dice
 
     config = SliceTrainingConfig(model="unet", crop=32, batch_size=4, learning_rate=0.01)
     spec = slice_input_spec(1.5, 1)

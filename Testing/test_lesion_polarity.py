@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from slicerleap.data.samples import sample_data_available
-from slicerleap.segmentation.lesion_polarity import lesion_polarities, mirror_lesion_contrast
+from slicerleap.segmentation.sks.lesion_polarity import lesion_polarities, mirror_lesion_contrast
 
 
 def two_lesion_phantom():
@@ -70,7 +70,7 @@ def test_polarities_match_the_generator_on_real_anatomy():
 
 def test_trainer_adds_mirrored_copies_of_the_lesion_class_only():
     from slicerleap.segmentation.slice_data import SliceCase
-    from slicerleap.segmentation.slice_trainer import with_mirrored_lesion_copies
+    from slicerleap.segmentation.sks.trainer import with_mirrored_lesion_copies
     from slicerleap.volume import Volume
 
     image, lesion = two_lesion_phantom()
@@ -87,18 +87,18 @@ def test_trainer_adds_mirrored_copies_of_the_lesion_class_only():
 
 
 def test_stage2_samples_from_the_mirrored_copies_when_asked(monkeypatch):
-    from slicerleap.segmentation import slice_trainer
-    from slicerleap.segmentation.sks_net import SKSNet
+    from slicerleap.segmentation.sks import trainer as sks_trainer
+    from slicerleap.segmentation.sks.net import SKSNet
     from slicerleap.segmentation.slice_data import SliceCase
     from slicerleap.volume import Volume
 
     image, lesion = two_lesion_phantom()
     case = SliceCase(Volume(image, np.eye(4)), lesion.astype(np.uint8), None, "a")
     seen = []
-    sample = slice_trainer.sample_slices
-    monkeypatch.setattr(slice_trainer, "sample_slices", lambda cases, *a, **k: seen.append([c.name for c in cases]) or sample(cases, *a, **k))
+    sample = sks_trainer.sample_slices
+    monkeypatch.setattr(sks_trainer, "sample_slices", lambda cases, *a, **k: seen.append([c.name for c in cases]) or sample(cases, *a, **k))
     tiny = dict(embed_dim=8, depths=(1, 1, 1), num_heads=(1, 1, 2), window=4)
     for mirrored in (False, True):
-        config = slice_trainer.SliceTrainingConfig(sks=tiny, crop=32, batch_size=2, iterations=1, mirrored_lesion_copies=mirrored)
-        slice_trainer.train_segmenter(SKSNet(in_channels=3, out_channels=2, **tiny), [case], [], config, "cpu", lambda *a: None)
+        config = sks_trainer.SliceTrainingConfig(sks=tiny, crop=32, batch_size=2, iterations=1, mirrored_lesion_copies=mirrored)
+        sks_trainer.train_segmenter(SKSNet(in_channels=3, out_channels=2, **tiny), [case], [], config, "cpu", lambda *a: None)
     assert seen == [["a"], ["a", "a (lesion contrast mirrored)"]]

@@ -8,13 +8,15 @@ from phantoms import blob_case, organ_lesion_phantom
 from slicerleap import Volume, mixed_precision
 from slicerleap.errors import BadInputError
 from slicerleap.mixed_precision import autocast, resolve_precision
-from slicerleap.segmentation import mptpn_trainer, teacher_student_training
+from slicerleap.segmentation.mptpn import trainer as mptpn_trainer
+from slicerleap.segmentation.teacher_student import training as teacher_student_training
 from slicerleap.segmentation.boxes import boxes_from_labels
-from slicerleap.segmentation.mptpn_trainer import MPTPNTrainingConfig, predict, train_mptpn
-from slicerleap.segmentation.prompted_slices import prompted_slices
+from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, predict, train_mptpn
+from slicerleap.segmentation.mptpn.prompted_slices import prompted_slices
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
-from slicerleap.segmentation.teacher_student_training import TeacherStudentConfig, prepare_box_case, train_box_unet
+from slicerleap.segmentation.sks.trainer import train_slice_model
+from slicerleap.segmentation.slice_training import SliceTrainingConfig
+from slicerleap.segmentation.teacher_student.training import TeacherStudentConfig, prepare_box_case, train_box_unet
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -86,7 +88,7 @@ def test_sks_trains_both_stages_in_bf16_and_validates_in_fp32(monkeypatch):
 
 
 def test_mptpn_trains_in_bf16_predicts_in_fp32_and_its_text_vectors_stay_fp32(monkeypatch):
-    from slicerleap.segmentation import text_encoder
+    from slicerleap.segmentation.mptpn import text_encoder
 
     seen, build = [], mptpn_trainer.build
     monkeypatch.setattr(mptpn_trainer, "build", lambda *a: record_conv_dtypes(build(*a), seen))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from slicerleap.segmentation.mptpn_net import MPTPN, MSFF, MPTPNConfig, mptpn_loss
+from slicerleap.segmentation.mptpn.net import MPTPN, MSFF, MPTPNConfig, mptpn_loss
 
 
 def tiny(**switches):

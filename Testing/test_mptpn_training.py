@@ -7,12 +7,12 @@ import torch
 from phantoms import blob_case
 from slicerleap import Volume
 from slicerleap.segmentation.metrics import prompted_metrics
-from slicerleap.segmentation.mptpn_pretraining import pretrain_prior
-from slicerleap.segmentation.mptpn_trainer import MPTPNTrainingConfig, build, predict, train_mptpn
-from slicerleap.segmentation.prompt_view import SquareFit, as_viewed
-from slicerleap.segmentation.prompted_slices import prompted_slices
+from slicerleap.segmentation.mptpn.pretraining import pretrain_prior
+from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, build, predict, train_mptpn
+from slicerleap.segmentation.mptpn.prompt_view import SquareFit, as_viewed
+from slicerleap.segmentation.mptpn.prompted_slices import prompted_slices
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-from slicerleap.segmentation.text_prompts import mislocate
+from slicerleap.segmentation.mptpn.prompts import mislocate
 
 TINY = {"channels": 4, "patch": 8, "heads": 1}
 

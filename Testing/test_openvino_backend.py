@@ -7,7 +7,7 @@ import torch
 from slicerleap.errors import BadInputError, MissingDependencyError
 from slicerleap.models.openvino_backend import AUTO_MIN_BATCHES, OpenVINONet, inference_net
 from slicerleap.segmentation.inference import segment_volume
-from slicerleap.segmentation.sks_net import SKSNet
+from slicerleap.segmentation.sks.net import SKSNet
 from slicerleap.volume import Volume
 
 from phantoms import blob_case

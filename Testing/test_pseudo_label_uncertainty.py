@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from slicerleap.segmentation.uncertainty import box_fill_reference, box_fill_shortfall, box_fills, pseudo_label_uncertainty
+from slicerleap.segmentation.teacher_student.uncertainty import box_fill_reference, box_fill_shortfall, box_fills, pseudo_label_uncertainty
 
 
 def ball(shape, centre, radius):

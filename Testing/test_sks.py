@@ -12,9 +12,10 @@ from slicerleap.errors import BadInputError
 from slicerleap.io import read_volume, write_volume
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.postprocess import postprocess_labels
-from slicerleap.segmentation.sks_net import SKSNet
+from slicerleap.segmentation.sks.net import SKSNet
+from slicerleap.segmentation.sks.trainer import train_slice_model
 from slicerleap.segmentation.slice_data import flags_to_ranges, prepare_case, ranges_to_flags, slice_labels_on_grid
-from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
+from slicerleap.segmentation.slice_training import SliceTrainingConfig
 from slicerleap.volume import Volume, reorient_to_ras_axes
 
 from phantoms import blob_case
@@ -96,7 +97,7 @@ def test_two_stage_training_freezes_the_guidance_branch_and_learns(precision):
     assert history[-1]["loss"] < history[1]["loss"]  # stage-2 loss went down
     assert all(not p.requires_grad for p in net.coarse.parameters())
     # a second stage-2 run from here must not change the frozen branch
-    from slicerleap.segmentation.slice_trainer import train_segmenter
+    from slicerleap.segmentation.sks.trainer import train_segmenter
     train_segmenter(net, pixel, [], SliceTrainingConfig(sks=TINY, crop=32, batch_size=2, iterations=2), "cpu", lambda *a: None)
     for k, v in net.coarse.state_dict().items():
         assert torch.equal(v, stage1[k]), k
@@ -104,16 +105,16 @@ def test_two_stage_training_freezes_the_guidance_branch_and_learns(precision):
 
 def test_equal_validation_scores_keep_the_later_weights(monkeypatch):
     """Validation Dice 0 at every check (lesions too small to hit early on) must not leave the first check's weights."""
-    from slicerleap.segmentation import slice_trainer
+    from slicerleap.segmentation.sks import trainer as sks_trainer
 
     pixel = [prepare_case(*blob_case(s)[:1], SPEC, blob_case(s)[1]) for s in range(2)]
-    monkeypatch.setattr(slice_trainer, "mean_dice", lambda *a, **k: 0.0)
+    monkeypatch.setattr(sks_trainer, "mean_dice", lambda *a, **k: 0.0)
     net = SKSNet(in_channels=3, out_channels=2, **TINY)
     states = []
     def keep_state(fraction, message, record):
         states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
     config = SliceTrainingConfig(sks=TINY, crop=32, batch_size=2, iterations=6, iterations_per_epoch=2, learning_rate=3e-3)
-    history = slice_trainer.train_segmenter(net, pixel, pixel[:1], config, "cpu", keep_state)
+    history = sks_trainer.train_segmenter(net, pixel, pixel[:1], config, "cpu", keep_state)
     assert [h["iteration"] for h in history] == [2, 4, 6] and len(states) == 3
     assert any(not torch.equal(states[0][k], states[-1][k]) for k in states[0])
     for k, v in net.state_dict().items():
@@ -188,7 +189,7 @@ def test_balanced_cross_entropy_gives_each_class_the_same_weight_and_is_a_stage2
     import torch.nn.functional as F
 
     from slicerleap.segmentation.balanced_loss import balanced_cross_entropy
-    from slicerleap.segmentation.slice_trainer import segmentation_loss
+    from slicerleap.segmentation.slice_training import segmentation_loss
 
     target = torch.zeros(1, 1, 10, 10, dtype=torch.long)
     target[0, 0, 4, 4] = 1  # one lesion pixel among 99 background pixels

@@ -14,8 +14,8 @@ from slicerleap.errors import BadInputError
 from slicerleap.io import read_volume, write_volume
 from slicerleap.segmentation.boxes import Box, box_map, boxes_from_labels, perturb_boxes, read_boxes, write_boxes
 from slicerleap.segmentation.slice_data import slice_input_spec
-from slicerleap.segmentation.teacher_student_nets import BoxUNet, inference_state
-from slicerleap.segmentation.teacher_student_training import (
+from slicerleap.segmentation.teacher_student.nets import BoxUNet, inference_state
+from slicerleap.segmentation.teacher_student.training import (
     TeacherStudentConfig, evaluate, prepare_box_case, pseudo_label, train_box_unet)
 
 OBLIQUE = np.array([[0.94, -0.34, 0.0], [0.34, 0.94, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-1.0, -1.0, 1.0])

@@ -12,7 +12,7 @@ from phantoms import organ_lesion_phantom
 from slicerleap import Volume
 from slicerleap.segmentation.boxes import boxes_from_labels
 from slicerleap.segmentation.slice_data import slice_input_spec
-from slicerleap.segmentation.teacher_student_training import prepare_box_case
+from slicerleap.segmentation.teacher_student.training import prepare_box_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import teacher_student_boxes as bench  # noqa: E402

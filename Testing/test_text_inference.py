@@ -10,12 +10,12 @@ from slicerleap import Volume
 from slicerleap.errors import BadInputError
 from slicerleap.segmentation.boxes import Box
 from slicerleap.segmentation.inference import segment_volume
-from slicerleap.segmentation.mptpn_trainer import MPTPNTrainingConfig, build
-from slicerleap.segmentation.prompt_templates import prompt_for_box, prompt_for_clicks
-from slicerleap.segmentation.prompt_view import as_viewed
+from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, build
+from slicerleap.segmentation.mptpn.prompt_templates import prompt_for_box, prompt_for_clicks
+from slicerleap.segmentation.mptpn.prompt_view import as_viewed
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-from slicerleap.segmentation.text_inference import segment_with_prompt, slice_positions_mm
-from slicerleap.segmentation.text_prompts import position_words, prompt_from_mask, regions_from_mask
+from slicerleap.segmentation.mptpn.inference import segment_with_prompt, slice_positions_mm
+from slicerleap.segmentation.mptpn.prompts import position_words, prompt_from_mask, regions_from_mask
 
 LPS_LIKE = np.diag([-1.0, -1.0, 1.0])
 SPEC = slice_input_spec(1.5, context=0)

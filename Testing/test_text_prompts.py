@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk, ellipse
 
-from slicerleap.segmentation.text_prompts import (describe, prompt_from_mask, region_from_box, region_from_click,
+from slicerleap.segmentation.mptpn.prompts import (describe, prompt_from_mask, region_from_box, region_from_click,
                                                    regions_from_mask)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from slicerleap.models.catalog import add_bundled_card
 from slicerleap.models.weights import sha256_of
-from slicerleap.segmentation.slice_trainer import SliceTrainingConfig
+from slicerleap.segmentation.slice_training import SliceTrainingConfig
 from slicerleap.segmentation.label_specs import LESION_LABEL
 from sks_label_efficiency import SPEC, pool_order, weights_tag  # the benchmark's grid, case choice, file names (this folder is on sys.path)
 

@@ -44,7 +44,7 @@ from slicerleap.federated.local_round import train_local_round
 from slicerleap.federated.site_data import load_site_cases, split_validation
 from slicerleap.io import write_volume
 from slicerleap.models.networks import build_network
-from slicerleap.segmentation.slice_trainer import mean_dice
+from slicerleap.segmentation.slice_training import mean_dice
 from slicerleap.transforms import resample_to_spacing
 
 # CPU-sized: 2 mm slices in-plane, 64 px crops (the recipe is the same for every method)

@@ -20,8 +20,8 @@ import torch
 
 from slicerleap.mixed_precision import autocast, bf16_is_native
 from slicerleap.models.networks import build_network
-from slicerleap.segmentation.slice_trainer import SliceTrainingConfig, optimiser_step
-from slicerleap.segmentation.teacher_student_training import TeacherStudentConfig, build_box_unet, evaluate, train_box_unet
+from slicerleap.segmentation.slice_training import SliceTrainingConfig, optimiser_step
+from slicerleap.segmentation.teacher_student.training import TeacherStudentConfig, build_box_unet, evaluate, train_box_unet
 from teacher_student_boxes import load_cases, split
 
 HERE = Path(__file__).parent

@@ -29,11 +29,11 @@ from slicerleap.data.lesion_cases import LESION_VALUE, make_lesion_case
 from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.weights import save_weights
 from slicerleap.segmentation.metrics import prompted_metrics
-from slicerleap.segmentation.mptpn_pretraining import pretrain_prior
-from slicerleap.segmentation.mptpn_trainer import MPTPNTrainingConfig, build, predict, train_mptpn
-from slicerleap.segmentation.prompted_slices import PromptedSlices, prompted_slices
+from slicerleap.segmentation.mptpn.pretraining import pretrain_prior
+from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, build, predict, train_mptpn
+from slicerleap.segmentation.mptpn.prompted_slices import PromptedSlices, prompted_slices
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec
-from slicerleap.segmentation.text_prompts import mislocate
+from slicerleap.segmentation.mptpn.prompts import mislocate
 
 SPEC = slice_input_spec(1.5, context=0)
 NET = {"channels": 8, "patch": 8, "heads": 2}

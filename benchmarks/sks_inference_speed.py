@@ -36,7 +36,7 @@ CARD_INPUT = {"spacing_mm": [1.5, 1.5, None], "slice_axis": "axial", "slice_cont
 
 
 def build(name: str):
-    from slicerleap.segmentation.sks_net import SKSNet
+    from slicerleap.segmentation.sks.net import SKSNet
 
     if name == "sks":
         return SKSNet()

@@ -37,15 +37,17 @@ from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.models.networks import build_network
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.models.weights import save_weights
-from slicerleap.segmentation.lesion_polarity import lesion_polarities
+from slicerleap.segmentation.inference import predict_case
+from slicerleap.segmentation.sks.lesion_polarity import lesion_polarities
+from slicerleap.segmentation.sks.trainer import train_coarse_branch, train_segmenter
 from slicerleap.segmentation.slice_data import neighbour_stack, prepare_case, slice_input_spec
-from slicerleap.segmentation.slice_trainer import LOSSES, SliceTrainingConfig, predict_case, train_coarse_branch, train_segmenter
+from slicerleap.segmentation.slice_training import LOSSES, SliceTrainingConfig
 
 SPEC = slice_input_spec(1.5)
 MODELS = {"SKS": ("sks", {}), "U-Net": ("unet", {}), "SKS w/o coarse-grain branch": ("sks", {"coarse_branch": False}),
           "SKS w/o prompt skip": ("sks", {"prompt_skip": False}), "SKS w/o RCS": ("sks", {"rcs": False}),
           "SKS with mirrored lesion copies": ("sks", {})}
-TRAINING = {"SKS with mirrored lesion copies": {"mirrored_lesion_copies": True}}  # not in the paper: lesion_polarity.py
+TRAINING = {"SKS with mirrored lesion copies": {"mirrored_lesion_copies": True}}  # not in the paper: sks/lesion_polarity.py
 PAPER = {"SKS": (0.549, 0.456, 0.542, 0.580), "U-Net": (0.489, 0.379, 0.678, 0.451),
          "SKS w/o coarse-grain branch": (0.420, 0.311, 0.686, 0.347), "SKS w/o prompt skip": (0.505, 0.379, 0.728, 0.447),
          "SKS w/o RCS": (0.467, 0.331, 0.400, 0.672)}

@@ -43,8 +43,8 @@ from slicerleap.mixed_precision import PRECISIONS
 from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.segmentation.boxes import boxes_from_labels, perturb_boxes
 from slicerleap.segmentation.slice_data import slice_input_spec
-from slicerleap.segmentation.uncertainty import box_fill_reference
-from slicerleap.segmentation.teacher_student_training import (
+from slicerleap.segmentation.teacher_student.uncertainty import box_fill_reference
+from slicerleap.segmentation.teacher_student.training import (
     BoxCase, TeacherStudentConfig, evaluate, prepare_box_case, pseudo_label, train_box_unet)
 
 HERE = Path(__file__).parent

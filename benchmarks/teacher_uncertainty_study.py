@@ -7,7 +7,7 @@ random order (mean of 1000 orders) and the oracle (the K worst). No student trai
 Scores (per case, from the teacher's softmax p and the lesion boxes only — nothing an annotator has not given):
 - entropy: mean normalised entropy inside the lesion boxes (the engine's score before 2026-12-06);
 - self-dice: 1 − soft Dice between p(lesion) and its own argmax;
-- box-fill (the engine's score since, segmentation/uncertainty.py): boxes are drawn tight around each lesion, so a correct lesion label fills a typical fraction of its
+- box-fill (the engine's score since, segmentation/teacher_student/uncertainty.py): boxes are drawn tight around each lesion, so a correct lesion label fills a typical fraction of its
   box; per box, the shortfall max(0, 1 − fill / reference), reference = median fill of the true lesions in the
   strongly labelled cases; the case's score is the mean over its boxes.
 
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from slicerleap.segmentation.teacher_student_training import TeacherStudentConfig, pseudo_label, train_box_unet
-from slicerleap.segmentation.uncertainty import box_fill_reference, box_fill_shortfall
+from slicerleap.segmentation.teacher_student.training import TeacherStudentConfig, pseudo_label, train_box_unet
+from slicerleap.segmentation.teacher_student.uncertainty import box_fill_reference, box_fill_shortfall
 from teacher_student_boxes import HERE, evaluate_soft, load_cases, split
 
 RESULTS = HERE / "teacher_uncertainty_study.json"

@@ -12,8 +12,8 @@ from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.boxes import roi_to_box
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
 from slicerleap.scene.volumes import node_to_volume
-from slicerleap.segmentation.prompt_templates import prompt_for_box, prompt_for_clicks
-from slicerleap.segmentation.text_inference import require_prompt
+from slicerleap.segmentation.mptpn.prompt_templates import prompt_for_box, prompt_for_clicks
+from slicerleap.segmentation.mptpn.inference import require_prompt
 
 from .logic import TrainingCase, pixel_labels_input
 

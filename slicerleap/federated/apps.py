@@ -240,7 +240,7 @@ def client_train(msg: Message, context: Context) -> Message:
 
 @client_app.evaluate()
 def client_evaluate(msg: Message, context: Context) -> Message:
-    from ..segmentation.slice_trainer import mean_dice
+    from ..segmentation.slice_training import mean_dice
 
     s = rc.settings(context.run_config)
     if s["strategy"] == "fedicra":  # the site's personalised model: phi_g + blend(theta_g, theta_i, W_i)

@@ -1,7 +1,7 @@
 """One site's share of a federated round: a few optimiser steps of the 2.5D slice segmenter on the
 site's own cases, from the global weights, with FedProx's proximal term when mu > 0.
 
-Same slices, crops, augmentation and loss as `slice_trainer` (one training recipe for local, central
+Same slices, crops, augmentation and loss as `segmentation/slice_training.py` (one training recipe for local, central
 and federated runs). A fresh AdamW per round at a constant rate: the server's weights are the only state
 that crosses rounds (optimiser moments are not averaged, as in FedAvg/FedProx)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..segmentation.slice_data import SliceCase
-from ..segmentation.slice_trainer import SliceTrainingConfig, sample_slices, segmentation_loss
+from ..segmentation.slice_training import SliceTrainingConfig, sample_slices, segmentation_loss
 
 
 def proximal_term(net, reference: list[torch.Tensor]) -> torch.Tensor:

@@ -98,7 +98,7 @@ def round_learning_rate(s: dict, server_round: int) -> float:
 
 def training_config(s: dict, server_round: int = 0):
     """The SliceTrainingConfig of the federation's 2.5D U-Net (at round `server_round`'s learning rate)."""
-    from ..segmentation.slice_trainer import SliceTrainingConfig
+    from ..segmentation.slice_training import SliceTrainingConfig
 
     return SliceTrainingConfig(model="unet", unet_channels=tuple(int(c) for c in s["channels"].split(",")), unet_norm=network_norm(s),
                                context=s["context"], crop=s["crop"], batch_size=s["batch-size"],

@@ -2,9 +2,9 @@
 model layer below them never imports them until a card asks."""
 ARCHITECTURES = {
     "monai.UNet": "monai.networks.nets:UNet",
-    "slicerleap.SKSNet": "slicerleap.segmentation.sks_net:SKSNet",
-    "slicerleap.BoxUNet": "slicerleap.segmentation.teacher_student_nets:BoxUNet",
-    "slicerleap.MPTPN": "slicerleap.segmentation.mptpn_net:mptpn_from_card_args",
+    "slicerleap.SKSNet": "slicerleap.segmentation.sks.net:SKSNet",
+    "slicerleap.BoxUNet": "slicerleap.segmentation.teacher_student.nets:BoxUNet",
+    "slicerleap.MPTPN": "slicerleap.segmentation.mptpn.net:mptpn_from_card_args",
     "slicerleap.FedICRAUNet": "slicerleap.federated.fedicra.network:FedICRAUNet",
     "slicerleap.TMDCA": "slicerleap.registration.tm_dca:TMDCA",
     "slicerleap.VoxelMorph": "slicerleap.registration.voxelmorph:PaddedVoxelMorph",

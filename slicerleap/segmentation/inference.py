@@ -16,7 +16,7 @@ from ..models.openvino_backend import inference_net
 from ..transforms import check_scalar_volume, normalise, resample_to_reference, resample_to_spacing
 from ..volume import Volume
 from .postprocess import postprocess_labels
-from .text_inference import is_text_model
+from .slice_data import SliceCase, neighbour_stack, prepare_case
 
 
 def count_windows(shape, roi, overlap: float) -> int:
@@ -31,6 +31,10 @@ def count_windows(shape, roi, overlap: float) -> int:
 
 def is_slice_model(card: dict) -> bool:
     return card["input"].get("slice_context") is not None
+
+
+def is_text_model(card: dict) -> bool:
+    return card.get("task") == "text-segmentation" or "text_prompt" in card.get("input", {})
 
 
 def segment_volume(volume: Volume, card: dict, net: torch.nn.Module, device, report: Callable | None = None,
@@ -90,12 +94,33 @@ def _window_probabilities(volume, card, net, device, report, overlap, batch_size
 
 
 def _slice_probabilities(volume, card, net, device, report, batch_size, backend):
-    from .slice_data import prepare_case
-    from .slice_trainer import predict_case
-
     report(0.05, "preparing", "reorienting and resampling in-plane")
     case = prepare_case(volume, card["input"])
     net = inference_net(net, device, backend, -(-case.image.shape[0] // batch_size), card.get("sha256"), report)
     probs = predict_case(net, case, device, batch_size, card["input"]["slice_context"],
                          lambda done, total: report(0.1 + 0.8 * done / total, "inference", f"slice {done}/{total}"))
     return case.grid, probs
+
+
+def predict_case(net, case: SliceCase, device, batch_size: int = 8, context: int = 1,
+                 report: Callable | None = None, extra: np.ndarray | None = None) -> np.ndarray:
+    """Softmax probabilities (n_classes, K, J, I) for every slice of `case`, in batches of slices. Slices are
+    zero-padded to a multiple of 32 pixels (U-Net strides, Swin patches and merges) and cropped back.
+    `extra` (C, K, J, I): more input channels per slice after the image stack (e.g. box maps)."""
+    k, h, w = case.image.shape
+    pad = ((0, 0), (0, 0), (0, -h % 32), (0, -w % 32))
+    out = None
+    with torch.inference_mode():
+        for start in range(0, k, batch_size):
+            ks = np.arange(start, min(k, start + batch_size))
+            stack = neighbour_stack(case.image, ks, context)
+            if extra is not None:
+                stack = np.concatenate([stack, extra[:, ks].transpose(1, 0, 2, 3).astype(stack.dtype)], axis=1)
+            x = torch.from_numpy(np.pad(stack, pad)).float().to(device)
+            probs = torch.softmax(net(x).float(), dim=1)[:, :, :h, :w].cpu().numpy()
+            if out is None:
+                out = np.empty((probs.shape[1], k) + probs.shape[2:], dtype=np.float32)
+            out[:, ks] = probs.transpose(1, 0, 2, 3)
+            if report:
+                report(ks[-1] + 1, k)
+    return out

@@ -8,7 +8,7 @@ import numpy as np
 from ..io import read_volume
 from ..models import get_catalog
 from ..models.networks import load_model
-from ..segmentation.text_inference import segment_with_prompt
+from ..segmentation.mptpn.inference import segment_with_prompt
 
 
 def run(ctx) -> dict:

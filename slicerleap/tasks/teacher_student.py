@@ -5,7 +5,7 @@ or null to derive them from the labels), organ_value / lesion_value (label value
 optional val_images + val_labels, config (TeacherStudentConfig fields), model_id, labels (organ/lesion specs).
 "pseudolabel": model = a teacher; inputs images; params boxes (per case, required). One labelmap per
 case with the teacher's uncertainty (0..1: how far its lesion label falls short of filling the lesion boxes as true
-lesions do, segmentation/uncertainty.py) in its attributes.
+lesions do, segmentation/teacher_student/uncertainty.py) in its attributes.
 "train-student": inputs images + labels (manual or corrected masks), pseudo_images (weak cases; their soft
 labels come from params "teacher" in the job), optional val_*; params boxes and pseudo_boxes (per case),
 start_from (a student to fine-tune), config, model_id. The saved student has no localisation branch."""
@@ -25,9 +25,9 @@ from ..models.weights import load_verified_state_dict, save_weights
 from ..segmentation.boxes import Box, boxes_from_labels
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import slice_input_spec
-from ..segmentation.teacher_student_nets import inference_state
-from ..segmentation.uncertainty import DEFAULT_FILL, box_fill_reference
-from ..segmentation.teacher_student_training import (
+from ..segmentation.teacher_student.nets import inference_state
+from ..segmentation.teacher_student.uncertainty import DEFAULT_FILL, box_fill_reference
+from ..segmentation.teacher_student.training import (
     TeacherStudentConfig, prepare_box_case, pseudo_label, train_box_unet)
 from ..transforms import check_scalar_volume, resample_to_reference
 from ..volume import reorient_to_ras_axes

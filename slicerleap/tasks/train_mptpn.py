@@ -17,12 +17,12 @@ from ..io import read_volume
 from ..mixed_precision import resolve_precision
 from ..models.cards import model_output, trained_model_card
 from ..models.weights import save_weights
-from ..segmentation import text_encoder
+from ..segmentation.mptpn import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
-from ..segmentation.mptpn_trainer import MPTPNTrainingConfig, train_mptpn
-from ..segmentation.prompted_slices import PromptedSlices, prompted_slices
+from ..segmentation.mptpn.trainer import MPTPNTrainingConfig, train_mptpn
+from ..segmentation.mptpn.prompted_slices import PromptedSlices, prompted_slices
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, slice_input_spec
-from ..segmentation.text_inference import slice_positions_mm
+from ..segmentation.mptpn.inference import slice_positions_mm
 from ..transforms import check_scalar_volume
 
 ENCODER_DIFFERENCE = ("The paper's text branch reads BERT-base (12 layers, 768-d word vectors); this model reads "

@@ -17,8 +17,9 @@ from ..mixed_precision import resolve_precision
 from ..models.cards import model_output, trained_model_card
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
+from ..segmentation.sks.trainer import train_slice_model
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
-from ..segmentation.slice_trainer import SliceTrainingConfig, train_slice_model
+from ..segmentation.slice_training import SliceTrainingConfig
 from ..transforms import check_scalar_volume
 
 

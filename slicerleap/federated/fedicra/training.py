@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...segmentation.slice_data import SliceCase
-from ...segmentation.slice_trainer import SliceTrainingConfig, sample_slices
+from ...segmentation.slice_training import SliceTrainingConfig, sample_slices
 from .losses import gated_crf_loss, partial_cross_entropy, partial_dice, site_code_contrast
 from .weak_labels import UNLABELLED, weak_label
 

@@ -13,13 +13,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..mixed_precision import autocast, check_precision, resolve_precision
+from ...mixed_precision import autocast, check_precision, resolve_precision
+from ..slice_training import one_cycle_adamw, optimiser_step
 from . import text_encoder
-from .mptpn_augment import augment_pair
-from .mptpn_net import ImageOnly, MPTPNConfig, mptpn_loss
-from .mptpn_pretraining import pretrain_prior
+from .augment import augment_pair
+from .net import ImageOnly, MPTPNConfig, mptpn_loss
+from .pretraining import pretrain_prior
 from .prompted_slices import PromptedSlices
-from .slice_trainer import one_cycle_adamw, optimiser_step
 
 
 @dataclass
@@ -61,7 +61,7 @@ class MPTPNTrainingConfig:
 
 def build(config: MPTPNTrainingConfig) -> torch.nn.Module:
     """The network with MPTPN's call signature net(image, words)."""
-    from ..models.networks import build_network
+    from ...models.networks import build_network
 
     net = build_network(config.architecture())
     return ImageOnly(net) if config.model == "unet" else net

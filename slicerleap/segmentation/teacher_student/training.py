@@ -25,13 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..best_weights import BestWeights
-from ..mixed_precision import autocast, check_precision, resolve_precision
-from ..volume import Volume
-from .boxes import Box, box_map
-from .metrics import overlap_from_counts, overlap_metrics
-from .slice_data import SliceCase, neighbour_stack, prepare_case
-from .slice_trainer import intensity_augment, optimiser_step, predict_case, random_crop
+from ...best_weights import BestWeights
+from ...mixed_precision import autocast, check_precision, resolve_precision
+from ...volume import Volume
+from ..boxes import Box, box_map
+from ..inference import predict_case
+from ..metrics import overlap_from_counts, overlap_metrics
+from ..slice_data import SliceCase, neighbour_stack, prepare_case
+from ..slice_training import intensity_augment, optimiser_step, random_crop
 from .uncertainty import DEFAULT_FILL, pseudo_label_uncertainty
 
 N_CLASSES = 3  # background, organ, lesion
@@ -152,7 +153,7 @@ def _spatial_augment(batch: torch.Tensor, rng, scale_range, n_img: int) -> torch
 
 
 def build_box_unet(config: TeacherStudentConfig, role: str):
-    from .teacher_student_nets import BoxUNet
+    from .nets import BoxUNet
 
     args = config.architecture(role)["args"]
     return BoxUNet(**args, localisation=role == "student" and config.localisation)
@@ -173,7 +174,7 @@ def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: b
     global over all voxels pooled ("_dice_global", the LiTS convention); lesion precision and recall pooled.
     `postprocess`: the deployed clean-up (largest organ component, hole filling, lesions outside the organ removed)
     first."""
-    from .postprocess import postprocess_labels
+    from ..postprocess import postprocess_labels
 
     scores = {"organ": [], "lesion": []}
     pooled = {"organ": np.zeros(3), "lesion": np.zeros(3)}  # true positives, predicted, true voxels

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..slice_training import optimiser_step
 from . import text_encoder
-from .mptpn_augment import augment_pair
-from .slice_trainer import optimiser_step
+from .augment import augment_pair
 
 
 class SimSiamHead(nn.Module):

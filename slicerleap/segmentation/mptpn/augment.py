@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .slice_trainer import intensity_augment
+from ..slice_training import intensity_augment
 
 
 def small_moves(batch: int, rng, degrees: float = 8.0, scale: float = 0.08, shift: float = 0.04) -> torch.Tensor:

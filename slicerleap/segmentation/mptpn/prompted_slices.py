@@ -1,6 +1,6 @@
 """Image–text–mask triples for MPTPN: axial slices of prepared cases, as viewed, with prompts written from their masks.
 
-A slice showing lesion gets the prompt its mask describes (count, size, shape, position; `text_prompts`);
+A slice showing lesion gets the prompt its mask describes (count, size, shape, position; prompts.py);
 a share of lesion-free slices of the organ gets "no lesion" with an empty mask, so that a prompt alone
 cannot conjure a lesion the image does not show. A user-written prompt can replace the generated one.
 """
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..slice_data import SliceCase
 from .prompt_view import SquareFit, as_viewed
-from .slice_data import SliceCase
-from .text_prompts import prompt_from_mask
+from .prompts import prompt_from_mask
 
 
 @dataclass

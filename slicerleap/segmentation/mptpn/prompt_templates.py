@@ -1,6 +1,6 @@
 """Prompts built from what a user points at in Slicer: clicks (markup points) or a box (ROI), in RAS mm.
 
-The words are the ones training prompts use (`text_prompts.describe`), measured on the same axial view of the
+The words are the ones training prompts use (`prompts.describe`), measured on the same axial view of the
 model's slice grid, so a click in the upper left of the Red view yields "... in the upper left". Each template
 also says which axial slab the prompt is about (patient S, mm) so inference runs where the user pointed.
 """
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BadInputError
-from ..volume import Volume
-from .boxes import Box
-from .slice_data import to_slice_grid
-from .text_prompts import describe, region_from_box, region_from_click
+from ...errors import BadInputError
+from ...volume import Volume
+from ..boxes import Box
+from ..slice_data import to_slice_grid
+from .prompts import describe, region_from_box, region_from_click
 
 
 def view_positions(grid: Volume, points_ras) -> np.ndarray:

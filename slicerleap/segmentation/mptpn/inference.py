@@ -13,15 +13,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import BadInputError
-from ..transforms import check_scalar_volume, resample_to_reference
-from ..volume import Volume
+from ...errors import BadInputError
+from ...transforms import check_scalar_volume, resample_to_reference
+from ...volume import Volume
+from ..inference import is_text_model
+from ..slice_data import prepare_case
 from .prompt_view import SquareFit, as_viewed
-from .slice_data import prepare_case
-
-
-def is_text_model(card: dict) -> bool:
-    return card.get("task") == "text-segmentation" or "text_prompt" in card.get("input", {})
 
 
 def require_prompt(prompt) -> str:
@@ -59,8 +56,8 @@ def segment_with_prompt(volume: Volume, card: dict, net: torch.nn.Module, prompt
                         report: Callable | None = None, with_probabilities: bool = False, batch_size: int = 8):
     """Label Volume on `volume`'s grid (the card's label value where the model finds what `prompt` describes,
     on the slab's slices), the grid slices used, and optionally the probability on the same grid."""
-    from .mptpn_net import MPTPN, ImageOnly
-    from .mptpn_trainer import batch_logits
+    from .net import MPTPN, ImageOnly
+    from .trainer import batch_logits
 
     report = report or (lambda *a, **k: None)
     if not is_text_model(card):

@@ -1,0 +1,123 @@
+"""SKS's two training stages, and the MONAI U-Net baseline in the same loop (the recipe: slice_training.py).
+
+Stage 1 (SKS only): the coarse branch learns "does this slice contain lesion" from slice-level labels of
+every case (cases with pixel labels contribute their derived flags). Stage 2: the fine branch, fusion and
+decoder learn from the few pixel-labelled cases with Dice loss; the coarse branch stays frozen by default
+(the paper trains it in stage 1 and names only fine branch + decoder for stage 2; freezing also keeps the
+slice-label knowledge from being overwritten by a handful of cases). The U-Net baseline runs stage 2 only,
+with the same slices, crops, augmentation, loss, optimiser and iterations."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...best_weights import BestWeights
+from ...mixed_precision import autocast, resolve_precision
+from ..slice_data import SliceCase
+from ..slice_training import SliceTrainingConfig, mean_dice, one_cycle_adamw, optimiser_step, sample_slices, segmentation_loss
+from .lesion_polarity import mirror_lesion_contrast
+
+
+def with_mirrored_lesion_copies(cases: list[SliceCase], lesion_class: int) -> list[SliceCase]:
+    """The cases, then a copy of each with the contrast of its `lesion_class` voxels reversed (lesion_polarity.py): as
+    many bright as dark lesion examples, whatever the few labelled cases hold. The lesion is the last class (after the
+    organ in organ + lesion labels)."""
+    copies = [SliceCase(c.grid.with_array(mirror_lesion_contrast(c.image, c.labels == lesion_class)), c.labels, c.slice_labels,
+                        f"{c.name} (lesion contrast mirrored)") for c in cases if c.labels is not None and (c.labels == lesion_class).any()]
+    return cases + copies
+
+
+def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig, device, report: Callable,
+                        should_stop: Callable = lambda: False) -> list[dict]:
+    """Stage 1: slice classification (BCE) on every case with slice-level knowledge."""
+    usable = [c for c in cases if c.known_slices.size]
+    rng = np.random.default_rng(config.seed + 1)
+    params = list(net.coarse.parameters()) + list(net.classifier.parameters())
+    opt, sched = one_cycle_adamw(params, config, config.coarse_iterations)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    precision = resolve_precision(config.precision, device)
+    history, losses, hits = [], [], []
+    net.train()
+    for it in range(config.coarse_iterations):
+        x, y = sample_slices(usable, rng, config, pixel=False)
+        x, y = x.to(device), y.to(device)
+        with autocast(device, precision):
+            logits = net.classify(x).float()
+            loss = loss_fn(logits, y)
+        losses.append(optimiser_step(opt, sched, loss))
+        hits.append(float(((logits > 0).float() == y).float().mean()))
+        if (it + 1) % config.iterations_per_epoch == 0 or it + 1 == config.coarse_iterations:
+            record = {"training_stage": 1, "iteration": it + 1, "loss": float(np.mean(losses)), "train_accuracy": float(np.mean(hits))}
+            history.append(record)
+            report((it + 1) / config.coarse_iterations, f"stage 1 (slice labels) iteration {it + 1}/{config.coarse_iterations}: "
+                   f"loss {record['loss']:.3f}, slice accuracy {record['train_accuracy']:.2f}", record)
+            losses, hits = [], []
+        if should_stop():
+            break
+    return history
+
+
+def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
+                    report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
+    """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice, the latest of equals (last ones
+    without validation)."""
+    rng = np.random.default_rng(config.seed + 2)
+    if config.mirrored_lesion_copies:
+        cases = with_mirrored_lesion_copies(cases, config.n_classes - 1)
+    frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
+    if frozen:
+        net.coarse.requires_grad_(False)
+        net.classifier.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt, sched = one_cycle_adamw(params, config, config.iterations)
+    loss_fn = segmentation_loss(config.loss)
+    precision = resolve_precision(config.precision, device)
+    history, losses, best = [], [], BestWeights()
+    for it in range(config.iterations):
+        net.train()
+        if frozen:
+            net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
+        x, y = sample_slices(cases, rng, config, pixel=True)
+        with autocast(device, precision):
+            loss = loss_fn(net(x.to(device)).float(), y.to(device))
+        losses.append(optimiser_step(opt, sched, loss))
+        last = it + 1 == config.iterations or should_stop()
+        if (it + 1) % config.iterations_per_epoch == 0 or last:
+            dice = mean_dice(net, val, device, config.context)
+            record = {"training_stage": 2, "iteration": it + 1, "loss": float(np.mean(losses)), "val_dice": dice}
+            history.append(record)
+            report((it + 1) / config.iterations, f"stage 2 (pixel labels) iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
+                   + (f", validation Dice {dice:.3f}" if dice is not None else ""), record)
+            best.offer(dice, net)
+            losses = []
+        if last:
+            break
+    best.restore(net)
+    return history
+
+
+def train_slice_model(pixel_cases: list[SliceCase], slice_cases: list[SliceCase], val_cases: list[SliceCase],
+                      config: SliceTrainingConfig, device, report: Callable = lambda *a, **k: None,
+                      should_stop: Callable = lambda: False):
+    """Build the configured network and train it (stage 1 for SKS with a coarse branch, then stage 2).
+
+    report(fraction 0..1, message, record) is called per epoch; returns (net in eval mode, history, seconds)."""
+    from monai.utils import set_determinism
+
+    from ...models.networks import build_network
+
+    set_determinism(config.seed)
+    net = build_network(config.architecture()).to(device)
+    started = time.time()
+    history = []
+    two_stages = config.model == "sks" and net.cfg.coarse_branch
+    split = config.coarse_iterations / (config.coarse_iterations + config.iterations) if two_stages else 0.0
+    if two_stages:
+        history += train_coarse_branch(net, pixel_cases + slice_cases, config, device,
+                                       lambda f, m, r: report(f * split, m, r), should_stop)
+    history += train_segmenter(net, pixel_cases, val_cases, config, device,
+                               lambda f, m, r: report(split + f * (1 - split), m, r), should_stop)
+    return net.eval(), history, time.time() - started
