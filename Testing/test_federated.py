@@ -152,6 +152,8 @@ def test_three_sites_over_tls_improve_dice_share_only_weights_and_give_a_usable_
     assert overlap_metrics(labels.array > 0, truth.array > 0)["dice"] > 0.05
 
 
+# slow (about 4 min on 2 cores): a site killed and restarted mid-federation; run with `pytest -m slow`
+@pytest.mark.slow
 def test_a_site_that_dies_mid_round_does_not_stop_the_federation_and_can_rejoin(site_dirs, tmp_path):
     tls = make_tls_files(tmp_path / "tls")
     coordinator = Coordinator(tmp_path, tls, node_auth=True).start()
@@ -290,6 +292,8 @@ def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_
     assert moved > 1.0  # Gaussian noise of std ~4.8 per weight (epsilon 1): far beyond a clipped (norm <= 1) plain update
 
 
+# slow (about 3 min): FedICRA end to end; its parts run in every CI (test_fedicra_parts.py); `pytest -m slow`
+@pytest.mark.slow
 def test_fedicra_personalises_each_sites_decoder_from_sparse_labels(site_dirs, tmp_path):
     """FedICRA over two SuperNodes with different sparse labels (scribbles, boxes): the run completes; each site keeps
     its decoder and, from the aggregation round on, its learned element-wise weights W in its own cache folder
