@@ -135,9 +135,9 @@ class RegistrationDLWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObser
 
     def startJob(self):
         p = self._parameterNode
-        declared = {d.name: getattr(p, d.panel_name) for d in self.logic.METHODS.parameters() if d.panel}
         return self.logic.start(p.fixedVolume, p.movingVolume, method=p.method, model=p.modelId or None,
-                                moving_segmentation=p.movingSegmentation, device=p.device, keep_files=p.keepFiles, **declared)
+                                moving_segmentation=p.movingSegmentation, device=p.device, keep_files=p.keepFiles,
+                                **self.declaredParameters())
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputTransform = outputs["transform"]

@@ -162,11 +162,10 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
 
     def startJob(self):
         p = self._parameterNode
-        declared = {d.name: getattr(p, d.panel_name) for d in self.logic.METHODS.parameters() if d.panel}
         return self.logic.start(p.inputVolume, method=p.method, spacing=p.targetSpacing or None,
                                 second_volume=p.secondVolume if p.method == "dmdip" else None,
                                 resume_from=p.outputVolume if p.method == "sr4zct" and p.continueTraining else None,
-                                device=p.device, keep_files=p.keepFiles, **declared)
+                                device=p.device, keep_files=p.keepFiles, **self.declaredParameters())
 
     def onJobSucceeded(self, outputs: dict) -> None:
         self._parameterNode.outputVolume = outputs["volume"]

@@ -103,6 +103,13 @@ class MethodFamily:
     def parameter(self, name: str) -> Parameter:
         return next(p for p in self.parameters() if p.name == name)
 
+    def check_known(self, given: dict) -> None:
+        """Every key of `given` is a declared parameter (of some method); else BadInputError naming the strays."""
+        unknown = set(given) - {p.name for p in self.parameters()}
+        if unknown:
+            raise BadInputError(f"Unknown {self.title or self.task} parameter(s): {', '.join(sorted(unknown))}.",
+                                f"Use: {', '.join(p.name for p in self.parameters())}.")
+
     def resolve(self, method: str, given: dict) -> dict:
         """The parameters `method` runs with: each declared one checked, or its default when not given (None)."""
         declared = self.shared + self.method(method).parameters
@@ -111,6 +118,10 @@ class MethodFamily:
     def defaults(self, name: str) -> dict[str, Any]:
         """{method: its default} of the parameter `name`, for the methods that declare it."""
         return {m.name: p.default for m in self.methods for p in m.parameters if p.name == name}
+
+    def cli_values(self, args: argparse.Namespace) -> dict:
+        """The declared parameters as add_cli_options parsed them (None: not given; a skipped one: None too)."""
+        return {p.name: getattr(args, p.name, None) for p in self.parameters()}
 
     def add_cli_options(self, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
         """One option per parameter (but `skip`, which the command spells its own way); None when not given, so the

@@ -52,10 +52,7 @@ class RegistrationDLLogic:
         those of the other method are ignored. `moving_segmentation`: a segmentation of the moving volume to
         propagate onto the fixed volume."""
         method = method or self.default_method()
-        unknown = set(parameters) - {p.name for p in self.METHODS.parameters()}
-        if unknown:
-            raise BadInputError(f"Unknown registration parameter(s): {', '.join(sorted(unknown))}.",
-                                f"Use: {', '.join(p.name for p in self.METHODS.parameters())}.")
+        self.METHODS.check_known(parameters)
         resolved = self.METHODS.resolve(method, parameters)  # unknown method, wrong type or out of range: refused here
         if method == "network":
             if not self.available_models():

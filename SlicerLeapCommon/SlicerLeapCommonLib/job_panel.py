@@ -92,6 +92,11 @@ class JobPanelMixin:
             return None
         return self.logic
 
+    def declaredParameters(self) -> dict:
+        """The parameter node's values of the Logic's declared parameters (`METHODS`, slicerleap/declarations.py) that
+        the panel shows, by their job names: what startJob passes on."""
+        return {d.name: getattr(self._parameterNode, d.panel_name) for d in self.logic.METHODS.parameters() if d.panel}
+
     def moduleParameterNode(self):
         """The module's singleton vtkMRMLScriptedModuleNode, kept as ScriptedLoadableModuleLogic keeps it."""
         keeper = ScriptedLoadableModuleLogic()

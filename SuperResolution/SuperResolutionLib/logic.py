@@ -96,10 +96,7 @@ class SuperResolutionLogic:
         `second_volume` (another contrast of the same subject on the same voxel grid, restored too: output "volume2")."""
         require_scalar_volume(input_volume, "input volume")
         method = self.METHODS.method(method).name  # unknown: refused; an alias becomes its method
-        unknown = set(parameters) - {p.name for p in self.METHODS.parameters()}
-        if unknown:
-            raise BadInputError(f"Unknown super-resolution parameter(s): {', '.join(sorted(unknown))}.",
-                                f"Use: {', '.join(p.name for p in self.METHODS.parameters())}.")
+        self.METHODS.check_known(parameters)
         checked = self.METHODS.resolve(method, parameters)  # wrong type or out of range: refused here
         if second_volume is not None and method != "dmdip":
             raise BadInputError("A second contrast is used by dmDIP only.", "Choose the dmdip method, or clear the second contrast.")

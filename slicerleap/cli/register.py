@@ -12,7 +12,7 @@ def cmd_register(args) -> int:
         raise SlicerLeapError("--labels-out needs --moving-labels (a labelmap of the moving image to propagate).",
                               "Add --moving-labels, or drop --labels-out.")
     method = args.method or ("optimisation" if args.model is None and not _has_registration_model() else "network")
-    params = {"method": method, **{p.name: getattr(args, p.name) for p in REGISTRATION.parameters()}}
+    params = {"method": method, **REGISTRATION.cli_values(args)}
     params.update(REGISTRATION.resolve(method, params))  # bad values refused before the images are staged
     inputs = {"fixed": args.fixed, "moving": args.moving}
     if args.moving_labels:

@@ -15,8 +15,7 @@ def cmd_superres(args) -> int:
         raise SlicerLeapError("--input2 (a second contrast) is used by --method dmdip only.", "Add --method dmdip, or drop --input2.")
     if args.output2 and not args.input2:
         raise SlicerLeapError("--output2 needs --input2 (the second contrast to restore).", "Add --input2, or drop --output2.")
-    given = {p.name: getattr(args, p.name, None) for p in SUPERRES.parameters()}
-    given["difference_from_cubic"] = bool(args.difference)
+    given = {**SUPERRES.cli_values(args), "difference_from_cubic": bool(args.difference)}
     params = {"method": method, "spacing": args.spacing,
               **SUPERRES.resolve(method, given)}  # bad values refused before the images are staged
     inputs = {"image": args.input, **({"image2": args.input2} if args.input2 else {})}
