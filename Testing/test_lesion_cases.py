@@ -126,3 +126,26 @@ def test_tissue_cases_vary_the_real_anatomy_and_label_its_white_matter():
     assert np.median(a.array[wm_a.array == 1]) > 1.2 * np.median(a.array[(wm_a.array == 0) & (a.array > 0.2 * a.array.max())])
     again, _ = make_tissue_case(3, spacing_mm=3.0)
     assert np.array_equal(again.array, a.array)
+
+
+def test_lesions_in_a_second_real_brain_keep_its_geometry_and_sit_in_its_white_matter():
+    """The ITK example head (another subject and scanner) as the anatomy: its field of view and orientation, lesions
+    inside its brain mask with the contrast they were drawn with, and a different brain from the template's."""
+    from slicerleap.data.itk_examples import itk_example_available, itk_example_brain
+
+    if not itk_example_available():
+        pytest.skip("needs Debian's insighttoolkit5-examples")
+    image, labels = make_lesion_case(3, spacing_mm=3.0, anatomy="itk-head")
+    head, tissue = itk_example_brain()
+    assert np.allclose(image.directions, head.directions) and np.allclose(image.spacing, 3.0)
+    assert labels.metadata["anatomy"] == "itk-head" and image.metadata["name"] == "itk-head lesion case 003"
+    brain_ml = (labels.array > 0).sum() * 27 / 1000
+    head_brain_ml = (head.array > 0).sum() * np.prod(head.spacing) / 1000
+    assert abs(brain_ml - head_brain_ml) / head_brain_ml < 0.2, (brain_ml, head_brain_ml)
+    assert (labels.array == 2).sum() > 0
+    for lesion, component in described_lesions(labels):
+        brain = image.array[ndimage.binary_dilation(component, BALL, iterations=3) & (labels.array == 1)]
+        darker = np.median(image.array[component]) < np.median(brain)
+        assert darker == (lesion["polarity"] == "hypo"), lesion
+    with pytest.raises(ValueError, match="Unknown anatomy"):
+        make_lesion_case(3, anatomy="knee")

@@ -7,7 +7,13 @@ slice"), the first P of a seed-shuffled order also have pixel labels. Cases 40..
 testing only (the paper's 8 validation scans were also its test scans; here they are separate and no
 model is selected on them). With --val V, cases 48..48+V-1 carry pixel labels for validation: every model
 keeps the weights with the best validation Dice (checked every --eval-every iterations), as the
-teacher–student benchmark does; without it every run keeps its last weights.
+teacher–student benchmark does; without it every run keeps its last weights. With --val-both-polarities the
+validation cases are the first after the test cases that together hold dark and bright lesions in equal
+numbers of cases (chosen from the cases' own lesion descriptions, before any model runs): validation cases
+with bright lesions only, which no model found, picked weights among near-zero scores.
+With --itk-test N, N more test cases have their lesions in a second real brain (ITK's example head:
+another subject, scanner and resolution; `lesion_cases.py`) that no training or validation case shows;
+their metrics are recorded apart ("test_itk") as well as in the mean over all test cases.
 
 Stage 1 (the coarse branch on slice labels) runs once per seed and is shared by SKS and the ablations
 that keep the branch; stage 2 runs per model with identical slices, crops, augmentation, loss and steps,
@@ -58,14 +64,29 @@ def pool_order(seed: int, n_pool: int) -> np.ndarray:
     return np.random.default_rng(1000 + seed).permutation(n_pool)
 
 
-def load_cohort(n_pool: int, n_test: int, n_val: int = 0):
-    """(pool, test, validation) cases: seeds 0..n_pool-1, then n_test, then n_val (test seeds do not move with n_val)."""
-    cases = []
-    for seed in range(n_pool + n_test + n_val):
-        image, labels = make_lesion_case(seed)
-        lesion = labels.with_array((labels.array == LESION_VALUE).astype(np.uint8))
-        cases.append(prepare_case(image, SPEC, lesion))  # pixel labels kept; hidden below where not given
-    return cases[:n_pool], cases[n_pool:n_pool + n_test], cases[n_pool + n_test:]
+def lesion_case(seed: int, anatomy: str = "mni", with_polarities: bool = False):
+    image, labels = make_lesion_case(seed, anatomy=anatomy)
+    lesion = labels.with_array((labels.array == LESION_VALUE).astype(np.uint8))
+    case = prepare_case(image, SPEC, lesion)  # pixel labels kept; hidden below where not given
+    return (case, {lesion["polarity"] for lesion in labels.metadata["lesions"]}) if with_polarities else case
+
+
+def load_cohort(n_pool: int, n_test: int, n_val: int = 0, val_both_polarities: bool = False, n_itk_test: int = 0):
+    """(pool, test, validation, ITK-head test) cases: MNI seeds 0..n_pool-1, then n_test, then the validation cases
+    (test seeds do not move with n_val); ITK-head seeds 0..n_itk_test-1."""
+    pool = [lesion_case(seed) for seed in range(n_pool)]
+    test = [lesion_case(seed) for seed in range(n_pool, n_pool + n_test)]
+    val, seed, per_polarity = [], n_pool + n_test, {"hypo": 0, "hyper": 0}
+    while len(val) < n_val:
+        case, polarities = lesion_case(seed, with_polarities=True)
+        seed += 1
+        needed = {p for p in polarities if per_polarity[p] < n_val / 2}
+        if val_both_polarities and not needed:
+            continue
+        val.append(case)
+        for p in polarities:
+            per_polarity[p] += 1
+    return pool, test, val, [lesion_case(seed, "itk-head") for seed in range(n_itk_test)]
 
 
 def as_slice_labelled(case):
@@ -138,28 +159,33 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=PRECISIONS, help="training precision (mixed_precision_training.py)")
     ap.add_argument("--lesion-fraction", type=float, default=0.6, help="share of training slices drawn from lesion slices")
     ap.add_argument("--val", type=int, default=0, help="pixel-labelled validation cases after the test cases (best weights kept)")
+    ap.add_argument("--val-both-polarities", action="store_true", help="validation cases hold dark and bright lesions alike")
+    ap.add_argument("--itk-test", type=int, default=0, help="test cases with lesions in ITK's example head (unseen anatomy)")
     ap.add_argument("--eval-every", type=int, default=100, help="iterations between validations (and progress records)")
     ap.add_argument("--conv-norm", default="instance", choices=("instance", "batch"),
                     help="normalisation of the convolutions: the U-Net's, and SKS's full-resolution stem and refine blocks")
     ap.add_argument("--results", default=str(Path(__file__).with_name("sks_results.json")))
     ap.add_argument("--save-models", default="/tmp/sks_benchmark_models", help="weights of every run go here")
+    ap.add_argument("--table", action="store_true", help="only print the results file's table")
     ap.add_argument("--rescore", action="store_true", help="only evaluate saved runs again where their record lacks a metric")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results_path = Path(args.results)
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {"runs": []}
+    if args.table:
+        return print(markdown_table(results))
     done = {(r["seed"], r["pixel_cases"], r["model"]) for r in results["runs"]}
     started = time.time()
 
     def progress(fraction, message, record=None):  # a long run shows its loss and validation Dice as it goes
         print(f"[{time.time() - started:7.0f} s]   {message}", flush=True)
 
-    pool, test, val = load_cohort(args.pool, args.test, args.val)
+    pool, test, val, itk_test = load_cohort(args.pool, args.test, args.val, args.val_both_polarities, args.itk_test)
     if args.rescore:
         return rescore(results_path, args.save_models, test, device)
     print(f"cohort ready in {time.time() - started:.0f} s: {len(pool)} pool + {len(test)} test + {len(val)} validation cases, "
-          f"slice grid {pool[0].image.shape}", flush=True)
+          f"+ {len(itk_test)} ITK-head test cases, slice grid {pool[0].image.shape}", flush=True)
     base = dict(crop=args.crop, iterations=args.iterations, coarse_iterations=args.coarse_iterations, iterations_per_epoch=args.eval_every,
                 loss=args.loss, lesion_fraction=args.lesion_fraction, precision=args.precision, unet_norm=args.conv_norm)
     for seed in args.seeds:
@@ -180,17 +206,33 @@ def main() -> None:
                 record = {"seed": seed, "pixel_cases": p, "model": name, "loss": args.loss, "iterations": args.iterations,
                           "crop": args.crop, "lesion_fraction": args.lesion_fraction, "precision": args.precision,
                           "val_cases": args.val, "conv_norm": args.conv_norm}
+                if args.val_both_polarities or itk_test:
+                    record.update(val_both_polarities=args.val_both_polarities, itk_test_cases=len(itk_test))
                 if kind == "sks" and switches.get("coarse_branch", True):
-                    if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases
+                    if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases (the same for every P)
                         coarse_net = build_network(replace(config, sks={"conv_norm": args.conv_norm}).architecture()).to(device)
-                        train_coarse_branch(coarse_net, pixel + weak, config, device, progress)
-                        scores = results.setdefault("stage1", {})[str(seed)] = stage1_scores(coarse_net.eval(), test, device)
+                        saved = Path(args.save_models) / f"stage1_seed{seed}_{args.coarse_iterations}it_{args.conv_norm}.safetensors"
+                        if saved.exists():  # a later invocation of the same command (other P) reuses it
+                            coarse_net.load_state_dict(load_file(str(saved), device=str(device)))
+                        else:
+                            train_coarse_branch(coarse_net, pixel + weak, config, device, progress)
+                            saved.parent.mkdir(parents=True, exist_ok=True)
+                            save_weights(coarse_net, str(saved))
+                        scores = stage1_scores(coarse_net.eval(), test, device)
+                        if itk_test:
+                            scores["itk"] = stage1_scores(coarse_net, itk_test, device)
+                        results.setdefault("stage1", {})[str(seed)] = scores
                         print(f"seed {seed} stage 1 on held-out slices: accuracy {scores['test_slice_accuracy']:.3f} (lesion-free share "
                               f"{scores['lesion_free_share']:.3f}), ROC AUC {scores['test_slice_auc']}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
                     net.classifier.load_state_dict(coarse_net.classifier.state_dict())
                 history = train_segmenter(net, pixel, val, config, device, progress)
-                record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **evaluate(net.eval(), test, device))
+                record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"])
+                if itk_test:  # both anatomies apart, and the mean over all test cases as the headline
+                    record.update(test_mni=evaluate(net.eval(), test, device), test_itk=evaluate(net, itk_test, device))
+                    record.update(mean_over_cases(record["test_mni"], len(test), record["test_itk"], len(itk_test)))
+                else:
+                    record.update(**evaluate(net.eval(), test, device))
                 if val:
                     best = max(history, key=lambda h: (h["val_dice"], h["iteration"]))  # as train_segmenter keeps them
                     record.update(best_iteration=best["iteration"], best_val_dice=best["val_dice"],
@@ -205,6 +247,11 @@ def main() -> None:
     print(markdown_table(results))
 
 
+def mean_over_cases(a: dict, n_a: int, b: dict, n_b: int) -> dict:
+    """Case-weighted mean of two `evaluate` results' overlap metrics."""
+    return {k: (a[k] * n_a + b[k] * n_b) / (n_a + n_b) for k in ("dice", "jaccard", "precision", "recall")}
+
+
 def save_run(path: Path, record: dict, stage1: dict) -> dict:
     """Add one run to the results file as it is now: processes that train different models of the same
     command in parallel (one per core) share one file. Returns the file's new content."""
@@ -216,17 +263,26 @@ def save_run(path: Path, record: dict, stage1: dict) -> dict:
     return results
 
 
+def mean_sd(values) -> str:
+    """mean ± sample SD (ddof = 1); the mean alone for one run."""
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
 def markdown_table(results: dict) -> str:
-    lines = ["| pixel-labelled cases | model | Dice | Jaccard | precision | recall | runs | paper (LiTS, Table 1) DSC / Jaccard / P / R |",
-             "|---|---|---|---|---|---|---|---|"]
+    """One row per (P, model): mean ± sample SD over seeds, per-seed Dice, and where recorded the unseen anatomy's Dice."""
+    lines = ["| pixel-labelled cases | model | Dice | Jaccard | precision | recall | Dice per seed | Dice MNI test / ITK-head test "
+             "| runs | paper (LiTS, Table 1) DSC / Jaccard / P / R |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in sorted({r["pixel_cases"] for r in results["runs"]}):
         for name in MODELS:
-            runs = [r for r in results["runs"] if r["pixel_cases"] == p and r["model"] == name]
+            runs = sorted((r for r in results["runs"] if r["pixel_cases"] == p and r["model"] == name), key=lambda r: r["seed"])
             if not runs:
                 continue
-            cells = [f"{np.mean([r[k] for r in runs]):.3f} ± {np.std([r[k] for r in runs]):.3f}" for k in ("dice", "jaccard", "precision", "recall")]
+            cells = [mean_sd([r[k] for r in runs]) for k in ("dice", "jaccard", "precision", "recall")]
+            per_seed = " / ".join(f"{r['dice']:.3f} (s{r['seed']})" for r in runs)
+            by_anatomy = (f"{mean_sd([r['test_mni']['dice'] for r in runs])} / {mean_sd([r['test_itk']['dice'] for r in runs])}"
+                          if all("test_itk" in r for r in runs) else "—")
             paper = " / ".join(f"{v:.3f}" for v in PAPER[name]) if name in PAPER else "—"
-            lines.append(f"| {p} | {name} | {' | '.join(cells)} | {len(runs)} | {paper} |")
+            lines.append(f"| {p} | {name} | {' | '.join(cells)} | {per_seed} | {by_anatomy} | {len(runs)} | {paper} |")
     return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 
 Real: the anatomy and its T1 contrast, the 2009a symmetric T1 template, its grey/white-matter
 probability maps and its brain mask (the template's non-zero voxels: it ships skull-stripped) from the
-nilearn wheel.
+nilearn wheel; or (`anatomy="itk-head"`) a second subject and scanner, ITK's example head T1 (2x2x3 mm,
+coronal; `itk_examples.py`), skull-stripped by ITK's mask, with its k-means grey/white classes smoothed
+into probability maps — so a benchmark can test on anatomy its training never saw.
 Simulated (all drawn from `numpy.random.default_rng(seed)`): per-case anatomical variation (a small
 affine plus a smooth non-rigid warp of the template), the lesions (1-3 irregular blobs, mostly in
 white matter, hypo- or hyper-intense on T1, with texture, an optional necrotic core / bright rim and
@@ -30,6 +32,7 @@ from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.slice_data import flags_to_ranges
 from ..transforms.resample import resample_to_spacing
 from ..volume import Volume
+from .itk_examples import itk_example_brain
 from .samples import _nilearn_data, mni_t1
 
 LESION_VALUE = 2  # the lesion's value in a case's labels (1 is brain)
@@ -40,20 +43,34 @@ LESION_LABELS = [
 ]
 
 
-@lru_cache(maxsize=1)
-def _template() -> tuple[sitk.Image, float]:
+ANATOMIES = ("mni", "itk-head")
+
+
+@lru_cache(maxsize=2)
+def _template(anatomy: str = "mni") -> tuple[sitk.Image, float]:
     """T1, parenchyma (GM+WM) probability, WM probability and brain mask as one 4-channel image
-    (warped in a single pass), with the template's median white-matter intensity."""
-    t1 = mni_t1()
-    gm, wm = (read_volume(_nilearn_data() / f"mni_icbm152_{t}_tal_nlin_sym_09a_converted.nii.gz").array / 255.0 for t in ("gm", "wm"))
-    channels = [t1.array, gm + wm, wm, t1.array > 0]  # the template is skull-stripped: non-zero = brain
+    (warped in a single pass), with the anatomy's median white-matter intensity."""
+    if anatomy == "mni":
+        t1 = mni_t1()
+        gm, wm = (read_volume(_nilearn_data() / f"mni_icbm152_{t}_tal_nlin_sym_09a_converted.nii.gz").array / 255.0 for t in ("gm", "wm"))
+        brain = t1.array > 0  # the template is skull-stripped: non-zero = brain
+    elif anatomy == "itk-head":
+        t1, tissue = itk_example_brain()  # skull-stripped; tissue 1 = GM, 2 = WM (k-means classes)
+        sigma = 0.5 / np.asarray(t1.spacing[::-1]) * 2.0  # hard classes -> maps with a ~1 mm soft edge
+        gm, wm = (ndimage.gaussian_filter((tissue.array == v).astype(np.float64), sigma) for v in (1, 2))
+        brain = t1.array > 0
+    else:
+        raise ValueError(f"Unknown anatomy {anatomy!r}; known: {', '.join(ANATOMIES)}")
+    channels = [t1.array, gm + wm, wm, brain]
     image = sitk.Compose([volume_to_sitk(t1.with_array(c.astype(np.float32))) for c in channels])
     return image, float(np.median(t1.array[wm > 0.9]))
 
 
 @lru_cache(maxsize=4)
-def _output_grid(spacing_mm: float) -> Volume:
-    return resample_to_spacing(mni_t1(), [spacing_mm] * 3, "nearest")  # template field of view, new voxel size
+def _output_grid(spacing_mm: float, anatomy: str = "mni") -> Volume:
+    """The anatomy's field of view and orientation at a new isotropic voxel size."""
+    reference = mni_t1() if anatomy == "mni" else itk_example_brain()[0]
+    return resample_to_spacing(reference, [spacing_mm] * 3, "nearest")
 
 
 def _smooth_noise(rng, shape, sigma_vox: float, components: int = 1) -> np.ndarray:
@@ -69,9 +86,9 @@ def _smooth_field(rng, shape, spacing_mm: float, sigma_mm: float, components: in
     return np.stack([ndimage.zoom(c, np.array(shape) / coarse, order=1) for c in field])
 
 
-def _warp_template(rng, grid: Volume) -> np.ndarray:
-    """The template pulled through a random smooth displacement then affine onto `grid`: (k, j, i, 4)."""
-    template, _ = _template()
+def _warp_template(rng, grid: Volume, anatomy: str = "mni") -> np.ndarray:
+    """The anatomy pulled through a random smooth displacement then affine onto `grid`: (k, j, i, 4)."""
+    template, _ = _template(anatomy)
     ref = volume_to_sitk(grid)  # ITK's LPS space: the random rotation/translation are drawn there directly
     affine = sitk.AffineTransform(3)
     rotation = Rotation.from_euler("xyz", rng.uniform(-6, 6, 3), degrees=True).as_matrix()
@@ -159,23 +176,25 @@ def _acquisition(rng, image, wm_level, spacing):
     return np.hypot(image + sigma * rng.standard_normal(image.shape), sigma * rng.standard_normal(image.shape))
 
 
-def make_lesion_case(seed: int, spacing_mm: float = 1.5, n_lesions: tuple[int, int] = (1, 3)) -> tuple[Volume, Volume]:
-    """(image, labels) for one case on the template field of view at `spacing_mm` (isotropic, mm, RAS).
+def make_lesion_case(seed: int, spacing_mm: float = 1.5, n_lesions: tuple[int, int] = (1, 3),
+                     anatomy: str = "mni") -> tuple[Volume, Volume]:
+    """(image, labels) for one case on the anatomy's field of view at `spacing_mm` (isotropic, mm, RAS).
     Labels: 0 background, 1 brain, 2 lesion (lesion fraction >= 0.5); `n_lesions` is an inclusive range.
     labels.metadata["lesions"] describes each inserted lesion. Deterministic in `seed`."""
     rng = np.random.default_rng(seed)
-    grid = _output_grid(float(spacing_mm))
-    warped = _warp_template(rng, grid)
+    grid = _output_grid(float(spacing_mm), anatomy)
+    warped = _warp_template(rng, grid, anatomy)
     image, parenchyma, wm, brain = warped[..., 0].astype(np.float64), warped[..., 1], warped[..., 2], warped[..., 3] >= 0.5
-    wm_level = _template()[1]
+    wm_level = _template(anatomy)[1]
     fraction, placed = np.zeros(image.shape), []
     lesions = [_insert_lesion(rng, image, fraction, parenchyma, wm, wm_level, spacing_mm, placed)
                for _ in range(rng.integers(n_lesions[0], n_lesions[1] + 1))]
     image = _acquisition(rng, image, wm_level, spacing_mm)
     labels = np.where(fraction >= 0.5, LESION_VALUE, brain).astype(np.uint8)
-    name = f"lesion case {seed:03d}"
+    name = f"lesion case {seed:03d}" if anatomy == "mni" else f"{anatomy} lesion case {seed:03d}"
     return (grid.with_array(image.astype(np.float32), name=name, modality="MR"),
-            grid.with_array(labels, name=f"{name} labels", modality="MR", labels=LESION_LABELS, lesions=lesions))
+            grid.with_array(labels, name=f"{name} labels", modality="MR", labels=LESION_LABELS, lesions=lesions,
+                            anatomy=anatomy))
 
 
 def make_tissue_case(seed: int, spacing_mm: float = 1.5) -> tuple[Volume, Volume]:
