@@ -14,7 +14,7 @@ from .errors import BadInputError
 class Parameter:
     name: str  # the job parameter (snake_case); the panel's camelCase name is derived from it
     kind: type  # int, float, str or bool
-    default: Any
+    default: Any  # None: derived from other parameters, as `help` says
     help: str
     minimum: float | None = None
     maximum: float | None = None
@@ -49,7 +49,7 @@ class Parameter:
             value = self.kind(value) if self.kind is not bool else bool(value)
         except (TypeError, ValueError):
             raise BadInputError(f"{self.label} must be {self.kind.__name__} (got {value!r}).",
-                                f"Give e.g. the default, {self.default}.") from None
+                                f"Give e.g. the default, {self.default if self.default is not None else self.minimum}.") from None
         unit = f" {self.unit}" if self.unit else ""
         if self.choices and value not in self.choices:
             raise BadInputError(f"{self.label} '{value}' is not one of: {', '.join(map(str, self.choices))}.",
@@ -57,8 +57,9 @@ class Parameter:
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
             low = "" if self.minimum is None else f"at least {self.minimum:g}{unit}"
             high = "" if self.maximum is None else f"at most {self.maximum:g}{unit}"
+            example = f"the default {self.default:g}" if self.default is not None else f"{self.minimum:g}"
             raise BadInputError(f"{self.label} must be {' and '.join(p for p in (low, high) if p)} (got {value:g}{unit}).",
-                                f"Give a value in that range, e.g. the default {self.default:g}{unit}.")
+                                f"Give a value in that range, e.g. {example}{unit}.")
         return value
 
 
@@ -142,4 +143,4 @@ class MethodFamily:
             else:
                 default = f"{p.default}{unit}"
             parser.add_argument(p.cli_flag, dest=p.name, type=p.kind, default=None, choices=p.choices or None,
-                                help=f"{p.help}{where}; default {default}")
+                                help=p.help + where + ("" if p.default is None else f"; default {default}"))

@@ -2,7 +2,8 @@
 
 "train-teacher": inputs images + labels (pairs); params boxes (per case a list of box dicts in RAS mm,
 or null to derive them from the labels), organ_value / lesion_value (label values, default 1 / 2),
-optional val_images + val_labels, config (TeacherStudentConfig fields), model_id, labels (organ/lesion specs).
+optional val_images + val_labels, config (the declared training parameters, segmentation/training_methods.py,
+and other TeacherStudentConfig fields), model_id, labels (organ/lesion specs).
 "pseudolabel": model = a teacher; inputs images; params boxes (per case, required). One labelmap per
 case with the teacher's uncertainty (0..1: how far its lesion label falls short of filling the lesion boxes as true
 lesions do, segmentation/teacher_student/uncertainty.py) in its attributes.
@@ -29,6 +30,7 @@ from ..segmentation.teacher_student.nets import inference_state
 from ..segmentation.teacher_student.uncertainty import DEFAULT_FILL, box_fill_reference
 from ..segmentation.teacher_student.training import (
     TeacherStudentConfig, prepare_box_case, pseudo_label, train_box_unet)
+from ..segmentation.training_methods import TEACHER_STUDENT, training_config
 from ..transforms import check_scalar_volume, resample_to_reference
 from ..volume import reorient_to_ras_axes
 
@@ -122,7 +124,7 @@ def _val_cases(ctx, spec):
 
 
 def run_train_teacher(ctx) -> dict:
-    config = TeacherStudentConfig(**ctx.params.get("config", {}))
+    config = TeacherStudentConfig(**training_config(TEACHER_STUDENT, ctx.params.get("config"), TeacherStudentConfig, "teacher"))
     images, labels = _read_pairs(ctx, "images", "labels", "strongly labelled case")
     if not images:
         raise BadInputError("The teacher needs at least one case with an organ/lesion mask.", "Segment one or more cases first.")
@@ -186,7 +188,7 @@ def run_pseudolabel(ctx) -> dict:
 
 def run_train_student(ctx) -> dict:
     p = ctx.params
-    config = TeacherStudentConfig(**p.get("config", {}))
+    config = TeacherStudentConfig(**training_config(TEACHER_STUDENT, p.get("config"), TeacherStudentConfig, "student"))
     images, labels = _read_pairs(ctx, "images", "labels", "labelled case", allow_empty=True)
     initial, previous = None, None
     if p.get("start_from"):  # fine-tune a previous student: its width, its grid, its weights

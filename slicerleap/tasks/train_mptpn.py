@@ -1,7 +1,8 @@
 """Task "train-mptpn": train a text-prompted slice segmenter (MPTPN, or the image-only U-Net baseline) from cases
 with masks; prompts are written from each slice's mask unless the user gave their own. Hands back weights + card.
 
-inputs: images + labels (pairs). params: config (MPTPNTrainingConfig fields); prompts: one list per case (or
+inputs: images + labels (pairs). params: config (the declared training parameters, segmentation/training_methods.py:
+MPTPN_TRAINING, method = "model", and other MPTPNTrainingConfig fields); prompts: one list per case (or
 absent) of {"s_mm": patient S position of the axial slice, "prompt": text} that replace the generated prompt of
 that slice; target: the word prompts use for the object (default "lesion"); label_value (default: any non-zero);
 empty_share: lesion-free slices per lesion slice (default 0.25); in_plane_spacing_mm (default: median of the
@@ -20,6 +21,7 @@ from ..models.weights import save_weights
 from ..segmentation.mptpn import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.mptpn.trainer import MPTPNTrainingConfig, train_mptpn
+from ..segmentation.training_methods import MPTPN_TRAINING, training_config
 from ..segmentation.mptpn.prompted_slices import PromptedSlices, prompted_slices
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, slice_input_spec
 from ..segmentation.mptpn.inference import slice_positions_mm
@@ -57,7 +59,7 @@ def run(ctx) -> dict:
     user_prompts = p.get("prompts") or [None] * len(images)
     if len(user_prompts) != len(images):
         raise BadInputError(f"{len(user_prompts)} prompt lists for {len(images)} cases.", "Give one prompt list (or null) per case.")
-    config = MPTPNTrainingConfig(**p.get("config", {}))
+    config = MPTPNTrainingConfig(**training_config(MPTPN_TRAINING, p.get("config"), MPTPNTrainingConfig))
     label_value, target = p.get("label_value"), str(p.get("target", "lesion"))
     pairs = []
     for n, (i, l) in enumerate(zip(images, labels)):

@@ -4,7 +4,8 @@ plus slice-level labels, and hand back weights + card (the parent registers them
 inputs: pixel_images + pixel_labels (pairs), slice_images (no masks), optional val_images + val_labels.
 params: slice_labels: one entry per slice image, {"flags": [0/1 per stored slice]} or
 {"lesion_slices": [[k1, k2], ...]} (0-based inclusive slices that contain lesion, every other slice has none);
-label_value: lesion value in the labelmaps (default: any non-zero); config: SliceTrainingConfig fields;
+label_value: lesion value in the labelmaps (default: any non-zero); config: the declared training parameters
+(segmentation/training_methods.py: SKS_TRAINING, method = "model") and other SliceTrainingConfig fields;
 in_plane_spacing_mm (default: median of the training images); model_id, title, modality, label."""
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.sks.trainer import train_slice_model
 from ..segmentation.slice_data import median_in_plane_spacing, prepare_case, ranges_to_flags, slice_input_spec
 from ..segmentation.slice_training import SliceTrainingConfig
+from ..segmentation.training_methods import SKS_TRAINING, training_config
 from ..transforms import check_scalar_volume
 
 
@@ -44,7 +46,7 @@ def run(ctx) -> dict:
     if len(slice_entries) != len(slice_images) or len(val_images) != len(val_labels):
         raise BadInputError(f"{len(slice_images)} cases without masks but {len(slice_entries)} slice-label lists.",
                             "Give one slice-label list (or slice ranges) per case without a mask.")
-    config = SliceTrainingConfig(**p.get("config", {}))
+    config = SliceTrainingConfig(**training_config(SKS_TRAINING, p.get("config"), SliceTrainingConfig))
     label_value = p.get("label_value")
     read = lambda path, role: _checked(read_volume(path), role)
     px = [(read(i, f"pixel-labelled image {n + 1}"), read_volume(l)) for n, (i, l) in enumerate(zip(pixel_images, pixel_labels))]
