@@ -3,6 +3,7 @@ CLI's options built from it, and each Slicer panel's parameter node held against
 source (ast), as the static module tests do: `parameterNodeWrapper` does not exist outside Slicer."""
 import argparse
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,18 @@ from slicerleap.declarations import Parameter
 from slicerleap.enhancement.methods import SUPERRES
 from slicerleap.errors import BadInputError
 from slicerleap.registration.methods import REGISTRATION
+from slicerleap.segmentation.training_methods import (MPTPN_TRAINING, SKS_TRAINING, TEACHER_STUDENT, resolve_training,
+                                                      training_config)
 
 ROOT = Path(__file__).resolve().parents[1]
+SKS_PANEL = ROOT / "SKSSegmentation" / "SKSSegmentation.py"
 PANELS = {REGISTRATION: ROOT / "RegistrationDL" / "RegistrationDL.py",
-          SUPERRES: ROOT / "SuperResolution" / "SuperResolution.py"}
+          SUPERRES: ROOT / "SuperResolution" / "SuperResolution.py",
+          SKS_TRAINING: SKS_PANEL, TEACHER_STUDENT: SKS_PANEL}
+# where a panel names a declared parameter otherwise: {name: panel field}; "method": the selector's field (None: the
+# panel's buttons pick the method, so every method's default must be the panel's)
+PANEL_SPELLING = {SKS_TRAINING: {"method": "modelType", "iterations": "trainingIterations"},
+                  TEACHER_STUDENT: {"method": None, "iterations": "trainingIterations"}}
 
 
 def parameter_node_fields(source: str) -> dict:
@@ -38,24 +47,26 @@ def panel_mismatches(family, source: str) -> list[str]:
     """What the panel's parameter node says differently from the declaration: a missing field, a default (of the
     panel's default method, where methods declare their own) or a range. Expert knobs (panel=False) are not shown."""
     fields, bad = parameter_node_fields(source), []
-    panel_method = fields.get("method", (None, None))[0]
+    spelling = PANEL_SPELLING.get(family, {})
+    selector = spelling.get("method", "method")
+    panel_method = fields.get(selector, (None, None))[0]
     for p in family.parameters():
         if not p.panel:
             continue
-        name = p.panel_name
+        name = spelling.get(p.name, p.panel_name)
         if name not in fields:
             bad.append(f"the panel has no parameter '{name}' for {p.name}")
             continue
         default, bound = fields[name]
-        declared_default = family.defaults(p.name).get(panel_method, p.default)
-        if default != declared_default:
-            bad.append(f"{name}: panel default {default!r}, declared {declared_default!r}")
+        declared = family.defaults(p.name) if selector is None else {}
+        declared = declared or {panel_method: family.defaults(p.name).get(panel_method, p.default)}
+        bad += [f"{name}: panel default {default!r}, declared {d!r} ({m})" for m, d in declared.items() if d != default]
         if p.minimum is not None and bound != (p.minimum, p.maximum):
             bad.append(f"{name}: panel range {bound}, declared {(p.minimum, p.maximum)}")
         if p.choices and bound != (list(p.choices),):
             bad.append(f"{name}: panel choices {bound}, declared {p.choices}")
-    if fields.get("method", (None, None))[1] != (list(family.names),):
-        bad.append(f"method: panel choices {fields.get('method')}, declared {family.names}")
+    if selector and fields.get(selector, (None, None))[1] != (list(family.names),):
+        bad.append(f"{selector}: panel choices {fields.get(selector)}, declared {family.names}")
     return bad
 
 
@@ -121,3 +132,55 @@ def test_the_superres_panel_check_fails_on_a_broken_copy():
                             'network: Annotated[str, Choice(["unet"])] = "unet"').replace("thickness:", "sliceThickness:")
     assert broken != source
     assert len(panel_mismatches(SUPERRES, broken)) == 2
+
+
+def test_the_sks_panel_check_fails_on_a_broken_copy():
+    """The panel's trainingIterations is SKS's stage 2 and the teacher's and student's budget."""
+    source = SKS_PANEL.read_text(encoding="utf-8")
+    broken = source.replace("trainingIterations: Annotated[int, WithinRange(1, 100000)] = 400",
+                            "trainingIterations: Annotated[int, WithinRange(1, 10000)] = 500")
+    assert broken != source
+    assert len(panel_mismatches(SKS_TRAINING, broken)) == 2
+    assert len(panel_mismatches(TEACHER_STUDENT, broken)) == 3  # the teacher's default, the student's, the range
+
+
+@dataclass
+class _Config:  # stands in for a trainer's config dataclass (those import torch)
+    model: str = "sks"
+    iterations: int = 1
+    coarse_iterations: int = 1
+    precision: str = "fp32"
+    seed: int = 0
+    crop: int = 128
+
+
+def test_training_stage_one_budgets_are_derived_the_same_way_everywhere():
+    """CLI, Lib and task all resolve through resolve_training: stage 1 is three quarters (SKS) or half (MPTPN)
+    of the iterations unless given; MPTPN's 0 skips its stage 1."""
+    assert resolve_training(SKS_TRAINING, "sks", {})["coarse_iterations"] == 300
+    assert resolve_training(SKS_TRAINING, "sks", {"iterations": 8, "coarse_iterations": 0})["coarse_iterations"] == 6
+    assert "coarse_iterations" not in resolve_training(SKS_TRAINING, "unet", {})
+    assert resolve_training(MPTPN_TRAINING, "mptpn", {})["pretrain_iterations"] == 300
+    assert resolve_training(MPTPN_TRAINING, "mptpn", {"pretrain_iterations": 0})["pretrain_iterations"] == 0
+    assert TEACHER_STUDENT.defaults("iterations") == {"teacher": 400, "student": 400}
+    assert MPTPN_TRAINING.defaults("iterations") == {"mptpn": 600, "unet": 600}
+    parser = argparse.ArgumentParser()
+    MPTPN_TRAINING.add_cli_options(parser, skip=("seed",))
+    options = {a.dest: a.help for a in parser._actions if a.dest != "help"}
+    assert set(options) == {"iterations", "pretrain_iterations", "precision"}
+    assert "default 600" in options["iterations"] and "default None" not in options["pretrain_iterations"]
+
+
+def test_a_training_config_is_checked_against_the_declaration():
+    config = training_config(SKS_TRAINING, {"iterations": "8", "crop": 32}, _Config)
+    assert config == {"crop": 32, "iterations": 8, "coarse_iterations": 6, "precision": "fp32", "seed": 0, "model": "sks"}
+    with pytest.raises(BadInputError, match=r"iterations \(--iterations\) must be at least 1 and at most 100000"):
+        training_config(SKS_TRAINING, {"iterations": 0}, _Config)
+    with pytest.raises(BadInputError, match=r"precision \(--precision\) 'fp16' is not one of"):
+        training_config(SKS_TRAINING, {"precision": "fp16"}, _Config)
+    with pytest.raises(BadInputError, match="Unknown SKS training setting.*: crops, validation_cases"):
+        training_config(SKS_TRAINING, {"crops": 3, "validation_cases": 1}, _Config)
+    with pytest.raises(BadInputError, match="Unknown SKS training method 'vit'"):
+        training_config(SKS_TRAINING, {"model": "vit"}, _Config)
+    with pytest.raises(BadInputError, match=r"pretrain_iterations .* at least 0.*Fix: Give a value in that range, e\.g\. 0\."):
+        resolve_training(MPTPN_TRAINING, "mptpn", {"pretrain_iterations": -1})

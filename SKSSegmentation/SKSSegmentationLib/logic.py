@@ -13,6 +13,7 @@ from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.slice_labels import REFERENCE_ROLE as SLICE_LABELS_ROLE, read_slice_labels, set_slice_labels, slice_label_table
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
+from slicerleap.segmentation.training_methods import SKS_TRAINING, resolve_training
 
 
 @dataclass
@@ -143,13 +144,15 @@ class SKSSegmentationLogic:
         return counts
 
     def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-sks@1.0.0", model_type: str = "sks",
-                            iterations: int = 400, coarse_iterations: int | None = None, modality: str = "any",
+                            iterations: int | None = None, coarse_iterations: int | None = None, modality: str = "any",
                             device: str = "auto", keep_files: bool = False, **config) -> SceneJob:
         """A job (not started) that trains SKS (or the U-Net baseline) and registers `model_id` in the catalog
         when it succeeds. Unlabelled cases are left out; at least one case needs pixel labels. `iterations`: stage 2;
-        `coarse_iterations`: stage 1 (default three quarters of `iterations`)."""
-        if coarse_iterations is None:
-            coarse_iterations = max(1, 3 * int(iterations) // 4)
+        `coarse_iterations`: stage 1 (default three quarters of `iterations`); their defaults, ranges and the other
+        settings: slicerleap/segmentation/training_methods.py."""
+        settings = resolve_training(SKS_TRAINING, model_type, {**config, "iterations": iterations,
+                                                               "coarse_iterations": coarse_iterations})
+        settings.pop("validation_cases")  # the Lib's cases are all for training
         pixel = [c for c in cases if c.kind() == "pixel"]
         weak = [c for c in cases if c.kind() == "slice"]
         if not pixel:
@@ -160,7 +163,7 @@ class SKSSegmentationLogic:
         labels = [pixel_labels_input(c) for c in pixel]
         slice_labels = [{"lesion_slices": c.lesion_ranges} if c.lesion_ranges is not None
                         else {"flags": read_slice_labels(slice_label_table(self.ctx, c.volume, create=False)).tolist()} for c in weak]
-        params = {"config": {"model": model_type, "iterations": int(iterations), "coarse_iterations": int(coarse_iterations), **config},
+        params = {"config": {**config, "model": SKS_TRAINING.method(model_type).name, **settings},
                   "slice_labels": slice_labels, "model_id": model_id, "modality": modality, "label_value": 1}
         inputs = {"pixel_images": [c.volume for c in pixel], "pixel_labels": labels, "slice_images": [c.volume for c in weak]}
         return SceneJob(self.ctx, "train-sks", inputs, params, device=device, keep_files=keep_files)

@@ -18,6 +18,7 @@ from slicerleap.scene.boxes import add_box, boxes_from_segmentation, volume_boxe
 from slicerleap.scene.provenance import set_provenance
 from slicerleap.scene.segmentations import segment_names
 from slicerleap.scene.volumes import node_to_volume, require_scalar_volume_node as require_scalar_volume
+from slicerleap.segmentation.training_methods import TEACHER_STUDENT, resolve_training
 
 from .logic import reference_segmentations
 from .review_queue import ReviewQueue
@@ -49,6 +50,14 @@ def next_version(model_id: str) -> str:
     while f"{name}@{major}.{minor}.0" in known:
         minor += 1
     return f"{name}@{major}.{minor}.0"
+
+
+def _config(method: str, iterations: int | None, config: dict) -> dict:
+    """The job's config: `config` (expert settings) with the declared parameters checked and defaulted
+    (slicerleap/segmentation/training_methods.py)."""
+    settings = resolve_training(TEACHER_STUDENT, method, {**config, "iterations": iterations})
+    settings.pop("validation_cases")  # the Lib's validation cases come as cases, not as a count
+    return {**config, **settings}
 
 
 def _boxes_param(volume_node, required: bool) -> list[dict] | None:
@@ -96,14 +105,14 @@ class TeacherStudentLogic:
         return boxes_from_segmentation(self.ctx, volume, segmentation, [organ_segment] if organ_segment in names else [],
                                        [lesion_segment] if lesion_segment in names else [])
 
-    def create_teacher_job(self, cases: list[StrongCase], model_id: str = "my-teacher@1.0.0", iterations: int = 400,
+    def create_teacher_job(self, cases: list[StrongCase], model_id: str = "my-teacher@1.0.0", iterations: int | None = None,
                            device: str = "auto", keep_files: bool = False, **config) -> SceneJob:
         """Train a teacher annotator on the cases with masks (boxes: their ROIs, else derived from the masks)."""
         if not cases:
             raise BadInputError("The teacher needs at least one case with organ and lesion segments.", "Segment one or more cases first.")
         for c in cases:
             require_scalar_volume(c.volume, "training volume")
-        params = {"config": {"iterations": int(iterations), **config}, "model_id": model_id,
+        params = {"config": _config("teacher", iterations, config), "model_id": model_id,
                   "boxes": [_boxes_param(c.volume, required=False) for c in cases]}
         inputs = {"images": [c.volume for c in cases], "labels": [c.label_input() for c in cases]}
         return SceneJob(self.ctx, "train-teacher", inputs, params, device=device, keep_files=keep_files)
@@ -139,7 +148,7 @@ class TeacherStudentLogic:
         set_provenance(segmentation_node, "manual")
 
     def create_student_job(self, strong: list[StrongCase], queue: ReviewQueue | None, teacher_id: str | None,
-                           model_id: str = "my-student@1.0.0", start_from: str | None = None, iterations: int = 400,
+                           model_id: str = "my-student@1.0.0", start_from: str | None = None, iterations: int | None = None,
                            device: str = "auto", keep_files: bool = False, **config) -> SceneJob:
         """Train the student on manual masks + accepted queue cases (as labels) + pending/skipped queue cases
         (the teacher's soft labels); `start_from` fine-tunes a previous student. Rejected cases are left out."""
@@ -159,7 +168,7 @@ class TeacherStudentLogic:
             raise BadInputError(f"{len(waiting)} queued case(s) still need the teacher's pseudo-labels, but no teacher was given.",
                                 "Pick the teacher that made the pseudo-labels, or review every case first.")
         volumes = [c.volume for c in strong] + [r["volume"] for r in accepted]
-        params = {"config": {"iterations": int(iterations), **config}, "model_id": model_id,
+        params = {"config": _config("student", iterations, config), "model_id": model_id,
                   "boxes": [_boxes_param(v, required=False) for v in volumes],
                   "pseudo_boxes": [_boxes_param(r["volume"], required=True) for r in waiting]}
         if teacher_id:

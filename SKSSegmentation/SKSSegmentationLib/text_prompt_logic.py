@@ -14,6 +14,7 @@ from slicerleap.scene.volumes import require_scalar_volume_node as require_scala
 from slicerleap.scene.volumes import node_to_volume
 from slicerleap.segmentation.mptpn.prompt_templates import prompt_for_box, prompt_for_clicks
 from slicerleap.segmentation.mptpn.inference import require_prompt
+from slicerleap.segmentation.training_methods import MPTPN_TRAINING, resolve_training
 
 from .logic import TrainingCase, pixel_labels_input
 
@@ -96,14 +97,16 @@ class TextPromptLogic:
             rows.append((volume, text("prompt", r), [float(s1), float(s2)] if s1 and s2 else None))
         return rows
 
-    def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-mptpn@1.0.0", iterations: int = 600,
+    def create_training_job(self, cases: list[TrainingCase], model_id: str = "my-mptpn@1.0.0", iterations: int | None = None,
                             pretrain_iterations: int | None = None, prompts: list | None = None, device: str = "auto",
                             keep_files: bool = False, modality: str = "any", target: str = "lesion", **config) -> SceneJob:
         """Train MPTPN on cases with segmentations (their prompts written from the masks; `prompts`: per case None or
         [{"s_mm", "prompt"}] of your own). Registers `model_id` when it succeeds. `pretrain_iterations`: the prompt
-        prior's (default half of `iterations`)."""
-        if pretrain_iterations is None:
-            pretrain_iterations = max(1, int(iterations) // 2)
+        prior's (default half of `iterations`; 0 skips it); their defaults, ranges and the other settings:
+        slicerleap/segmentation/training_methods.py."""
+        method = MPTPN_TRAINING.method(config.get("model", "mptpn")).name
+        settings = resolve_training(MPTPN_TRAINING, method, {**config, "iterations": iterations,
+                                                             "pretrain_iterations": pretrain_iterations})
         pixel = [c for c in cases if c.segmentation is not None]
         if not pixel:
             raise BadInputError("Text-prompted training needs cases with a segmentation of the target.",
@@ -111,7 +114,7 @@ class TextPromptLogic:
         for c in pixel:
             require_scalar_volume(c.volume, "training volume")
         labels = [pixel_labels_input(c) for c in pixel]
-        params = {"config": {"iterations": int(iterations), "pretrain_iterations": int(pretrain_iterations), **config},
+        params = {"config": {**config, "model": method, **settings},
                   "prompts": prompts, "model_id": model_id, "modality": modality, "label_value": 1, "target": target}
         return SceneJob(self.ctx, "train-mptpn", {"images": [c.volume for c in pixel], "labels": labels}, params,
                         device=device, keep_files=keep_files)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SlicerLeapError
-from ..mixed_precision import PRECISION_HELP, PRECISIONS
+from ..segmentation.training_methods import TEACHER_STUDENT, resolve_training
 from .common import case_name, check_outputs, job_options, train_and_register, trained_model_options, volume_files
 
 
@@ -31,23 +31,24 @@ def _boxes_for(names, folder, required: bool) -> list:
     return out
 
 
-def _pairs(args):
+def _pairs(args, validation: int):
     images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
     names = [n for n in images if n in labels]
     if not names:
         raise SlicerLeapError(f"No image of {args.images} has a labelmap of the same name in {args.labels}.", "Name each labelmap like its image.")
-    val = names[: args.validation_cases]
-    names = names[args.validation_cases:]
-    return images, labels, names, val
+    return images, labels, names[validation:], names[:validation]
 
 
-def _config(args, **extra) -> dict:
-    return {"iterations": args.iterations, "seed": args.seed, "precision": args.precision, **extra}
+def _settings(args, method: str) -> tuple[dict, int]:
+    """The declared training options of `method` (bad values refused before staging), and the validation case count."""
+    settings = resolve_training(TEACHER_STUDENT, method, TEACHER_STUDENT.cli_values(args))
+    return settings, settings.pop("validation_cases")
 
 
 def cmd_train_teacher(args) -> int:
-    images, labels, names, val = _pairs(args)
-    params = {"config": _config(args, box_conditioning=args.box_conditioning), "model_id": args.id, "modality": args.modality,
+    settings, validation = _settings(args, "teacher")
+    images, labels, names, val = _pairs(args, validation)
+    params = {"config": {**settings, "box_conditioning": args.box_conditioning}, "model_id": args.id, "modality": args.modality,
               "organ_value": args.organ_value, "lesion_value": args.lesion_value, "boxes": _boxes_for(names, args.boxes, False),
               "in_plane_spacing_mm": args.spacing}
     inputs = {"images": [images[n] for n in names], "labels": [labels[n] for n in names],
@@ -57,12 +58,13 @@ def cmd_train_teacher(args) -> int:
 
 
 def cmd_train_student(args) -> int:
-    images, labels, names, val = _pairs(args)
+    settings, validation = _settings(args, "student")
+    images, labels, names, val = _pairs(args, validation)
     weak = volume_files(Path(args.weak_images)) if args.weak_images else {}
     weak_names = [n for n in weak if n not in labels]
     if weak_names and not args.teacher:
         raise SlicerLeapError("--weak-images need --teacher (the model that pseudo-labels them).", "Add --teacher ID, or drop --weak-images.")
-    params = {"config": _config(args, localisation=not args.no_localisation), "model_id": args.id, "modality": args.modality,
+    params = {"config": {**settings, "localisation": not args.no_localisation}, "model_id": args.id, "modality": args.modality,
               "organ_value": args.organ_value, "lesion_value": args.lesion_value, "boxes": _boxes_for(names, args.boxes, False),
               "pseudo_boxes": _boxes_for(weak_names, args.boxes, True), "teacher": args.teacher, "start_from": args.start_from}
     inputs = {"images": [images[n] for n in names], "labels": [labels[n] for n in names], "pseudo_images": [weak[n] for n in weak_names],
@@ -136,9 +138,7 @@ def add_commands(sub, train_sub) -> None:
         t.add_argument("--labels", required=True, help="folder of organ/lesion labelmaps named like their images")
         t.add_argument("--boxes", default=None, help="folder of CASE.json box files (RAS mm; default for masked cases: from the masks)")
         trained_model_options(t, default_id)
-        t.add_argument("--iterations", type=int, default=400)
-        t.add_argument("--validation-cases", type=int, default=0, help="masked cases held out to pick the best weights")
-        t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
+        TEACHER_STUDENT.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
         values(t)
         job_options(t)
 

@@ -13,17 +13,19 @@ import sys
 from pathlib import Path
 
 from ..errors import SlicerLeapError
+from ..segmentation.training_methods import MPTPN_TRAINING, resolve_training
 from .common import job_options, run_task, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train_mptpn(args) -> int:
+    method = MPTPN_TRAINING.method(args.model_type).name
+    settings = resolve_training(MPTPN_TRAINING, method, MPTPN_TRAINING.cli_values(args))  # bad values refused before staging
     images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
     names = [n for n in images if n in labels]
     if not names:
         raise SlicerLeapError(f"No image of {args.images} has a labelmap of the same name in {args.labels}.", "Name each labelmap like its image.")
     table = json.loads(Path(args.prompts).read_text(encoding="utf-8")) if args.prompts else {}
-    config = {"model": args.model_type, "iterations": args.iterations, "pretrain_iterations": args.pretrain_iterations,
-              "img_size": args.size, "seed": args.seed}
+    config = {"model": method, **settings, "img_size": args.size}
     params = {"config": config, "prompts": [table.get(n) for n in names], "model_id": args.id, "modality": args.modality,
               "label_value": args.label_value, "target": args.target, "in_plane_spacing_mm": args.spacing}
     print(f"{len(names)} case(s) with masks, {sum(n in table for n in names)} with prompts of their own", file=sys.stderr)
@@ -75,9 +77,9 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--labels", required=True, help="folder of labelmaps named like their images")
     t.add_argument("--prompts", default=None, help='JSON {"case": [{"s_mm": S, "prompt": "..."}]}: your own prompts (default: from the masks)')
     trained_model_options(t, "my-mptpn@1.0.0")
-    t.add_argument("--model-type", default="mptpn", choices=["mptpn", "unet"])
-    t.add_argument("--iterations", type=int, default=600, help="stage 2 (segmentation) iterations")
-    t.add_argument("--pretrain-iterations", type=int, default=300, help="stage 1 (SimSiam on image-text pairs); 0 skips it")
+    t.add_argument("--model-type", default="mptpn", choices=MPTPN_TRAINING.names,
+                   help="; ".join(f"{m.name}: {m.help}" for m in MPTPN_TRAINING.methods) + " (default mptpn)")
+    MPTPN_TRAINING.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
     t.add_argument("--size", type=int, default=128, help="side of the square model input (pixels)")
     t.add_argument("--target", default="lesion", help="the word prompts use for the object")
     t.add_argument("--label-value", type=int, default=None, help="target value in the labelmaps (default: any non-zero)")

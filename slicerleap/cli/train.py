@@ -1,5 +1,6 @@
 """`slicerleap train sks|registration`: train a model on your own cases and register it in the catalog. The
-`train` command's other subcommands come from their method's group (teacher_student.py, text_prompt.py)."""
+`train` command's other subcommands come from their method's group (teacher_student.py, text_prompt.py). The
+training options come from the declarations in slicerleap/segmentation/training_methods.py."""
 from __future__ import annotations
 
 import json
@@ -7,29 +8,29 @@ import sys
 from pathlib import Path
 
 from ..errors import SlicerLeapError
-from ..mixed_precision import PRECISION_HELP, PRECISIONS
+from ..segmentation.training_methods import SKS_TRAINING, resolve_training
 from .common import job_options, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train(args) -> int:
     """Cases with a labelmap of the same name in --labels train with pixel labels; the others need an
     entry in --slice-labels ({"case": {"lesion_slices": [[k1, k2], ...]}} or {"case": {"flags": [...]}})."""
+    method = SKS_TRAINING.method(args.model_type).name
+    settings = resolve_training(SKS_TRAINING, method, SKS_TRAINING.cli_values(args))  # bad values refused before staging
+    validation = settings.pop("validation_cases")
     images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels)) if args.labels else {}
     slice_table = json.loads(Path(args.slice_labels).read_text(encoding="utf-8")) if args.slice_labels else {}
     unknown = [n for n in labels if n not in images]
     if unknown:
         raise SlicerLeapError(f"Labelmaps without an image of the same name: {', '.join(unknown[:5])}.", "Name each labelmap like its image.")
     pixel = [n for n in images if n in labels]
-    val = pixel[: args.validation_cases]
-    pixel = pixel[args.validation_cases:]
+    val, pixel = pixel[:validation], pixel[validation:]
     weak = [n for n in images if n not in labels and n in slice_table]
     missing = [n for n in images if n not in labels and n not in slice_table]
     if missing and not args.skip_unlabelled:
         raise SlicerLeapError(f"{len(missing)} image(s) have neither a labelmap nor slice labels: {', '.join(missing[:5])}.",
                               "Add them to the --slice-labels file, or pass --skip-unlabelled.")
-    config = {"model": args.model_type, "iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "seed": args.seed,
-              "precision": args.precision}
-    params = {"config": config, "slice_labels": [slice_table[n] for n in weak], "model_id": args.id, "modality": args.modality,
+    params = {"config": {"model": method, **settings}, "slice_labels": [slice_table[n] for n in weak], "model_id": args.id, "modality": args.modality,
               "in_plane_spacing_mm": args.spacing, "label_value": args.label_value}
     inputs = {"pixel_images": [images[n] for n in pixel], "pixel_labels": [labels[n] for n in pixel],
               "slice_images": [images[n] for n in weak], "val_images": [images[n] for n in val], "val_labels": [labels[n] for n in val]}
@@ -63,14 +64,12 @@ def add_commands(sub):
     t.add_argument("--labels", default=None, help="folder of lesion labelmaps named like their images (pixel-labelled cases)")
     t.add_argument("--slice-labels", default=None, help='JSON: {"case": {"lesion_slices": [[k1, k2], ...]}} for cases without a labelmap')
     trained_model_options(t, "my-sks@1.0.0")
-    t.add_argument("--model-type", default="sks", choices=["sks", "unet"])
-    t.add_argument("--iterations", type=int, default=400, help="stage 2 (pixel labels) iterations")
-    t.add_argument("--coarse-iterations", type=int, default=300, help="stage 1 (slice labels) iterations")
-    t.add_argument("--validation-cases", type=int, default=0, help="pixel-labelled cases held out to pick the best weights")
+    t.add_argument("--model-type", default="sks", choices=SKS_TRAINING.names,
+                   help="; ".join(f"{m.name}: {m.help}" for m in SKS_TRAINING.methods) + " (default sks)")
+    SKS_TRAINING.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
-    t.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
     job_options(t)
     t.set_defaults(func=cmd_train)
     t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")

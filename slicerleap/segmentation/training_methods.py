@@ -22,14 +22,14 @@ PRECISION = Parameter("precision", str, "fp32", PRECISION_HELP, choices=PRECISIO
 SEED = Parameter("seed", int, 0, "random seed of the initialisation, sampling and augmentation", minimum=0, panel=False)
 VALIDATION = Parameter("validation_cases", int, 0, "cases with masks held out to pick the best weights", minimum=0,
                        panel=False)
-COARSE = Parameter("coarse_iterations", int, 0, "stage 1 (slice labels) iterations (0: three quarters of the iterations)",
+COARSE = Parameter("coarse_iterations", int, 0, "stage 1 (slice labels) iterations; 0: three quarters of the iterations",
                    minimum=0, maximum=MAX_ITERATIONS, panel=False)
 # None, not 0, is "derived": 0 skips stage 1 (the paper's "w/o Stage-1 weights")
-PRETRAIN = Parameter("pretrain_iterations", int, None, "stage 1 (SimSiam on image-text pairs) iterations; 0 skips it; "
-                     "default half of the iterations", minimum=0, maximum=MAX_ITERATIONS, panel=False)
+PRETRAIN = Parameter("pretrain_iterations", int, None, "stage 1 (SimSiam on image-text pairs) iterations (default: half of "
+                     "the iterations; 0 skips it)", minimum=0, maximum=MAX_ITERATIONS, panel=False)
 
 _SLICE = _iterations(400, "stage 2 (pixel labels) iterations")
-SKS = Method("sks", "train-sks", "SKS: dual Swin V2 encoder, stage 1 on slice labels, stage 2 on pixel labels",
+SKS = Method("sks", "train-sks", "dual Swin V2 encoder, stage 1 on slice labels, stage 2 on pixel labels",
              (_SLICE, COARSE, VALIDATION, PRECISION, SEED))
 UNET = Method("unet", "train-sks", "2D U-Net baseline (2.5D input), pixel labels only", (_SLICE, VALIDATION, PRECISION, SEED))
 SKS_TRAINING = MethodFamily("train-sks", (SKS, UNET), title="SKS training")
@@ -42,7 +42,7 @@ STUDENT = Method("student", "train-student", "student segmentor: masks + the tea
 TEACHER_STUDENT = MethodFamily("teacher-student", (TEACHER, STUDENT), title="teacher-student training")
 
 _TEXT = _iterations(600, "stage 2 (segmentation) iterations")
-MPTPN = Method("mptpn", "train-mptpn", "MPTPN: text-prompted 2D segmentation", (_TEXT, PRETRAIN, PRECISION, SEED))
+MPTPN = Method("mptpn", "train-mptpn", "text-prompted 2D segmentation network", (_TEXT, PRETRAIN, PRECISION, SEED))
 MPTPN_UNET = Method("unet", "train-mptpn", "image-only 2D U-Net (prompts ignored)", (_TEXT, PRECISION, SEED))
 MPTPN_TRAINING = MethodFamily("train-mptpn", (MPTPN, MPTPN_UNET), title="text-prompted training")
 
