@@ -2,8 +2,8 @@
 one forward pass, then neural instance optimisation of the network's weights on this pair (NIO) for
 `nio_iterations` steps, most of them at half resolution, then (`refine_iterations` > 0) optimisation of
 the field itself from the network's prediction, with a folding penalty, on a grid as fine as the fixed
-image allows (instance_optimisation.py).
-Returns the RAS field and the card."""
+image allows (instance_optimisation.py), as a velocity field integrated again on the fixed image's own grid.
+Returns the RAS field (on the fixed image's grid when refined, else on the network's working grid) and the card."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +15,7 @@ from ..models.networks import load_model
 from ..volume import Volume
 from .instance_optimisation import refine_displacement, refinement_schedule, refinement_spacing
 from .neural_instance_optimisation import NIOConfig, neural_instance_optimisation
+from .velocity_field import field_from_velocity, output_spacing
 from .working_grid import ddf_on_grid, field_in_ras, working_pair
 
 
@@ -50,6 +51,8 @@ def register_with_network(fixed: Volume, moving: Volume, affine_ras: np.ndarray,
         if fine != spacing:
             grid, fixed_t, moving_t = working_pair(fixed, moving, affine_ras, fine, device, card["input"]["normalisation"])
             ddf, work = ddf_on_grid(ddf, work, grid), grid
-        ddf = refine_displacement(fixed_t, moving_t, refinement_schedule(refine_iterations, fine), ddf, report, should_stop,
-                                  progress=(0.5, 0.85))
+        velocity = refine_displacement(fixed_t, moving_t, refinement_schedule(refine_iterations, fine), ddf, report, should_stop,
+                                       progress=(0.5, 0.85))
+        report(0.86, "optimisation", f"integrating the field at the fixed image's resolution ({output_spacing(fixed):g} mm)")
+        return field_from_velocity(velocity, work, fixed, affine_ras), card
     return field_in_ras(ddf, work, affine_ras), card

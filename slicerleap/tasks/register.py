@@ -17,7 +17,7 @@ from ..registration.instance_optimisation import InstanceOptimisationConfig, opt
 from ..registration.network_registration import register_with_network
 from ..registration.methods import REGISTRATION
 from ..registration.overlap import check_overlap
-from ..registration.working_grid import jacobian_determinant, warp_volume
+from ..registration.working_grid import jacobian_determinant, on_fixed_grid, warp_volume
 from ..transforms import check_scalar_volume, normalise, resample_to_reference
 
 def run(ctx) -> dict:
@@ -44,6 +44,7 @@ def run(ctx) -> dict:
         config = InstanceOptimisationConfig(working_spacing_mm=p["working_spacing_mm"], levels=p["levels"],
                                             iterations=p["iterations"], smoothness=p["smoothness"])
         field = optimise_displacement(fixed, moving, affine, config, ctx.device, ctx.report, should_stop=ctx.stop_requested)
+    field = on_fixed_grid(field, fixed)  # every output on the fixed image's grid, folding measured there
     seconds = time.time() - started
     ctx.report(0.88, "outputs", "warping the moving volume and computing the Jacobian")
     warped = warp_volume(moving, field, fixed)
