@@ -70,7 +70,7 @@ class RegistrationDLParameterNode:
     method - network (catalog model + neural instance optimisation) or optimisation (of the field itself).
     modelId - Catalog id of the registration network; empty for the default one.
     nioIterations - Neural instance optimisation steps on this pair (0: the network's prediction only).
-    refineIterations - Steps optimising the network's field on this pair, with a folding penalty (0: none).
+    refineIterations - Steps optimising the network's field on this pair as a diffeomorphic velocity field (0: none).
     affine - Affine pre-alignment before the deformable step.
     iterations - Optimisation steps per pyramid level (method optimisation).
     smoothness - Weight of the displacement field's regulariser.

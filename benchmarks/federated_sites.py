@@ -234,13 +234,13 @@ def markdown_table(results: dict) -> str:
         if not runs:
             continue
         site = np.array([r["site_dice"] for r in runs])
-        cells = [f"{site[:, n].mean():.3f} ± {site[:, n].std():.3f}" for n in range(site.shape[1])]
+        cells = [f"{site[:, n].mean():.3f} ± {site[:, n].std(ddof=1):.3f}" for n in range(site.shape[1])]
         mean = np.array([r["mean_dice"] for r in runs])
         r90 = [rounds_to_90(r["validation_dice_by_round"]) for r in runs if r.get("validation_dice_by_round")]
         mb = [r["bytes_per_round"] / 2**20 for r in runs if r.get("bytes_per_round")]
-        lines.append(f"| {method} | {' | '.join(cells)} | {mean.mean():.3f} ± {mean.std():.3f} | "
+        lines.append(f"| {method} | {' | '.join(cells)} | {mean.mean():.3f} ± {mean.std(ddof=1):.3f} | "
                      f"{np.mean(r90):.1f} | {np.mean(mb):.2f} | {np.mean([r['wall_s'] for r in runs]):.0f} | {len(runs)} |"
-                     if r90 else f"| {method} | {' | '.join(cells)} | {mean.mean():.3f} ± {mean.std():.3f} | – | – | "
+                     if r90 else f"| {method} | {' | '.join(cells)} | {mean.mean():.3f} ± {mean.std(ddof=1):.3f} | – | – | "
                      f"{np.mean([r['wall_s'] for r in runs]):.0f} | {len(runs)} |")
     return "\n".join(lines)
 

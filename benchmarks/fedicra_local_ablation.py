@@ -72,7 +72,7 @@ def markdown_table(results: dict) -> str:
         sites = np.array([r["site_dice"] for r in runs])
         means = sites.mean(1)
         cells = [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(sites.mean(0), sites.std(0))]
-        rows.append(f"| {norm} | {variant} | {kind} | {' | '.join(cells)} | {means.mean():.3f} ± {means.std():.3f} | {len(runs)} |")
+        rows.append(f"| {norm} | {variant} | {kind} | {' | '.join(cells)} | {means.mean():.3f} ± {means.std(ddof=1):.3f} | {len(runs)} |")
     return "\n".join(rows)
 
 

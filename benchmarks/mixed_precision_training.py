@@ -94,7 +94,7 @@ def main() -> None:
         rows = {p: [r for r in runs if r["role"] == role and r["precision"] == p] for p in ("fp32", "bf16")}
         ratio = [a["seconds"] / b["seconds"] for a, b in zip(rows["fp32"], rows["bf16"])]
         print(f"{role}: fp32 / bf16 time {np.mean(ratio):.2f}x; " + "; ".join(
-            f"{p} lesion Dice per case {np.mean([r['lesion_dice'] for r in rs]):.3f} ± {np.std([r['lesion_dice'] for r in rs]):.3f}, "
+            f"{p} lesion Dice per case {np.mean([r['lesion_dice'] for r in rs]):.3f} ± {np.std([r['lesion_dice'] for r in rs], ddof=1):.3f}, "
             f"organ {np.mean([r['organ_dice'] for r in rs]):.3f}" for p, rs in rows.items()))
 
 

@@ -125,11 +125,11 @@ def markdown_table(results: dict) -> str:
     for name in MODELS:
         runs = [r for r in results["runs"] if r["model"] == name]
         if runs:
-            cells = [f"{np.mean([r[k] for r in runs]):.3f} ± {np.std([r[k] for r in runs]):.3f}" for k in KEYS]
+            cells = [f"{np.mean([r[k] for r in runs]):.3f} ± {np.std([r[k] for r in runs], ddof=1):.3f}" for k in KEYS]
             lines.append(f"| {name} | {' | '.join(cells)} | {len(runs)} | {PAPER.get(name, '—')} |")
     wrong = [r["wrong_location"] for r in results["runs"] if "wrong_location" in r]
     if wrong:
-        cells = [f"{np.mean([r[k] for r in wrong]):.3f} ± {np.std([r[k] for r in wrong]):.3f}" for k in KEYS]
+        cells = [f"{np.mean([r[k] for r in wrong]):.3f} ± {np.std([r[k] for r in wrong], ddof=1):.3f}" for k in KEYS]
         lines.append(f"| MPTPN, prompts with the wrong location | {' | '.join(cells)} | {len(wrong)} | — |")
     return "\n".join(lines)
 

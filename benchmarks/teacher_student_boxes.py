@@ -204,7 +204,7 @@ def pct(x):
 
 def mean_sd(values):
     values = [v for v in values if v is not None]
-    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}" if len(values) > 1 else pct(values[0])
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f}" if len(values) > 1 else pct(values[0])
 
 
 def markdown_tables(results: dict) -> str:

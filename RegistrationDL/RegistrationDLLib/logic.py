@@ -45,7 +45,9 @@ class RegistrationDLLogic:
         method "network" (default when a registration model is installed): the catalog `model` (default:
         the catalog's default registration model) predicts the field on its own working grid, then
         `nio_iterations` steps of neural instance optimisation fine-tune it on this pair, then
-        `refine_iterations` steps optimise its field on the pair with a folding penalty (0 and 0: network only).
+        `refine_iterations` steps optimise its field on the pair as a stationary velocity field (diffeomorphic:
+        integrated again on the fixed volume's grid, so the transform does not fold there) (0 and 0: network only).
+        Every output (transform, warped volume, Jacobian, labels) is on the fixed volume's grid.
         method "optimisation": the field itself is optimised, `iterations` steps per pyramid level
         (`levels`), at `working_spacing_mm` (isotropic, mm), `smoothness` weighting its regulariser.
         `parameters`: any of slicerleap/registration/methods.py's (their defaults and ranges are declared there);

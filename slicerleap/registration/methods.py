@@ -7,9 +7,10 @@ AFFINE = Parameter("affine", bool, True, "affine pre-alignment (SimpleITK) befor
 NETWORK = Method("network", "register", "a catalog network (TM-DCA by default) predicts the field, refined on the pair", (
     Parameter("nio_iterations", int, 0, "neural instance optimisation steps (fine-tuning the network on this pair; "
               "e.g. 40; 0: none)", minimum=0, maximum=1000, flag="--nio-iters"),
-    Parameter("refine_iterations", int, 70, "steps optimising the network's field on this pair, with a folding penalty, up "
-              "to 60 at half resolution and the rest at the fixed image's resolution (down to 2 mm); e.g. 90 is slower "
-              "and more accurate on small deformations (0: none)", minimum=0, maximum=1000, flag="--refine-iters"),
+    Parameter("refine_iterations", int, 70, "steps optimising the network's field on this pair as a stationary velocity "
+              "field (diffeomorphic, integrated again at the fixed image's resolution), up to 60 at half resolution and "
+              "the rest at the fixed image's resolution (down to 2 mm); e.g. 90 is slower and more accurate on small "
+              "deformations (0: none)", minimum=0, maximum=1000, flag="--refine-iters"),
 ))
 OPTIMISATION = Method("optimisation", "register", "the displacement field itself is optimised on the pair", (
     Parameter("iterations", int, 80, "field optimisation steps per level", minimum=1, maximum=1000),
