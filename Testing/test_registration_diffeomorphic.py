@@ -2,7 +2,6 @@
 again on the fixed image's own grid, so the written transform does not fold at 1 mm; every output of the
 `register` task lives on the fixed image's grid and result.json's folding is measured there, as a user's tool
 (SimpleITK) measures it on the written transform."""
-import json
 
 import numpy as np
 import pytest

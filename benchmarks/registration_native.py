@@ -40,8 +40,10 @@ from slicerleap.registration.methods import REGISTRATION
 from slicerleap.registration.network_registration import register_with_network
 from slicerleap.registration.random_deformation import random_displacement
 from slicerleap.registration.working_grid import (displacement_on_grid, jacobian_determinant, on_fixed_grid, sample_affine,
-                                                  warp_volume, with_affine, working_grid)
+                                                  warp_volume, working_grid)
 from slicerleap.volume import Volume
+
+import registration_brains  # noqa: E402  (this folder: the 2 mm benchmark's demons)
 
 RESULTS = Path(__file__).with_name("registration_native.json")
 
@@ -98,21 +100,7 @@ def slicerleap_default(fixed: Volume, moving: Volume) -> Volume:
 
 def demons(fixed: Volume, moving: Volume) -> Volume:
     affine = affine_register(fixed, moving)
-    grid = working_grid(fixed, float(min(fixed.spacing)))
-    aligned = grid.with_array(sample_affine(moving.with_array(moving.array.astype(np.float32)), grid, affine))
-    f, m = (sitk.Cast(volume_to_sitk(v), sitk.sitkFloat32) for v in (grid, aligned))
-    m = sitk.HistogramMatching(m, f, 256, 7, True)
-    demons_filter = sitk.DiffeomorphicDemonsRegistrationFilter()
-    demons_filter.SetNumberOfIterations(100)
-    demons_filter.SetStandardDeviations(1.5)
-    field = sitk.Image(f.GetSize(), sitk.sitkVectorFloat64)
-    field.CopyInformation(f)
-    for shrink in (4, 2, 1):
-        fs, ms = (sitk.Shrink(img, [shrink] * 3) if shrink > 1 else img for img in (f, m))
-        field = sitk.Resample(field, fs, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
-        field = demons_filter.Execute(fs, ms, field)
-    field = sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
-    return on_fixed_grid(with_affine(grid, lps_vectors_to_ras(sitk.GetArrayFromImage(field)), affine), fixed)
+    return on_fixed_grid(registration_brains.demons(fixed, moving, affine, float(min(fixed.spacing))), fixed)
 
 
 def ants_syn(fixed: Volume, moving: Volume) -> Volume:
