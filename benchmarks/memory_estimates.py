@@ -29,27 +29,8 @@ CASES = {  # name -> (task, params, model, input maker, grid)
     "superres tv (3 mm slices to 1 mm)": ("superres", {"method": "tv", "spacing": [1.0, 1.0, 1.0], "iterations": 5}, None, "thick"),
 }
 GRIDS = {"1 mm": 1.0, "0.7 mm": 0.7, "head CT": None}  # the CT: held out from fitting the per-voxel constants
-CRANIUM = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")  # Debian's invesalius-examples (GPL-2)
-
-
-def head_ct():
-    """The real head CT of invesalius-examples: int16 HU, 108 x 256 x 256, 0.957 x 0.957 x 1.5 mm (from its
-    main.plist). Axes as stored (slices along k); its orientation is not checked here, which the memory does not
-    depend on."""
-    import plistlib
-    import tarfile
-
-    from slicerleap import Volume
-
-    with tarfile.open(CRANIUM) as archive:
-        member = {Path(m.name).name: m for m in archive.getmembers()}
-        info = plistlib.loads(archive.extractfile(member["main.plist"]).read())
-        raw = archive.extractfile(member[info["matrix"]["filename"]]).read()
-    array = np.frombuffer(raw, info["matrix"]["dtype"]).reshape(info["matrix"]["shape"]).copy()
-    return Volume.from_geometry(array, spacing=info["spacing"], metadata={"name": "head CT"})
-
-
 def _inputs(kind: str, spacing: float | None, folder: Path) -> dict:
+    from slicerleap.data.invesalius import head_ct
     from slicerleap.data.samples import mni_t1
     from slicerleap.io import write_volume
     from slicerleap.transforms.resample import resample_to_spacing

@@ -107,17 +107,19 @@ class SKSSegmentationLogic:
         return catalog.default_for("segmentation")
 
     def create_job(self, input_volume, model_id: str | None = None, device: str = "auto",
-                   probability: bool = False, keep_files: bool = False) -> SceneJob:
-        """A job (not started yet) that segments `input_volume` with the model's own spacing and labels."""
+                   probability: bool = False, keep_files: bool = False, force: bool = False) -> SceneJob:
+        """A job (not started yet) that segments `input_volume` with the model's own spacing and labels. The job refuses
+        a scan outside the model's declared domain (another modality, not skull-stripped, ...) unless `force`;
+        its warnings are in the job's result ("metrics" -> "domain")."""
         require_scalar_volume(input_volume, "input volume")
         card = self.resolve_model(model_id)
-        return SceneJob(self.ctx, "segment", {"image": input_volume}, {"probability": bool(probability)},
+        return SceneJob(self.ctx, "segment", {"image": input_volume}, {"probability": bool(probability), "force": bool(force)},
                         model=card["id"], device=device, keep_files=keep_files)
 
     def start(self, input_volume, model_id: str | None = None, device: str = "auto",
-              probability: bool = False, keep_files: bool = False) -> SceneJob:
+              probability: bool = False, keep_files: bool = False, force: bool = False) -> SceneJob:
         """Start segmenting in a worker process and return at once; poll() the job, then finish()."""
-        return self.create_job(input_volume, model_id, device, probability, keep_files).start()
+        return self.create_job(input_volume, model_id, device, probability, keep_files, force).start()
 
     def cases_from_volumes(self, volumes, segment: str | None = None) -> list[TrainingCase]:
         """One case per volume; its pixel labels are the segmentation whose reference geometry is that
@@ -178,12 +180,13 @@ class SKSSegmentationLogic:
         return self.create_training_job(cases, model_id, **options).run(on_progress=on_progress, timeout=timeout)["model"]
 
     def process(self, input_volume, model_id: str | None = None, device: str = "auto", probability: bool = False,
-                keep_files: bool = False, on_progress=None, timeout: float | None = None, show_result: bool = True) -> dict:
+                keep_files: bool = False, on_progress=None, timeout: float | None = None, show_result: bool = True,
+                force: bool = False) -> dict:
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
         (vtkMRMLScalarVolumeNode, foreground probability 0..1 on the input grid) when asked for. `show_result`: the
         segmentation over the input in the views (in the Slicer desktop). Progress goes to the application log unless
         `on_progress` takes it."""
-        job = self.create_job(input_volume, model_id, device, probability, keep_files)
+        job = self.create_job(input_volume, model_id, device, probability, keep_files, force)
         outputs = job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
         if show_result:
             self.show_result(input_volume, outputs)

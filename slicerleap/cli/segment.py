@@ -17,11 +17,12 @@ def cmd_segment(args) -> int:
         check_output_path(target, [source], "folder")  # folder in, folder out: never the same folder
         files = sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES))
         records = run_serial_batch([(path.name, lambda path=path: run_task(
-            "segment", {"image": path}, {"backend": args.backend}, args.model, args.device, args.keep_files,
+            "segment", {"image": path}, {"backend": args.backend, "force": args.force}, args.model, args.device, args.keep_files,
             {"segmentation": target / path.name})) for path in files])
         print(summary_table(records))
         return batch_exit_code(records)
-    return run_task("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend}, args.model,
+    return run_task("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend,
+                                                 "force": args.force}, args.model,
                 args.device, args.keep_files,
                 {"segmentation": target, "probability": args.probability})
 
@@ -35,5 +36,7 @@ def add_commands(sub) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto",
                    help="what runs the network: auto = OpenVINO on a CPU when installed and the volume is large enough "
                         "(same results, 2-3x faster for SKS), else PyTorch")
+    p.add_argument("--force", action="store_true", help="run even when the scan is outside the model's declared domain "
+                   "(another modality, not skull-stripped, ...): the result is then not what the model was made for")
     job_options(p)
     p.set_defaults(func=cmd_segment)

@@ -1,10 +1,12 @@
-"""Task "segment": one volume in, a labelmap (and optional foreground probability) out, with a catalog model."""
+"""Task "segment": one volume in, a labelmap (and optional foreground probability) out, with a catalog model. The scan
+is checked against the model's declared domain first (models/domain.py): refused outside it unless params["force"]."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..io import read_volume
 from ..models import get_catalog
+from ..models.domain import require_domain
 from ..models.networks import load_model
 from ..segmentation.inference import segment_volume
 
@@ -12,6 +14,7 @@ from ..segmentation.inference import segment_volume
 def run(ctx) -> dict:
     card = get_catalog().resolve(ctx.spec.model, "segmentation", "segment")
     image = read_volume(ctx.input_path("image"))
+    domain = require_domain(image, card, bool(ctx.params.get("force", False)), ctx.report)  # before any work
     ctx.report(0.05, "loading model", f"{card['id']} on {ctx.device}")
     net = load_model(card, ctx.device)
     ctx.extra_result["model"] = {"id": card["id"], "sha256": card["sha256"]}
@@ -27,5 +30,6 @@ def run(ctx) -> dict:
         outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image",
                                   "name": labels.metadata["name"] + " probability"}
     voxel_ml = float(np.prod(image.spacing)) / 1000.0
-    metrics = {"volume_ml": {l["name"]: round(float((labels.array == l["value"]).sum()) * voxel_ml, 3) for l in card["labels"]}}
+    metrics = {"volume_ml": {l["name"]: round(float((labels.array == l["value"]).sum()) * voxel_ml, 3) for l in card["labels"]},
+               "domain": domain.as_dict()}
     return {"outputs": outputs, "metrics": metrics}
