@@ -9,11 +9,13 @@ from ..models import get_catalog
 from ..models.domain import require_domain
 from ..models.networks import load_model
 from ..segmentation.inference import segment_volume
+from ..transforms.input_checks import check_volume_content
 
 
 def run(ctx) -> dict:
     card = get_catalog().resolve(ctx.spec.model, "segmentation", "segment")
     image = read_volume(ctx.input_path("image"))
+    check_volume_content(image, min_size=1)  # a broken scan is named as such, not as outside the domain
     domain = require_domain(image, card, bool(ctx.params.get("force", False)), ctx.report)  # before any work
     ctx.report(0.05, "loading model", f"{card['id']} on {ctx.device}")
     net = load_model(card, ctx.device)

@@ -24,13 +24,8 @@ def working_voxels(volume: Volume, working_spacing=None) -> int:
     return int(np.prod(np.asarray(volume.shape_ijk) * volume.spacing / np.asarray(working_spacing)))
 
 
-def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: int = 8,
-                        working_spacing=None, bytes_per_voxel: int = 64) -> None:
-    """Refuse vector data, too-thin volumes, NaN/Inf, constant images, and volumes that will not fit in memory.
-
-    bytes_per_voxel: peak memory the task needs per voxel of its working grid (float32 copies,
-    network activations); the estimate is compared with the memory available now.
-    """
+def check_volume_content(volume: Volume, role: str = "input volume", min_size: int = 8) -> None:
+    """Refuse vector data, too-thin volumes, implausible spacings, NaN/Inf and constant images (no memory check)."""
     name = volume.metadata.get("name", role)
     if volume.components != 1:
         raise BadInputError(f"The {role} '{name}' has {volume.components} components per voxel.",
@@ -56,6 +51,17 @@ def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: in
     if array.size and array.min() == array.max():
         raise BadInputError(f"The {role} '{name}' is constant (every voxel is {array.flat[0]}): there is no image content.",
                             "Check that the right volume is selected and that it loaded completely.")
+
+
+def check_scalar_volume(volume: Volume, role: str = "input volume", min_size: int = 8,
+                        working_spacing=None, bytes_per_voxel: int = 64) -> None:
+    """Refuse vector data, too-thin volumes, NaN/Inf, constant images, and volumes that will not fit in memory.
+
+    bytes_per_voxel: peak memory the task needs per voxel of its working grid (float32 copies,
+    network activations); the estimate is compared with the memory available now.
+    """
+    check_volume_content(volume, role, min_size)
+    name = volume.metadata.get("name", role)
     need = memory_estimate(volume, working_spacing, bytes_per_voxel)
     print(f"memory estimate ({role}): {need} bytes for {working_voxels(volume, working_spacing)} working voxels",
           file=sys.stderr, flush=True)  # benchmarks/memory_estimates.py reads it
