@@ -211,7 +211,7 @@ def main() -> None:
                 if kind == "sks" and switches.get("coarse_branch", True):
                     if coarse_net is None:  # stage 1 once per seed: slice labels of all pool cases (the same for every P)
                         coarse_net = build_network(replace(config, sks={"conv_norm": args.conv_norm}).architecture()).to(device)
-                        saved = Path(args.save_models) / f"stage1_seed{seed}_{args.coarse_iterations}it_{args.conv_norm}.safetensors"
+                        saved = Path(args.save_models) / f"stage1_seed{seed}_{args.coarse_iterations}it_{args.conv_norm}_{args.precision}.safetensors"
                         if saved.exists():  # a later invocation of the same command (other P) reuses it
                             coarse_net.load_state_dict(load_file(str(saved), device=str(device)))
                         else:
