@@ -100,3 +100,14 @@ def test_segment_with_force_runs_and_records_the_domain_check(tmp_path):
     assert metrics["domain"]["outcome"] == "refused" and metrics["domain"]["measured"]["foreground_ml"] > 2200
     assert "Forced:" in out.stderr + out.stdout
     assert (tmp_path / "seg.nrrd").exists()
+
+
+def test_models_list_is_a_table_with_each_tasks_default_marked_and_json_for_scripts():
+    out = subprocess.run([sys.executable, "-m", "slicerleap.cli", "models", "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    default_rows = [line for line in out.stdout.splitlines() if line.startswith("*  ")]
+    assert {line.split()[2] for line in default_rows} >= {"segmentation", "registration"}, out.stdout
+    assert any("brain-lesion-sks@1.0.0" in line and "skull-stripped" in line for line in default_rows), out.stdout
+    out = subprocess.run([sys.executable, "-m", "slicerleap.cli", "models", "list", "--json"], capture_output=True, text=True, timeout=120)
+    cards = [json.loads(line) for line in out.stdout.splitlines()]
+    assert {"brain-lesion-sks@1.0.0", "brain-tm-dca@1.0.0"} <= {c["id"] for c in cards}
