@@ -145,3 +145,23 @@ def test_train_a_registration_network_then_register_with_it(tmp_path):
     propagated, fixed = read_volume(tmp_path / "propagated.nrrd"), read_volume(images / "case0.nrrd")
     np.testing.assert_allclose(propagated.ijk_to_ras, fixed.ijk_to_ras, atol=1e-6)
     assert set(np.unique(propagated.array)) <= {0, 1, 2} and (propagated.array > 0).any()
+
+
+def test_every_option_of_every_command_says_what_it_is():
+    """`--help` is the CLI's manual: no option or argument without a help text (issue 33)."""
+    import argparse
+
+    from slicerleap.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), ["slicerleap"])
+    assert not missing, missing

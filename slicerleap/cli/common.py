@@ -24,8 +24,9 @@ def trained_model_options(parser, default_id: str) -> None:
     """--out, --id, --modality, --seed: what every train command asks about the model it trains and registers."""
     parser.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
     parser.add_argument("--id", default=default_id, help="model id name@x.y.z")
-    parser.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"],
+                        help="the modality of the training scans, recorded in the model's card (segment checks scans against it)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and sampling (reproducible runs)")
 
 
 def check_outputs(inputs: dict, outputs: dict) -> None:

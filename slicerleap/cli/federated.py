@@ -118,7 +118,7 @@ def add_commands(sub) -> None:
 
     def run_options(q):
         q.add_argument("--out", required=True, help="folder for the global model, its card and rounds.jsonl")
-        q.add_argument("--rounds", type=int, default=3)
+        q.add_argument("--rounds", type=int, default=3, help="federated rounds (each: local training at every site, then aggregation)")
         q.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox", "fedicra"],
                        help="fedicra: personalised decoders with adaptive aggregation, trained on each site's sparse labels")
         q.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
@@ -142,8 +142,8 @@ def add_commands(sub) -> None:
     q.set_defaults(func=cmd_simulate)
 
     q = fsub.add_parser("keys", help="make this site's key pair (send the .pub file to the coordinator)")
-    q.add_argument("--out", required=True)
-    q.add_argument("--name", default="node")
+    q.add_argument("--out", required=True, help="folder for the key pair (the private key never leaves this site)")
+    q.add_argument("--name", default="node", help="the key files' name: NAME.key and NAME.pub")
     q.add_argument("--force", action="store_true", help="replace an existing key pair (the coordinator must register the new .pub)")
     q.set_defaults(func=cmd_keys)
 
@@ -152,7 +152,7 @@ def add_commands(sub) -> None:
     q.add_argument("--min-sites", type=int, default=None, help="sites needed before a round starts (default: all)")
     q.add_argument("--host", default="127.0.0.1",
                    help="address the sites connect to (0.0.0.0: every interface); registration and run submission stay on 127.0.0.1")
-    q.add_argument("--port", type=int, default=9092)
+    q.add_argument("--port", type=int, default=9092, help="the public port sites connect to (Fleet API only, TLS)")
     q.add_argument("--tls-dir", default=None, help="ca.crt/server.crt/server.key (made here when missing)")
     q.add_argument("--tls-hosts", nargs="*", help="names/IPs the server certificate is valid for (default: --host)")
     run_options(q)
@@ -168,7 +168,7 @@ def add_commands(sub) -> None:
     q.add_argument("--label-kind", default=None, choices=["point", "scribble", "box", "full"],
                    help="fedicra: the kind of sparse labels simulated from this site's masks (default: full)")
     q.add_argument("--threads", type=int, default=None, help="CPU threads for training")
-    q.add_argument("--workdir", default=None)
+    q.add_argument("--workdir", default=None, help="logs and Flower state (default: a new folder)")
     q.add_argument("--model-out", default=None, help="where the final global model arrives (default: WORKDIR/global-model)")
     q.add_argument("--register", action="store_true", help="add the final global model to this computer's catalog")
     q.add_argument("--timeout", type=float, default=24 * 3600.0, help="s to wait for the federation to finish")

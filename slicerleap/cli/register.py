@@ -29,8 +29,8 @@ def _has_registration_model() -> bool:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("register", help="deformable registration of a moving volume to a fixed one")
-    p.add_argument("--fixed", required=True)
-    p.add_argument("--moving", required=True)
+    p.add_argument("--fixed", required=True, help="the fixed volume (file or DICOM folder): every output lies on its grid")
+    p.add_argument("--moving", required=True, help="the moving volume, registered onto the fixed one")
     p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")

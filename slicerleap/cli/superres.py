@@ -25,8 +25,8 @@ def cmd_superres(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT, dmDIP or interpolation)")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--input", required=True, help="the thick-slice volume (file or DICOM folder)")
+    p.add_argument("--output", required=True, help="the restored volume (.nrrd, .nii.gz, .mha); never the input")
     aliases = dict(SUPERRES.aliases)
     p.add_argument("--method", default="sr4zct", choices=[*SUPERRES.names, *aliases],
                    help="; ".join(f"{m.name}: {m.help}" for m in SUPERRES.methods)

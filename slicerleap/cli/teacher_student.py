@@ -144,7 +144,8 @@ def add_commands(sub, train_sub) -> None:
 
     t = train_sub.add_parser("teacher", help="teacher annotator: U-Net with organ-to-lesion box attention, from cases with masks")
     training(t, "my-teacher@1.0.0")
-    t.add_argument("--box-conditioning", default="o2l", choices=["o2l", "o2l-no-shortcut", "multichannel", "none"])
+    t.add_argument("--box-conditioning", default="o2l", choices=["o2l", "o2l-no-shortcut", "multichannel", "none"],
+                   help="how the teacher reads the boxes: o2l (the paper's organ-to-lesion fusion), without its shortcut, as extra input channels, or not at all")
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.set_defaults(func=cmd_train_teacher)
 

@@ -76,11 +76,11 @@ def add_commands(sub):
     t.add_argument("--images", required=True, help="folder of volumes, ideally several subjects (one per file)")
     t.add_argument("--labels", default=None, help="folder of labelmaps named like the images (optional: Dice joins the loss)")
     trained_model_options(t, "my-registration@1.0.0")
-    t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"])
+    t.add_argument("--arch", default="tm-dca", choices=["tm-dca", "voxelmorph"], help="the network: TM-DCA (deformable cross-attention) or VoxelMorph")
     t.add_argument("--regulariser", default="diffusion", help="diffusion | bending | implicit-diffusion | implicit-elastic | implicit-curvature")
     t.add_argument("--similarity", default="lncc", choices=["lncc", "mse", "mi"], help="mi: images of different contrasts")
     t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
-    t.add_argument("--iterations", type=int, default=300)
+    t.add_argument("--iterations", type=int, default=300, help="training iterations (pairs drawn from your images)")
     job_options(t)
     t.set_defaults(func=cmd_train_registration)
     return tsub
