@@ -26,6 +26,21 @@ def target_spacing(volume, requested) -> list[float]:
     return [float(min(volume.spacing))] * 3
 
 
+def spacing_notes(input_spacing, target) -> list[str]:
+    """What the user should know about the requested grid: axes it makes coarser (one --spacing value is isotropic,
+    so 1.5 mm asked of a 0.96 mm CT also coarsens its slices' pixels), or nothing to restore at all."""
+    axes = "IJK"
+    coarser = [f"{axes[n]} ({input_spacing[n]:g} -> {target[n]:g} mm)" for n in range(3) if target[n] > input_spacing[n] * 1.001]
+    notes = []
+    if coarser:
+        notes.append(f"The output is coarser than the input along {', '.join(coarser)}: detail is lost there. To refine only the "
+                     f"slices, give three values, e.g. --spacing {input_spacing[0]:g} {input_spacing[1]:g} {min(target):g}.")
+    if np.allclose(input_spacing, target, rtol=1e-3):
+        notes.append(f"The input is already at the target spacing ({', '.join(f'{s:g}' for s in target)} mm): there is "
+                     f"nothing to restore, the output only repeats the input.")
+    return notes
+
+
 def _at_spacing(volume, spacing):
     """The per-scan methods restore to the in-plane pixel size; cubic B-spline takes them to any other spacing."""
     return volume if np.allclose(volume.spacing, spacing, rtol=1e-3) else resample_to_spacing(volume, spacing, "bspline")
@@ -88,6 +103,9 @@ def run(ctx) -> dict:
     finest = np.minimum(image.spacing, np.asarray(spacing, float))
     check_scalar_volume(image, min_size=2 if method != "sr4zct" else 8, working_spacing=finest,
                         bytes_per_voxel=BYTES_PER_FINE_VOXEL.get(method, 28))
+    notes = spacing_notes(image.spacing, spacing)
+    for note in notes:
+        ctx.report(0.01, "checking", note)
     ctx.report(0.02, "resampling" if method != "sr4zct" else "training", f"{method} to {spacing} mm")
     source = image.with_array(image.array.astype(np.float32))
     outputs, attributes = {}, {}
@@ -119,4 +137,4 @@ def run(ctx) -> dict:
                          "attributes": attributes}
     return {"outputs": outputs,
             "metrics": {"method": method, "input_spacing_mm": image.spacing.round(4).tolist(), "output_spacing_mm": spacing,
-                        "output_shape_ijk": list(out.shape_ijk)}}
+                        "output_shape_ijk": list(out.shape_ijk), "notes": notes}}
