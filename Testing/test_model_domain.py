@@ -111,3 +111,19 @@ def test_models_list_is_a_table_with_each_tasks_default_marked_and_json_for_scri
     out = subprocess.run([sys.executable, "-m", "slicerleap.cli", "models", "list", "--json"], capture_output=True, text=True, timeout=120)
     cards = [json.loads(line) for line in out.stdout.splitlines()]
     assert {"brain-lesion-sks@1.0.0", "brain-tm-dca@1.0.0"} <= {c["id"] for c in cards}
+
+
+def test_a_label_over_most_of_the_tissue_or_outside_it_is_reported():
+    from slicerleap.models.domain import check_result
+
+    mni = mni_t1()
+    sks = card("brain-lesion-sks@1.0.0")
+    inside = mni.array > np.percentile(mni.array, 90)  # bright tissue: a plausible share of the brain
+    small = np.zeros(mni.array.shape, np.int16)
+    small[tuple(np.argwhere(inside)[:2000].T)] = 1
+    assert check_result(mni, small, sks) == []
+    everything = np.where(mni.array > 0, 1, 0).astype(np.int16)
+    assert any("covers" in f for f in check_result(mni, everything, sks))
+    outside = np.zeros(mni.array.shape, np.int16)
+    outside[:5, :5, :5] = 1  # a corner of air
+    assert any("outside the scanned tissue" in f for f in check_result(mni, outside, sks))

@@ -117,3 +117,26 @@ def describe_expectation(card: dict) -> str:
     if "spacing_mm" in domain:
         parts.append(f"voxels {domain['spacing_mm'][0]:g}-{domain['spacing_mm'][1]:g} mm")
     return ", ".join(p for p in parts if p)
+
+
+def check_result(image: Volume, labels: np.ndarray, card: dict) -> list[str]:
+    """After inference: what looks wrong in a labelmap, said rather than hidden — a label over more of the scanned
+    tissue than the card's domain allows (`label_share_max`, e.g. a lesion), or a label largely outside it. `labels` (k, j, i) on the image's grid. Empty when nothing does."""
+    array = image.array.astype(np.float32)
+    low, high = (float(v) for v in np.percentile(array, [0.5, 99.5]))
+    tissue = ndimage.binary_dilation(_foreground(array, low, high), iterations=2)
+    findings = []
+    for label in card.get("labels", []):
+        mask = labels == label["value"]
+        n = int(mask.sum())
+        if n == 0:
+            continue
+        share_of_tissue = float((mask & tissue).sum()) / max(int(tissue.sum()), 1)
+        outside = 1.0 - float((mask & tissue).sum()) / n
+        limit = card.get("domain", {}).get("label_share_max", {}).get(label["name"])  # e.g. a lesion: a small part
+        if limit is not None and share_of_tissue > limit:
+            findings.append(f"'{label['name']}' covers {100 * share_of_tissue:.0f} % of the scanned tissue (the model's "
+                            f"training cases: at most {100 * limit:.0f} %): check the result before trusting its volume.")
+        if outside > 0.1:
+            findings.append(f"{100 * outside:.0f} % of '{label['name']}' lies outside the scanned tissue.")
+    return findings

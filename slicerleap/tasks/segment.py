@@ -6,7 +6,7 @@ import numpy as np
 
 from ..io import read_volume
 from ..models import get_catalog
-from ..models.domain import require_domain
+from ..models.domain import check_result, require_domain
 from ..models.networks import load_model
 from ..segmentation.inference import segment_volume
 from ..transforms.input_checks import check_volume_content
@@ -31,7 +31,10 @@ def run(ctx) -> dict:
         ctx.write_output(probability, "probability.nrrd")
         outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image",
                                   "name": labels.metadata["name"] + " probability"}
+    result_check = check_result(image, labels.array, card)
+    for finding in result_check:
+        ctx.report(0.97, "result check", "Warning: " + finding)
     voxel_ml = float(np.prod(image.spacing)) / 1000.0
     metrics = {"volume_ml": {l["name"]: round(float((labels.array == l["value"]).sum()) * voxel_ml, 3) for l in card["labels"]},
-               "domain": domain.as_dict()}
+               "domain": domain.as_dict(), "result_check": result_check}
     return {"outputs": outputs, "metrics": metrics}
