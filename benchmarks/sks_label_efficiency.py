@@ -222,6 +222,7 @@ def main() -> None:
                         if itk_test:
                             scores["itk"] = stage1_scores(coarse_net, itk_test, device)
                         results.setdefault("stage1", {})[str(seed)] = scores
+                        results = save_stage1(results_path, seed, scores)  # recorded now: a run can take an hour
                         print(f"seed {seed} stage 1 on held-out slices: accuracy {scores['test_slice_accuracy']:.3f} (lesion-free share "
                               f"{scores['lesion_free_share']:.3f}), ROC AUC {scores['test_slice_auc']}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
@@ -250,6 +251,14 @@ def main() -> None:
 def mean_over_cases(a: dict, n_a: int, b: dict, n_b: int) -> dict:
     """Case-weighted mean of two `evaluate` results' overlap metrics."""
     return {k: (a[k] * n_a + b[k] * n_b) / (n_a + n_b) for k in ("dice", "jaccard", "precision", "recall")}
+
+
+def save_stage1(path: Path, seed: int, scores: dict) -> dict:
+    """Record one seed's stage-1 scores in the results file as it is now (other processes may have added runs)."""
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
+    results["stage1"] = {**results.get("stage1", {}), str(seed): scores}
+    write_json_atomically(path, results)
+    return results
 
 
 def save_run(path: Path, record: dict, stage1: dict) -> dict:
