@@ -6,7 +6,6 @@ refuses, and what the check measured. No model runs here; the check is what `seg
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
