@@ -31,9 +31,21 @@ class DomainCheck:
     outcome: str  # "fine", "warning", "refused" or "unknown" (the card declares no domain)
     findings: list[str] = field(default_factory=list)
     measured: dict = field(default_factory=dict)
+    tissue: np.ndarray | None = field(default=None, repr=False)  # the scanned tissue (k, j, i), for check_result
 
     def as_dict(self) -> dict:
         return {"outcome": self.outcome, "findings": self.findings, "measured": self.measured}
+
+
+def _intensity_range(array: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(array, [0.5, 99.5])
+    return float(low), float(high)
+
+
+def scanned_tissue(image: Volume) -> np.ndarray:
+    """The largest bright connected region, holes filled: what the scan shows (brain, head or body)."""
+    array = image.array.astype(np.float32)
+    return _foreground(array, *_intensity_range(array))
 
 
 def _foreground(array: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -45,11 +57,12 @@ def _foreground(array: np.ndarray, low: float, high: float) -> np.ndarray:
     return ndimage.binary_fill_holes(largest)
 
 
-def describe_scan(image: Volume) -> dict:
-    """What the check measures: modality, its evidence, foreground volume (mL) and the intensity signature."""
+def describe_scan(image: Volume, foreground: np.ndarray | None = None) -> dict:
+    """What the check measures: modality, its evidence, foreground volume (mL) and the intensity signature.
+    `foreground`: the scan's tissue when already known (scanned_tissue)."""
     array = image.array.astype(np.float32)
-    low, high = (float(v) for v in np.percentile(array, [0.5, 99.5]))
-    foreground = _foreground(array, low, high)
+    low, high = _intensity_range(array)
+    foreground = _foreground(array, low, high) if foreground is None else foreground
     normalised = np.clip((array[foreground] - low) / max(high - low, 1e-6), 0, 1)
     stated = str(image.metadata.get("modality", "")).upper()
     hounsfield = low <= -500 and high >= 300
@@ -65,7 +78,8 @@ def check_domain(image: Volume, card: dict) -> DomainCheck:
     domain = card.get("domain")
     if not domain:
         return DomainCheck("unknown", [f"Model '{card['id']}' declares no domain: the scan was not checked against it."])
-    seen = describe_scan(image)
+    tissue = scanned_tissue(image)
+    seen = describe_scan(image, tissue)
     refused, warnings = [], []
     wanted = domain.get("modality", card.get("modality", "any"))
     if wanted not in ("any", None) and seen["modality"] != wanted:
@@ -93,7 +107,7 @@ def check_domain(image: Volume, card: dict) -> DomainCheck:
             if distance > limit:
                 warnings.append(f"The scan's intensities differ from the training data's (signature distance {distance:.2f}, "
                                 f"training cases up to {limit:g}): another contrast or preprocessing?")
-    return DomainCheck("refused" if refused else "warning" if warnings else "fine", refused + warnings, seen)
+    return DomainCheck("refused" if refused else "warning" if warnings else "fine", refused + warnings, seen, tissue)
 
 
 def require_domain(image: Volume, card: dict, force: bool = False, report=lambda *a, **k: None) -> DomainCheck:
@@ -119,12 +133,11 @@ def describe_expectation(card: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def check_result(image: Volume, labels: np.ndarray, card: dict) -> list[str]:
+def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarray | None = None) -> list[str]:
     """After inference: what looks wrong in a labelmap, said rather than hidden — a label over more of the scanned
-    tissue than the card's domain allows (`label_share_max`, e.g. a lesion), or a label largely outside it. `labels` (k, j, i) on the image's grid. Empty when nothing does."""
-    array = image.array.astype(np.float32)
-    low, high = (float(v) for v in np.percentile(array, [0.5, 99.5]))
-    tissue = ndimage.binary_dilation(_foreground(array, low, high), iterations=2)
+    tissue than the card's domain allows (`label_share_max`, e.g. a lesion), or a label largely outside it. `labels` (k, j, i) on the image's grid; `tissue`: scanned_tissue(image), when the domain check
+    already found it. Empty when nothing looks wrong."""
+    tissue = ndimage.binary_dilation(scanned_tissue(image) if tissue is None else tissue, iterations=2)
     findings = []
     for label in card.get("labels", []):
         mask = labels == label["value"]

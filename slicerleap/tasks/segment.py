@@ -31,7 +31,7 @@ def run(ctx) -> dict:
         ctx.write_output(probability, "probability.nrrd")
         outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image",
                                   "name": labels.metadata["name"] + " probability"}
-    result_check = check_result(image, labels.array, card)
+    result_check = check_result(image, labels.array, card, domain.tissue)
     for finding in result_check:
         ctx.report(0.97, "result check", "Warning: " + finding)
     voxel_ml = float(np.prod(image.spacing)) / 1000.0
