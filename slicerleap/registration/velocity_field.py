@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..volume import Volume
 from .random_deformation import resize_field
-from .working_grid import displacement_on_grid, field_in_ras, working_grid
+from .working_grid import field_in_ras, on_fixed_grid, working_grid
 
 INTEGRATION_STEPS = 6  # v / 2^6 is under half a voxel for displacements up to 32 working voxels (64 mm at 2 mm)
 FINE_SQUARINGS = 2  # of them, done on the output grid: exp(v/4) is interpolated there, whose gradient is 4x smaller
@@ -23,24 +23,22 @@ def _normaliser(shape, device) -> torch.Tensor:
     return torch.tensor([2.0 / max(n - 1, 1) for n in shape], device=device).view(1, 3, 1, 1, 1)
 
 
-def _square(d: torch.Tensor, identity: torch.Tensor, times: int) -> torch.Tensor:
-    """d <- d + d∘(id + d), `times` times; d in grid_sample units, channels (k, j, i)."""
+def _square(ddf: torch.Tensor, times: int) -> torch.Tensor:
+    """ddf <- ddf + ddf∘(id + ddf), `times` times; ddf (B, 3, k, j, i) in voxels."""
+    scale = _normaliser(ddf.shape[2:], ddf.device)
+    d = ddf * scale  # in grid_sample units from here on
+    eye = torch.eye(3, 4, device=d.device, dtype=d.dtype).expand(d.shape[0], 3, 4)
+    identity = F.affine_grid(eye, list(d.shape), align_corners=True)
     for _ in range(times):
         grid = identity + d.flip(1).permute(0, 2, 3, 4, 1)  # grid_sample wants (x=i, y=j, z=k)
         d = d + F.grid_sample(d, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return d
-
-
-def _identity(d: torch.Tensor) -> torch.Tensor:
-    eye = torch.eye(3, 4, device=d.device, dtype=d.dtype).expand(d.shape[0], 3, 4)
-    return F.affine_grid(eye, list(d.shape), align_corners=True)
+    return d / scale
 
 
 def integrate_velocity(velocity: torch.Tensor, steps: int = INTEGRATION_STEPS) -> torch.Tensor:
     """(B, 3, k, j, i) velocity in voxels -> the displacement exp(v) in voxels, same layout (scaling and squaring;
     written out rather than MONAI's DVF2DDF, which rebuilds its sampling grid at every squaring: 2x the time here)."""
-    scale = _normaliser(velocity.shape[2:], velocity.device)
-    return _square(velocity * scale / 2 ** steps, _identity(velocity), steps) / scale
+    return _square(velocity / 2 ** steps, steps)
 
 
 def output_spacing(fixed: Volume) -> float:
@@ -55,10 +53,5 @@ def field_from_velocity(velocity: torch.Tensor, work: Volume, fixed: Volume, aff
     fine = working_grid(fixed.with_array(np.zeros(fixed.array.shape[:3], np.float32)), output_spacing(fixed))
     with torch.no_grad():
         quarter = integrate_velocity(velocity / 2 ** FINE_SQUARINGS, INTEGRATION_STEPS - FINE_SQUARINGS)
-        quarter = resize_field(quarter, fine.array.shape)
-        scale = _normaliser(quarter.shape[2:], quarter.device)
-        ddf = _square(quarter * scale, _identity(quarter), FINE_SQUARINGS) / scale
-    field = field_in_ras(ddf, fine, affine_ras)
-    if field.same_geometry(fixed):
-        return field
-    return fixed.with_array(displacement_on_grid(field, fixed).astype(np.float32), name="displacement")
+        ddf = _square(resize_field(quarter, fine.array.shape), FINE_SQUARINGS)
+    return on_fixed_grid(field_in_ras(ddf, fine, affine_ras), fixed)
