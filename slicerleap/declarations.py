@@ -124,6 +124,14 @@ class MethodFamily:
         """The declared parameters as add_cli_options parsed them (None: not given; a skipped one: None too)."""
         return {p.name: getattr(args, p.name, None) for p in self.parameters()}
 
+    def add_method_option(self, parser: argparse.ArgumentParser, flag: str = "--method", default: str | None = None,
+                          default_note: str | None = None) -> None:
+        """The option that picks the method: its choices (aliases included) and each method's help, from here."""
+        aliases = dict(self.aliases)
+        described = "; ".join(f"{m.name}: {m.help}" for m in self.methods) + "".join(f"; {a}: {m}" for a, m in aliases.items())
+        parser.add_argument(flag, default=default, choices=[*self.names, *aliases],
+                            help=f"{described} ({default_note or f'default {default}'})")
+
     def add_cli_options(self, parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
         """One option per parameter (but `skip`, which the command spells its own way); None when not given, so the
         declaration's default for the chosen method applies in the task."""

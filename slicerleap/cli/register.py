@@ -34,8 +34,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out-transform", required=True, help=".h5 (ITK transform, loads in Slicer) or a vector volume .nrrd")
     p.add_argument("--warped", default=None, help="write the warped moving volume here")
     p.add_argument("--jacobian", default=None, help="write the Jacobian determinant volume here")
-    p.add_argument("--method", choices=REGISTRATION.names, default=None,
-                   help="; ".join(f"{m.name}: {m.help}" for m in REGISTRATION.methods) + " (default: network when a model is installed)")
+    REGISTRATION.add_method_option(p, default_note="default: network when a model is installed")
     p.add_argument("--model", default=None, help="registration model id (default: the catalog's default registration model)")
     p.add_argument("--moving-labels", default=None, help="labelmap of the moving image to propagate onto the fixed image")
     p.add_argument("--labels-out", default=None, help="write the propagated labelmap here")

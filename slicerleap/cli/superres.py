@@ -27,10 +27,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("superres", help="restore thick-slice volumes at a finer spacing (SR4ZCT, dmDIP or interpolation)")
     p.add_argument("--input", required=True, help="the thick-slice volume (file or DICOM folder)")
     p.add_argument("--output", required=True, help="the restored volume (.nrrd, .nii.gz, .mha); never the input")
-    aliases = dict(SUPERRES.aliases)
-    p.add_argument("--method", default="sr4zct", choices=[*SUPERRES.names, *aliases],
-                   help="; ".join(f"{m.name}: {m.help}" for m in SUPERRES.methods)
-                   + "".join(f"; {alias}: {method}" for alias, method in aliases.items()) + " (default sr4zct)")
+    SUPERRES.add_method_option(p, default="sr4zct")
     p.add_argument("--input2", default=None, help="dmdip: a second contrast of the same subject on the same grid (e.g. T2w)")
     p.add_argument("--output2", default=None, help="dmdip: where to write the restored second contrast")
     p.add_argument("--spacing", type=float, nargs="+", default=None,

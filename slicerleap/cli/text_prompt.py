@@ -77,8 +77,7 @@ def add_commands(sub, train_sub) -> None:
     t.add_argument("--labels", required=True, help="folder of labelmaps named like their images")
     t.add_argument("--prompts", default=None, help='JSON {"case": [{"s_mm": S, "prompt": "..."}]}: your own prompts (default: from the masks)')
     trained_model_options(t, "my-mptpn@1.0.0")
-    t.add_argument("--model-type", default="mptpn", choices=MPTPN_TRAINING.names,
-                   help="; ".join(f"{m.name}: {m.help}" for m in MPTPN_TRAINING.methods) + " (default mptpn)")
+    MPTPN_TRAINING.add_method_option(t, "--model-type", default="mptpn")
     MPTPN_TRAINING.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
     t.add_argument("--size", type=int, default=128, help="side of the square model input (pixels)")
     t.add_argument("--target", default="lesion", help="the word prompts use for the object")

@@ -64,8 +64,7 @@ def add_commands(sub):
     t.add_argument("--labels", default=None, help="folder of lesion labelmaps named like their images (pixel-labelled cases)")
     t.add_argument("--slice-labels", default=None, help='JSON: {"case": {"lesion_slices": [[k1, k2], ...]}} for cases without a labelmap')
     trained_model_options(t, "my-sks@1.0.0")
-    t.add_argument("--model-type", default="sks", choices=SKS_TRAINING.names,
-                   help="; ".join(f"{m.name}: {m.help}" for m in SKS_TRAINING.methods) + " (default sks)")
+    SKS_TRAINING.add_method_option(t, "--model-type", default="sks")
     SKS_TRAINING.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
