@@ -28,9 +28,11 @@ def cmd_models(args) -> int:
 
 
 def _default_id(catalog, task: str) -> str | None:
+    from ..errors import ModelError
+
     try:
         return catalog.default_for(task)["id"]
-    except Exception:  # noqa: BLE001 - a task without a default simply has none marked
+    except ModelError:  # no default for the task (or the user's choice is gone): none marked
         return None
 
 
