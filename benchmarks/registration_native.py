@@ -35,12 +35,10 @@ from slicerleap.data.itk_examples import itk_example_brain
 from slicerleap.io.image_io import lps_vectors_to_ras, volume_to_sitk
 from slicerleap.json_files import write_json_atomically
 from slicerleap.registration.affine import affine_register
-from slicerleap.registration.field_metrics import field_metrics, label_agreement
 from slicerleap.registration.methods import REGISTRATION
 from slicerleap.registration.network_registration import register_with_network
 from slicerleap.registration.random_deformation import random_displacement
-from slicerleap.registration.working_grid import (displacement_on_grid, jacobian_determinant, on_fixed_grid, sample_affine,
-                                                  warp_volume, working_grid)
+from slicerleap.registration.working_grid import displacement_on_grid, on_fixed_grid, working_grid
 from slicerleap.volume import Volume
 
 import registration_brains  # noqa: E402  (this folder: the 2 mm benchmark's demons)
@@ -61,13 +59,8 @@ def known_field(image: Volume, labels: Volume, mean_mm: float, seed: int):
         truth = displacement_on_grid(coarse.with_array((voxel @ coarse.ijk_to_ras[:3, :3].T).astype(np.float32)), image)
         mean = float(np.linalg.norm(truth, axis=-1)[brain].mean())
         scale *= mean_mm / mean
-    rng = np.random.default_rng(seed)
-    warped = sample_affine(image, image, np.eye(4), truth)
-    warped = (np.clip(warped, 0, None) ** rng.uniform(0.8, 1.25)) * (warped > 0)
-    warped = warped + rng.normal(0, 0.01 * warped.max(), warped.shape) * (warped > 0)
     truth_volume = image.with_array(truth.astype(np.float32))
-    fixed = image.with_array(warped.astype(np.float32), name=f"{image.metadata.get('name')} warped")
-    return fixed, image.with_array(warp_volume(labels, truth_volume, image, labels=True)), image, labels, truth_volume
+    return (*registration_brains.warped_copy(image, labels, truth_volume, seed), image, labels, truth_volume)
 
 
 def brains():
@@ -123,19 +116,6 @@ def ants_syn(fixed: Volume, moving: Volume) -> Volume:
 
 
 METHODS = {"slicerleap": slicerleap_default, "demons": demons, "ants-syn": ants_syn}
-
-
-def evaluate(field: Volume, fixed: Volume, fixed_labels: Volume, moving_labels: Volume, truth: Volume | None) -> dict:
-    warped = warp_volume(moving_labels, field, fixed, labels=True)
-    agreement = label_agreement(warped, fixed_labels.array, [1, 2], fixed.spacing)
-    row = {"dice_gm": agreement["dice"][1], "dice_wm": agreement["dice"][2], "dice": float(np.mean(list(agreement["dice"].values()))),
-           "hd95_mm": float(np.mean(list(agreement["hd95_mm"].values()))), **field_metrics(jacobian_determinant(field))}
-    if truth is not None:
-        brain = fixed_labels.array > 0
-        error = np.linalg.norm(displacement_on_grid(field, fixed) - truth.array, axis=-1)
-        row.update(field_error_mm=float(error[brain].mean()), initial_mm=float(np.linalg.norm(truth.array, axis=-1)[brain].mean()),
-                   initial_max_mm=float(np.linalg.norm(truth.array, axis=-1)[brain].max()))
-    return row
 
 
 def table(results: dict) -> str:
@@ -199,7 +179,7 @@ def main() -> None:
             started = time.time()
             field = METHODS[method](fixed, moving)
             seconds = time.time() - started
-            row[method] = {**evaluate(field, fixed, fixed_labels, moving_labels, truth), "seconds": round(seconds, 2),
+            row[method] = {**registration_brains.evaluate(field, fixed, fixed_labels, moving_labels, truth), "seconds": round(seconds, 2),
                            "threads": args.threads}
             print(name, method, json.dumps({k: round(v, 3) for k, v in row[method].items()}), flush=True)
             write_json_atomically(path, results)
