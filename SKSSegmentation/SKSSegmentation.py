@@ -71,6 +71,7 @@ class SKSSegmentationParameterNode:
     modelId - Catalog id of the model ('name@x.y.z'); empty for the default segmentation model.
     probability - Also output the foreground probability (0..1) on the input grid.
     force - Run even when the scan is outside the model's declared domain (modality, skull stripping, voxel size).
+    brainMask - A T1 with its skull given to a brain model is skull-stripped first (MNI template registration).
     device - Where the model runs: auto picks CUDA, then Apple MPS, then CPU.
     keepFiles - Keep the job folder (inputs, outputs, worker log) for troubleshooting.
     outputSegmentation - The latest result.
@@ -93,6 +94,7 @@ class SKSSegmentationParameterNode:
     modelId: str = ""
     probability: bool = False
     force: bool = False
+    brainMask: bool = True
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     keepFiles: bool = False
     outputSegmentation: vtkMRMLSegmentationNode
@@ -300,7 +302,7 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
             return self.logic.start_training(self.trainingCases(), p.newModelId, model_type=p.modelType,
                                              iterations=p.trainingIterations, device=p.device, keep_files=p.keepFiles)
         return self.logic.start(p.inputVolume, model_id=p.modelId or None, device=p.device, probability=p.probability,
-                                keep_files=p.keepFiles, force=p.force)
+                                keep_files=p.keepFiles, force=p.force, brain_mask="auto" if p.brainMask else "off")
 
     def onJobSucceeded(self, outputs: dict) -> None:
         if any(name.startswith("pseudo_") for name in outputs):  # pseudo-labels: into the review queue

@@ -61,3 +61,11 @@ def test_dicom_series_round_trip(tmp_path, seed):
     loaded = read_volume(folder)
     np.testing.assert_array_equal(loaded.array, original.array)
     np.testing.assert_allclose(loaded.ijk_to_ras, original.ijk_to_ras, atol=1e-4)  # DICOM stores decimal strings
+
+
+def test_a_volume_keeps_its_name_through_nrrd_so_job_outputs_are_named_after_the_scene_node(tmp_path):
+    from slicerleap.volume import Volume
+
+    volume = Volume(np.zeros((3, 4, 5), np.float32), np.eye(4), {"name": "MRHead (copy)"})
+    assert read_volume(write_volume(volume, tmp_path / "image.nrrd")).metadata["name"] == "MRHead (copy)"
+    assert read_volume(write_volume(volume, tmp_path / "image.nii.gz")).metadata["name"] == "image"  # NIfTI: the file's stem

@@ -93,7 +93,7 @@ def test_segment_refuses_the_ct_before_any_work_and_writes_nothing(tmp_path):
 def test_segment_with_force_runs_and_records_the_domain_check(tmp_path):
     scan = write_volume(itk_raw_head(), tmp_path / "head.nii.gz")
     command = [sys.executable, "-m", "slicerleap.cli", "segment", "--input", str(scan), "--output", str(tmp_path / "seg.nrrd"),
-               "--model", "brain-tissue-unet@1.0.0", "--force"]
+               "--model", "brain-tissue-unet@1.0.0", "--force", "--brain-mask", "off"]  # as is, not skull-stripped first
     out = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = json.loads(out.stdout[out.stdout.index("{"):])

@@ -530,7 +530,7 @@ def test_checks_catch_wrong_metadata_and_lib_calls(broken_copy):
     text = text.replace("(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin)",
                         "(ScriptedLoadableModuleWidget, JobPanelMixin, VTKObservationMixin)")
     text = text.replace("self.logic.teacher_student.queue_counts()", "self.logic.teacher_student.queueCounts()")
-    module.write_text(text.replace("keep_files=p.keepFiles, force=p.force)", "keepFiles=p.keepFiles, force=p.force)"), encoding="utf-8")
+    module.write_text(text.replace("keep_files=p.keepFiles, force=p.force,", "keepFiles=p.keepFiles, force=p.force,"), encoding="utf-8")
     problems = module_metadata_problems(broken_copy)
     assert any("categories" in p for p in problems) and any("dependencies" in p for p in problems), problems
     assert any("in that order" in p for p in problems), problems

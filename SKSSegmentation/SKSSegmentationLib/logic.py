@@ -13,6 +13,7 @@ from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.slice_labels import REFERENCE_ROLE as SLICE_LABELS_ROLE, read_slice_labels, set_slice_labels, slice_label_table
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
+from slicerleap.segmentation.inference_options import BRAIN_MASK_CHOICES
 from slicerleap.segmentation.training_methods import SKS_TRAINING, resolve_training
 
 
@@ -107,19 +108,25 @@ class SKSSegmentationLogic:
         return catalog.default_for("segmentation")
 
     def create_job(self, input_volume, model_id: str | None = None, device: str = "auto",
-                   probability: bool = False, keep_files: bool = False, force: bool = False) -> SceneJob:
+                   probability: bool = False, keep_files: bool = False, force: bool = False,
+                   brain_mask: str = "auto") -> SceneJob:
         """A job (not started yet) that segments `input_volume` with the model's own spacing and labels. The job refuses
         a scan outside the model's declared domain (another modality, not skull-stripped, ...) unless `force`;
-        its warnings are in the job's result ("metrics" -> "domain")."""
+        its warnings are in the job's result ("metrics" -> "domain"). `brain_mask` "auto": a T1 with its skull given to
+        a brain model is skull-stripped first by registering the MNI template (the mask comes back as "brain_mask");
+        "off": refused instead."""
         require_scalar_volume(input_volume, "input volume")
+        if brain_mask not in BRAIN_MASK_CHOICES:
+            raise BadInputError(f"brain_mask '{brain_mask}' is not an option.", f"Use one of {', '.join(BRAIN_MASK_CHOICES)}.")
         card = self.resolve_model(model_id)
-        return SceneJob(self.ctx, "segment", {"image": input_volume}, {"probability": bool(probability), "force": bool(force)},
+        return SceneJob(self.ctx, "segment", {"image": input_volume},
+                        {"probability": bool(probability), "force": bool(force), "brain_mask": brain_mask},
                         model=card["id"], device=device, keep_files=keep_files)
 
     def start(self, input_volume, model_id: str | None = None, device: str = "auto",
-              probability: bool = False, keep_files: bool = False, force: bool = False) -> SceneJob:
+              probability: bool = False, keep_files: bool = False, force: bool = False, brain_mask: str = "auto") -> SceneJob:
         """Start segmenting in a worker process and return at once; poll() the job, then finish()."""
-        return self.create_job(input_volume, model_id, device, probability, keep_files, force).start()
+        return self.create_job(input_volume, model_id, device, probability, keep_files, force, brain_mask).start()
 
     def cases_from_volumes(self, volumes, segment: str | None = None) -> list[TrainingCase]:
         """One case per volume; its pixel labels are the segmentation whose reference geometry is that
@@ -181,12 +188,12 @@ class SKSSegmentationLogic:
 
     def process(self, input_volume, model_id: str | None = None, device: str = "auto", probability: bool = False,
                 keep_files: bool = False, on_progress=None, timeout: float | None = None, show_result: bool = True,
-                force: bool = False) -> dict:
+                force: bool = False, brain_mask: str = "auto") -> dict:
         """Segment and wait. Returns {"segmentation": vtkMRMLSegmentationNode} plus "probability"
         (vtkMRMLScalarVolumeNode, foreground probability 0..1 on the input grid) when asked for. `show_result`: the
         segmentation over the input in the views (in the Slicer desktop). Progress goes to the application log unless
         `on_progress` takes it."""
-        job = self.create_job(input_volume, model_id, device, probability, keep_files, force)
+        job = self.create_job(input_volume, model_id, device, probability, keep_files, force, brain_mask)
         outputs = job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
         if show_result:
             self.show_result(input_volume, outputs)

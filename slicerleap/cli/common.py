@@ -11,7 +11,7 @@ from ..errors import SlicerLeapError
 
 OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
                   "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
-                  "volume2": "--output2", "pseudo": "--output"}
+                  "volume2": "--output2", "pseudo": "--output", "brain": "--brain-mask-output"}
 
 
 def job_options(parser) -> None:
@@ -54,7 +54,9 @@ def run_task(task, inputs, params, model, device, keep, outputs: dict) -> int:
     result, job = run_task_on_files(task, inputs, params, model, device, keep, on_progress=print_progress)
     try:
         for name, destination in outputs.items():
-            if destination:
+            if destination and name not in result["outputs"]:  # an output only some inputs produce
+                print(f"{name}: not produced for this input ({destination} not written)")
+            elif destination:
                 print(f"{name}: {export_output(job, result, name, destination)}")
         if result.get("metrics"):
             print(json.dumps(result["metrics"], indent=2))

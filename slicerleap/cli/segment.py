@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..segmentation.inference_options import BRAIN_MASK_CHOICES
 from .common import job_options, run_task
 
 
 def cmd_segment(args) -> int:
     source, target = Path(args.input), Path(args.output)
+    params = {"backend": args.backend, "force": args.force, "brain_mask": args.brain_mask}
     from ..io import SUPPORTED_SUFFIXES
 
     if source.is_dir() and not any(source.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in source.iterdir()):
@@ -17,14 +19,13 @@ def cmd_segment(args) -> int:
         check_output_path(target, [source], "folder")  # folder in, folder out: never the same folder
         files = sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES))
         records = run_serial_batch([(path.name, lambda path=path: run_task(
-            "segment", {"image": path}, {"backend": args.backend, "force": args.force}, args.model, args.device, args.keep_files,
+            "segment", {"image": path}, params, args.model, args.device, args.keep_files,
             {"segmentation": target / path.name})) for path in files])
         print(summary_table(records))
         return batch_exit_code(records)
-    return run_task("segment", {"image": source}, {"probability": bool(args.probability), "backend": args.backend,
-                                                 "force": args.force}, args.model,
+    return run_task("segment", {"image": source}, {**params, "probability": bool(args.probability)}, args.model,
                 args.device, args.keep_files,
-                {"segmentation": target, "probability": args.probability})
+                {"segmentation": target, "probability": args.probability, "brain_mask": args.brain_mask_output})
 
 
 def add_commands(sub) -> None:
@@ -38,5 +39,11 @@ def add_commands(sub) -> None:
                         "(same results, 2-3x faster for SKS), else PyTorch")
     p.add_argument("--force", action="store_true", help="run even when the scan is outside the model's declared domain "
                    "(another modality, not skull-stripped, ...): the result is then not what the model was made for")
+    p.add_argument("--brain-mask", choices=BRAIN_MASK_CHOICES, default="auto",
+                   help="auto: a T1 head that still has its skull, given to a model trained on skull-stripped brains, is "
+                        "skull-stripped first by registering the MNI template (15-30 s; nothing is labelled outside that "
+                        "brain; --brain-mask-output saves the mask); off: such a scan is refused (or run as is with --force)")
+    p.add_argument("--brain-mask-output", default=None,
+                   help="write the brain mask here when one was made (see --brain-mask)")
     job_options(p)
     p.set_defaults(func=cmd_segment)

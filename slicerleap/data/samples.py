@@ -2,6 +2,7 @@
 197x233x189, skull-stripped, with grey- and white-matter probability maps."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ TISSUE_LABELS = [
     {"value": 2, "name": "White matter", "color": "#f2eadb",
      "terminology": {"category": "SCT^85756007^Tissue", "type": "SCT^389079002^White matter"}},
 ]
+
+BRAIN_LABEL = {"value": 1, "name": "Brain", "color": "#e8b4a0",
+               "terminology": {"category": "SCT^123037004^Anatomical Structure", "type": "SCT^12738006^Brain"}}
 
 
 def _nilearn_data() -> Path:
@@ -41,14 +45,28 @@ def mni_t1() -> Volume:
     return vol
 
 
+def mni_tissue_probabilities() -> tuple[np.ndarray, np.ndarray]:
+    """(grey matter, white matter) probabilities in 0..1 (k, j, i) on the template's grid."""
+    data = _nilearn_data()
+    gm = read_volume(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array.astype(np.float32)
+    wm = read_volume(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array.astype(np.float32)
+    scale = 255.0 if max(gm.max(), wm.max()) > 1.5 else 1.0  # stored as 0..255 in the wheel
+    return gm / scale, wm / scale
+
+
 def mni_tissue_labels(threshold: float = 0.5) -> Volume:
     """1 = grey matter, 2 = white matter: the more probable tissue where its probability > threshold."""
-    data = _nilearn_data()
-    gm = read_volume(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")
-    wm = read_volume(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")
-    scale = 255.0 if max(gm.array.max(), wm.array.max()) > 1.5 else 1.0  # stored as 0..255 in the wheel
-    g, w = gm.array / scale, wm.array / scale
+    g, w = mni_tissue_probabilities()
     labels = np.zeros(g.shape, dtype=np.uint8)
     labels[(g > threshold) & (g >= w)] = 1
     labels[(w > threshold) & (w > g)] = 2
-    return gm.with_array(labels, name="MNI152 tissue")
+    tissue = mni_t1().with_array(labels, name="MNI152 tissue")
+    tissue.metadata.pop("modality", None)
+    return tissue
+
+
+@lru_cache(maxsize=1)
+def mni_brain_template() -> tuple[Volume, Volume]:
+    """The MNI T1 in a synthetic head and its brain mask, for brain extraction (registration.brain_extraction)."""
+    from ..registration.brain_extraction import synthetic_head
+    return synthetic_head(mni_t1(), *mni_tissue_probabilities())

@@ -44,6 +44,9 @@ def volume_from_sitk(image: sitk.Image, metadata: dict | None = None, scalar: bo
     return Volume(sitk.GetArrayFromImage(image), lps_matrix_to_ras(ijk_to_lps), dict(metadata or {}))
 
 
+NAME_KEY = "SlicerLeap.name"  # the volume's display name in NRRD/MHA headers (NIfTI has no place for it)
+
+
 def volume_to_sitk(volume: Volume) -> sitk.Image:
     """Volume (RAS) -> SimpleITK image (LPS)."""
     array = volume.array
@@ -86,7 +89,8 @@ def read_volume(path: str | Path, scalar: bool = True) -> Volume:
             f"Could not read '{path.name}': {str(exc).strip().splitlines()[-1]}",
             f"Use a readable NRRD, NIfTI, MHA or DICOM file ({', '.join(SUPPORTED_SUFFIXES)}).",
         ) from exc
-    return volume_from_sitk(image, {"name": _stem(path), "source": str(path)}, scalar=scalar)
+    name = image.GetMetaData(NAME_KEY) if image.HasMetaDataKey(NAME_KEY) else _stem(path)
+    return volume_from_sitk(image, {"name": name, "source": str(path)}, scalar=scalar)
 
 
 def _check_fits_in_memory(path: Path) -> None:
@@ -114,6 +118,8 @@ def write_volume(volume: Volume, path: str | Path, compress: bool = True) -> Pat
         if path.suffix == "" or path.is_dir():
             _write_dicom_series(image, temporary)
         else:
+            if volume.metadata.get("name"):  # NRRD and MHA keep it: a job's outputs are named after the scene's node
+                image.SetMetaData(NAME_KEY, str(volume.metadata["name"]))
             sitk.WriteImage(image, str(temporary), useCompression=compress)
     return path
 

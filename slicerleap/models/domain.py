@@ -123,6 +123,16 @@ def require_domain(image: Volume, card: dict, force: bool = False, report=lambda
     return check
 
 
+def wants_brain_extraction(image: Volume, card: dict) -> bool:
+    """True for an MR head that still has its skull (more tissue than a brain) given to a model trained on
+    skull-stripped brains: the brain can be extracted first (registration.brain_extraction)."""
+    domain = card.get("domain") or {}
+    if not domain.get("skull_stripped"):
+        return False
+    seen = describe_scan(image)
+    return seen["modality"] == "MR" and seen["foreground_ml"] > domain.get("foreground_ml", (0, float("inf")))[1]
+
+
 def describe_expectation(card: dict) -> str:
     domain = card.get("domain", {})
     parts = [domain.get("modality", card.get("modality", "any")), domain.get("region", "")]
@@ -135,7 +145,8 @@ def describe_expectation(card: dict) -> str:
 
 def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarray | None = None) -> list[str]:
     """After inference: what looks wrong in a labelmap, said rather than hidden — a label over more of the scanned
-    tissue than the card's domain allows (`label_share_max`, e.g. a lesion), or a label largely outside it. `labels` (k, j, i) on the image's grid; `tissue`: scanned_tissue(image), when the domain check
+    tissue than the card's domain allows (`label_share_max`, e.g. a lesion), in more separate regions than it allows
+    (`label_regions_max`: twice what the model finds on held-out cases like its training data), or largely outside it. `labels` (k, j, i) on the image's grid; `tissue`: scanned_tissue(image), when the domain check
     already found it. Empty when nothing looks wrong."""
     tissue = ndimage.binary_dilation(scanned_tissue(image) if tissue is None else tissue, iterations=2)
     findings = []
@@ -146,10 +157,17 @@ def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarr
             continue
         share_of_tissue = float((mask & tissue).sum()) / max(int(tissue.sum()), 1)
         outside = 1.0 - float((mask & tissue).sum()) / n
-        limit = card.get("domain", {}).get("label_share_max", {}).get(label["name"])  # e.g. a lesion: a small part
+        domain = card.get("domain", {})
+        limit = domain.get("label_share_max", {}).get(label["name"])  # e.g. a lesion: a small part
         if limit is not None and share_of_tissue > limit:
             findings.append(f"'{label['name']}' covers {100 * share_of_tissue:.0f} % of the scanned tissue (the model's "
                             f"training cases: at most {100 * limit:.0f} %): check the result before trusting its volume.")
+        most_regions = domain.get("label_regions_max", {}).get(label["name"])  # scattered specks: the model is guessing
+        regions = int(ndimage.label(mask)[1]) if most_regions is not None else 0
+        if most_regions is not None and regions > most_regions:
+            findings.append(f"'{label['name']}' is {regions} separate regions (on scans like its training data the model "
+                            f"finds at most about {most_regions // 2}): scattered false detections are likely; check the "
+                            f"result before trusting its volume.")
         if outside > 0.1:
             findings.append(f"{100 * outside:.0f} % of '{label['name']}' lies outside the scanned tissue.")
     return findings

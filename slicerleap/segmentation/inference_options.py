@@ -1,0 +1,6 @@
+"""Choices of `segment`'s options shared by the CLI, the SKS panel's Lib and the task (free of torch and scipy:
+the CLI imports it to build its parser)."""
+
+# "auto": a T1 head with its skull given to a model trained on skull-stripped brains is skull-stripped first
+# (registration/brain_extraction.py); "off": such a scan is refused, or run as is with force
+BRAIN_MASK_CHOICES = ("auto", "off")
