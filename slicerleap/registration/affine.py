@@ -31,9 +31,16 @@ def affine_register(fixed: Volume, moving: Volume, iterations: int = 300, report
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, iterations, relaxationFactor=0.6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(affine_levels(fixed.spacing, finest_mm))
+    levels = affine_levels(fixed.spacing, finest_mm)
+    reg.SetShrinkFactorsPerLevel(levels)
     reg.SetSmoothingSigmasPerLevel([finest_mm / 2.0, finest_mm / 4.0])  # mm
     reg.SetInitialTransform(initial, inPlace=False)
-    reg.AddCommand(sitk.sitkIterationEvent, lambda: report(None, "affine", f"affine iteration {reg.GetOptimizerIteration()}"))
+
+    def progress():  # every 25th step: a line per iteration flooded the CLI
+        step = reg.GetOptimizerIteration()
+        if step % 25 == 0:
+            report(None, "affine", f"affine level {reg.GetCurrentLevel() + 1}/{len(levels)}, iteration {step}/{iterations}")
+
+    reg.AddCommand(sitk.sitkIterationEvent, progress)
     transform = reg.Execute(f, m)
     return sitk_transform_to_ras_matrix(transform)
