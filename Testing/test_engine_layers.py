@@ -13,7 +13,7 @@ RANKS = {
                      "mixed_precision", "lazy_entries", "declarations"], 0),
     "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5,
     "federated": 6, "data": 6, "tasks": 7, "worker": 8, "scene": 9, "web": 9,
-    "demo": 10, "cli": 10,
+    "demo_report": 9, "demo": 10, "cli": 10,
 }
 # inside slicerleap/cli/: common.py < the command groups (every other module) < the package, which assembles the
 # parser < __main__; a command group imports common.py only, never another group

@@ -2,7 +2,6 @@
 T1 from the nilearn wheel) in a real MRML scene; writes scene.mrb, PNG previews and report.html."""
 from __future__ import annotations
 
-import html
 import json
 import time
 from pathlib import Path
@@ -12,12 +11,19 @@ import numpy as np
 from .data import mni_t1, mni_tissue_labels
 from .data.lesion_cases import LESION_VALUE, make_lesion_case
 from .data.samples import TISSUE_LABELS
+from .demo_report import write_report
 from .environment import temporary_environment
 from .segmentation.metrics import overlap_metrics
 from .transforms import resample_to_reference, resample_to_spacing
 from .volume import Volume
 
 TISSUE_MODEL = "brain-tissue-unet@1.0.0"
+REPORT_INTRO = ("Data: the MNI ICBM152 2009a T1 template (nilearn wheel), real anatomy. Every step ran as a background job "
+                "(<code>python -m slicerleap.worker</code>) fed from and written back to a real MRML scene "
+                "(<code>scene.mrb</code>, open it in 3D Slicer). The bundled SKS lesion model segments a held-out case of its "
+                "benchmark (synthetic lesions inserted into a randomly warped copy of the template; benchmarks/RESULTS.md has "
+                "its Dice over 8 such cases and the U-Net baseline). The bundled tissue model was trained on this same "
+                "template, so its Dice here shows the pipeline works, not that the model generalises.")
 LESION_DEMO_CASE = 40  # the first held-out case of benchmarks/sks_label_efficiency.py (the bundled SKS model's benchmark)
 
 
@@ -58,20 +64,42 @@ def psnr(reference: np.ndarray, test: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(reference, test, data_range=float(reference.max() - reference.min())))
 
 
-def _preview(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray | None]]) -> Path:
+OUTCOME_COLOURS = {1: ("found (true positive)", "#ffd000"), 2: ("missed (false negative)", "#2f7dff"),
+                   3: ("false detection (false positive)", "#ff2020")}
+
+
+def outcome_map(found: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """1 = found and known, 2 = known but missed, 3 = found but not known (the colours of OUTCOME_COLOURS)."""
+    return np.select([found & known, known & ~found, found & ~known], [1, 2, 3], 0).astype(np.uint8)
+
+
+def _preview(path: Path, panels: list[tuple[str, np.ndarray, np.ndarray | None]], shared_scale: bool = False,
+             colours: dict | None = None) -> Path:
+    """One row of panels (title, image, overlay label map or None). shared_scale: every panel on the first one's
+    intensity range (before/after comparisons); colours: {overlay value: (legend text, colour)}, else one colour."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    colours = colours or {1: ("label", "#ff8c00")}
+    cmap = ListedColormap([colours.get(v, ("", "#ffffff"))[1] for v in range(1, max(colours) + 1)])
+    vmin, vmax = (float(panels[0][1].min()), float(panels[0][1].max())) if shared_scale else (None, None)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     for ax, (title, image, overlay) in zip(np.atleast_1d(axes), panels):
-        ax.imshow(image, cmap="gray", origin="lower", interpolation="nearest")
+        ax.imshow(image, cmap="gray", origin="lower", interpolation="nearest", vmin=vmin, vmax=vmax)
         if overlay is not None:
-            ax.imshow(np.ma.masked_where(overlay == 0, overlay), cmap="autumn", alpha=0.45, origin="lower", interpolation="nearest")
+            ax.imshow(np.ma.masked_where(overlay == 0, overlay), cmap=cmap, vmin=0.5, vmax=max(colours) + 0.5, alpha=0.6,
+                      origin="lower", interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
+    if any(p[2] is not None for p in panels) and len(colours) > 1:
+        fig.legend(handles=[Patch(color=c, label=n) for n, c in colours.values()], loc="lower center", ncol=len(colours), fontsize=8)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -87,7 +115,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    previews: list[Path] = []
+    previews: list[tuple[Path, str]] = []  # (PNG, caption)
     ctx = new_scene_context(make_current=True)
     t1, reference = mni_t1(), mni_tissue_labels()
 
@@ -115,9 +143,15 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         lesion = _labels_of(nodes["segmentation"], case_node, {"Lesion": 1}) == 1
         rows[-1]["metrics"]["vs_known_lesions"] = {k: round(v, 3) for k, v in overlap_metrics(lesion, lesion_truth).items()}
         k = int(np.argmax(lesion_truth.sum(axis=(1, 2))))  # the axial slice with the most lesion
-        previews.append(_preview(out / "lesions.png", [(f"lesion case {LESION_DEMO_CASE}", _mid_axial(case, k), None),
-                                                         ("known lesions", _mid_axial(case, k), lesion_truth[k].astype(np.uint8)),
-                                                         ("SKS", _mid_axial(case, k), lesion[k].astype(np.uint8))]))
+        labels_to_segmentation_node(ctx, case_labels.with_array((case_labels.array == LESION_VALUE).astype(np.uint8)),
+                                    [{"value": 1, "name": "Lesion", "color": "#2f7dff"}],
+                                    f"lesion case {LESION_DEMO_CASE} known lesions", reference_node=case_node)
+        outcome = outcome_map(lesion[k], lesion_truth[k])
+        previews.append((_preview(out / "lesions.png", [(f"lesion case {LESION_DEMO_CASE}", _mid_axial(case, k), None),
+                                                          ("SKS against the known lesions", _mid_axial(case, k), outcome)],
+                                  colours=OUTCOME_COLOURS),
+                         f"The bundled SKS model on held-out lesion case {LESION_DEMO_CASE}, the axial slice with the most lesion: "
+                         "yellow = lesion found, blue = lesion missed, red = false detection."))
 
         # 1b. The bundled tissue model on the MNI T1 (the model's own training template).
         print("SKSSegmentation: brain tissue segmentation", flush=True)
@@ -125,7 +159,12 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         nodes, _ = run("SKSSegmentation", "segment", {"image": t1_node}, {}, model=TISSUE_MODEL)
         labels = _labels_of(nodes["segmentation"], t1_node, {l["name"]: l["value"] for l in TISSUE_LABELS})
         rows[-1]["metrics"]["dice_vs_template_labels"] = {l["name"]: round(overlap_metrics(labels == l["value"], reference.array == l["value"])["dice"], 3) for l in TISSUE_LABELS}
-        previews.append(_preview(out / "segmentation.png", [("MNI152 T1", _mid_axial(t1), None), ("grey/white matter", _mid_axial(t1), _mid_axial(t1.with_array(labels)))]))
+        tissue_colours = {l["value"]: (l["name"], l["color"]) for l in TISSUE_LABELS}
+        previews.append((_preview(out / "segmentation.png", [("MNI152 T1", _mid_axial(t1), None),
+                                                               ("grey/white matter", _mid_axial(t1), _mid_axial(t1.with_array(labels)))],
+                                  colours=tissue_colours),
+                         "The bundled tissue U-Net on the MNI152 T1, middle axial slice: grey and white matter in the "
+                         "colours of the legend (the same as in the scene)."))
 
         # 2. SuperResolution: 4 mm axial slices restored to 1 mm by SR4ZCT (job), against cubic B-spline
         #    interpolation computed in process on the same grid.
@@ -140,10 +179,12 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         rows[-1]["metrics"].update({"psnr_sr4zct_db": round(psnr(truth.array, restored.array), 2),
                                     "psnr_cubic_baseline_db": round(psnr(truth.array, cubic.array), 2)})
         mid = restored.array.shape[1] // 2
-        previews.append(_preview(out / "superresolution.png", [
-            ("4 mm slices (coronal)", np.repeat(thick.array[:, mid, :], 4, axis=0), None),
-            ("cubic B-spline", cubic.array[:, mid, :], None), ("SR4ZCT", restored.array[:, mid, :], None),
-            ("original 1 mm", truth.array[:, mid, :], None)]))
+        previews.append((_preview(out / "superresolution.png", [
+            ("original 1 mm", truth.array[:, mid, :], None),
+            ("4 mm slices (coronal)", np.repeat(thick.array[:, mid, :], 4, axis=0)[:truth.array.shape[0]], None),
+            ("cubic B-spline", cubic.array[:, mid, :], None), ("SR4ZCT", restored.array[:, mid, :], None)], shared_scale=True),
+            "Coronal slice: the original 1 mm T1, its 4 mm slices, and both restorations to 1 mm, all on the original's "
+            "intensity scale."))
 
         # 3. RegistrationDL: a known smooth deformation of the (2 mm) T1, recovered by the default a user gets (the
         # bundled TM-DCA network, its field refined on the pair; registration/methods.py).
@@ -157,10 +198,14 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         nodes, _ = run("RegistrationDL", "register", {"fixed": fixed_node, "moving": moving_node},
                        {"method": "network", **quick_budget})
         warped = node_to_volume(nodes["warped"])
-        previews.append(_preview(out / "registration.png", [
-            ("fixed", _mid_axial(t1_2mm), None), ("moving", _mid_axial(moving), None), ("moving warped", _mid_axial(warped), None),
-            ("|fixed - moving| before", np.abs(_mid_axial(t1_2mm) - _mid_axial(moving)), None),
-            ("after", np.abs(_mid_axial(t1_2mm) - _mid_axial(warped)), None)]))
+        previews.append((_preview(out / "registration.png", [
+            ("fixed", _mid_axial(t1_2mm), None), ("moving", _mid_axial(moving), None), ("moving warped", _mid_axial(warped), None)],
+            shared_scale=True), "Middle axial slice of the fixed image, the moving image (a known smooth deformation of "
+                                "it) and the moving image warped by the registration, on one intensity scale."))
+        previews.append((_preview(out / "registration_difference.png", [
+            ("|fixed − moving| before", np.abs(_mid_axial(t1_2mm) - _mid_axial(moving)), None),
+            ("|fixed − moving warped| after", np.abs(_mid_axial(t1_2mm) - _mid_axial(warped)), None)], shared_scale=True),
+            "Absolute difference to the fixed image before and after registration, on one scale (black = equal)."))
 
         # 4. FedTools: the local training step a federated site runs, on this site's (scene) data.
         print("FedTools: local site training step", flush=True)
@@ -172,35 +217,12 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
                         "training_data": "demo: MNI152 T1 at 2 mm with template tissue labels (one site, one case)"})
 
     scene_path = save_mrb(ctx, out / "scene.mrb")
-    report = _write_report(out, rows, previews)
+    report = write_report(out, REPORT_INTRO, rows, previews)
     (out / "results.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
-    return {"scene": scene_path, "report": report, "previews": [str(p) for p in previews], "rows": rows}
+    return {"scene": scene_path, "report": report, "previews": [str(p) for p, _ in previews], "rows": rows}
 
 
 def _labels_of(segmentation_node, reference_node, values: dict[str, int]) -> np.ndarray:
     from .scene import segmentation_node_to_labels
 
     return segmentation_node_to_labels(segmentation_node, reference_node, values).array
-
-
-def _write_report(out: Path, rows: list[dict], previews: list[Path]) -> Path:
-    lines = ["<!doctype html><meta charset='utf-8'><title>SlicerLeap demo</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
-             "table{border-collapse:collapse}pre{margin:0}</style>",
-             "<h1>SlicerLeap demo</h1>",
-             "<p>Data: MNI ICBM152 2009a T1 template (nilearn wheel), real anatomy. Every step ran as a background job "
-             "(<code>python -m slicerleap.worker</code>) fed from and written back to a real MRML scene "
-             "(<code>scene.mrb</code>, open it in 3D Slicer). The bundled SKS lesion model segments a held-out case of its benchmark "
-             "(synthetic lesions inserted into a randomly warped copy of the template; see benchmarks/RESULTS.md for its Dice over "
-             "8 such cases and the U-Net baseline). The bundled tissue model was trained on this same template, so its "
-             "Dice here shows the pipeline works, not that the model generalises.</p>",
-             "<table><tr><th>module</th><th>task</th><th>seconds</th><th>device</th><th>model</th><th>metrics</th></tr>"]
-    for r in rows:
-        lines.append(f"<tr><td>{r['module']}</td><td>{r['task']}</td><td>{r['seconds']}</td><td>{html.escape(str(r['device']))}</td>"
-                     f"<td>{html.escape(str(r['model'] or ''))}</td><td><pre>{html.escape(json.dumps(r['metrics'], indent=1, default=str))}</pre></td></tr>")
-    lines.append("</table>")
-    for p in previews:
-        lines.append(f"<h3>{p.stem}</h3><img src='{p.name}'>")
-    path = out / "report.html"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
