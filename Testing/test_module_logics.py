@@ -139,6 +139,22 @@ def test_fedtools_rejects_inconsistent_cases(ctx):
         logic.create_local_training_job([volume, other], [segmentation, renamed])
 
 
+def test_a_model_trained_here_declares_the_domain_of_its_training_images_and_refuses_another_modality(ctx, trained_model):
+    """Issue 33: models users train get a domain measured on their training images (their cards had none, so nothing
+    was checked); a real head CT given to this MR-like phantom model is refused before any work."""
+    from slicerleap.data.invesalius import head_ct, head_ct_available
+
+    domain = trained_model["card"]["domain"]
+    assert domain["modality"] == "MR" and domain["foreground_ml"][0] < domain["foreground_ml"][1]
+    assert "Bright sphere" in domain["label_share_max"] and "training image" in domain["source"]
+    assert domain["label_outside_max"]["Dim sphere"] > 0.5  # below the tissue threshold: not reported as "outside" later
+    if not head_ct_available():
+        pytest.skip("needs Debian's invesalius-examples for the CT")
+    ct = volume_to_node(ctx, head_ct(), "head CT")
+    with pytest.raises(JobFailed, match="looks like CT"):
+        SKSSegmentationLogic(ctx).process(ct, model_id="phantom-unet@1.0.0", show_result=False)
+
+
 def test_sks_segmentation_with_the_trained_model(ctx, trained_model):
     image, _ = phantom((1, 1, 0), seed=7)
     volume = add_volume(ctx, image, "patient")

@@ -24,6 +24,7 @@ from ..errors import BadInputError
 from ..volume import Volume
 
 QUANTILES = (10, 25, 50, 75, 90)
+OUTSIDE_MAX = 0.1  # the share of a label outside the scanned tissue that the result check reports, unless the card says
 
 
 @dataclass
@@ -123,6 +124,58 @@ def require_domain(image: Volume, card: dict, force: bool = False, report=lambda
     return check
 
 
+def measure_training_case(image: Volume, label_array: np.ndarray | None, labels: list[dict]) -> dict:
+    """What training_domain needs from one training case (measured as the case is read, so no image is kept):
+    describe_scan's measures and, when it has pixel labels, the share of the tissue each label covers."""
+    tissue = scanned_tissue(image)
+    shares, outside = {}, {}
+    for label in labels if label_array is not None else []:
+        mask = label_array == label["value"]
+        inside = int((tissue & mask).sum())
+        shares[label["name"]] = inside / max(int(tissue.sum()), 1)
+        if mask.any():
+            outside[label["name"]] = 1.0 - inside / int(mask.sum())
+    return {"scan": describe_scan(image, tissue), "label_shares": shares, "label_outside": outside}
+
+
+def training_domain(measured: list[dict], modality: str | None = None) -> dict:
+    """The domain a model trained in SlicerLeap declares, from its training cases (measure_training_case): the
+    modality they show (or the one the user named), their tissue volume, voxel sizes and intensity signature, and how
+    much of the tissue each label covered. Limits are generous — a scan outside them gets a warning, never a refusal
+    (only another modality refuses): a training set says little about what else the model can handle."""
+    seen = [m["scan"] for m in measured]
+    signatures = [s["intensity_quantiles"] for s in seen if s["intensity_quantiles"]]
+    signature = np.mean(signatures, axis=0)
+    spread = max(float(np.max(np.abs(np.subtract(s, signature)))) for s in signatures)
+    stated = (modality or "").upper()
+    measured_modality = max(("CT", "MR"), key=lambda m: sum(s["modality"] == m for s in seen))
+    foreground, spacing = [s["foreground_ml"] for s in seen], [x for s in seen for x in s["spacing_mm"]]
+    domain = {"modality": stated if stated in ("CT", "MR", "PET", "US") else measured_modality,
+              "foreground_ml": [round(0.5 * min(foreground), 1), round(1.5 * max(foreground), 1)],
+              "spacing_mm": [round(0.5 * min(spacing), 3), round(2.0 * max(spacing), 3)],
+              "intensity_quantiles": [round(float(q), 3) for q in signature],
+              "intensity_distance_max": round(max(2.0 * spread, 0.1), 3),
+              "source": f"measured on the {len(seen)} training image(s) when the model was trained: tissue volume 0.5-1.5x "
+                        "and voxel sizes 0.5-2x theirs, signature distance limit twice their spread (at least 0.1), label "
+                        "share limits 5x the largest among them"}
+    shares: dict[str, list[float]] = {}
+    outside: dict[str, list[float]] = {}
+    for m in measured:
+        for name, share in m["label_shares"].items():
+            shares.setdefault(name, []).append(share)
+        for name, share in m.get("label_outside", {}).items():
+            outside.setdefault(name, []).append(share)
+    covered = {name: min(1.0, round(5.0 * max(values), 4)) for name, values in shares.items() if max(values) > 0}
+    if covered:
+        domain["label_share_max"] = covered
+    # labels that lay outside the bright tissue in training (a dim structure, air, ...) are not flagged for it later
+    beyond = {name: min(1.0, round(max(OUTSIDE_MAX, 2.0 * max(values)), 3)) for name, values in outside.items()
+              if 2.0 * max(values) > OUTSIDE_MAX}
+    if beyond:
+        domain["label_outside_max"] = beyond
+    return domain
+
+
 def wants_brain_extraction(image: Volume, card: dict) -> bool:
     """True for an MR head that still has its skull (more tissue than a brain) given to a model trained on
     skull-stripped brains: the brain can be extracted first (registration.brain_extraction)."""
@@ -146,10 +199,11 @@ def describe_expectation(card: dict) -> str:
 def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarray | None = None) -> list[str]:
     """After inference: what looks wrong in a labelmap, said rather than hidden — a label over more of the scanned
     tissue than the card's domain allows (`label_share_max`, e.g. a lesion), in more separate regions than it allows
-    (`label_regions_max`: twice what the model finds on held-out cases like its training data), or largely outside it. `labels` (k, j, i) on the image's grid; `tissue`: scanned_tissue(image), when the domain check
-    already found it. Empty when nothing looks wrong."""
+    (`label_regions_max`: twice what the model finds on held-out cases like its training data), or largely outside it
+    (more than `label_outside_max`, default OUTSIDE_MAX). `labels` (k, j, i) on the image's grid; `tissue`:
+    scanned_tissue(image), when the domain check already found it. Empty when nothing looks wrong."""
     tissue = ndimage.binary_dilation(scanned_tissue(image) if tissue is None else tissue, iterations=2)
-    findings = []
+    findings, domain = [], card.get("domain", {})
     for label in card.get("labels", []):
         mask = labels == label["value"]
         n = int(mask.sum())
@@ -157,7 +211,6 @@ def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarr
             continue
         share_of_tissue = float((mask & tissue).sum()) / max(int(tissue.sum()), 1)
         outside = 1.0 - float((mask & tissue).sum()) / n
-        domain = card.get("domain", {})
         limit = domain.get("label_share_max", {}).get(label["name"])  # e.g. a lesion: a small part
         if limit is not None and share_of_tissue > limit:
             findings.append(f"'{label['name']}' covers {100 * share_of_tissue:.0f} % of the scanned tissue (the model's "
@@ -168,6 +221,6 @@ def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarr
             findings.append(f"'{label['name']}' is {regions} separate regions (on scans like its training data the model "
                             f"finds at most about {most_regions // 2}): scattered false detections are likely; check the "
                             f"result before trusting its volume.")
-        if outside > 0.1:
+        if outside > domain.get("label_outside_max", {}).get(label["name"], OUTSIDE_MAX):
             findings.append(f"{100 * outside:.0f} % of '{label['name']}' lies outside the scanned tissue.")
     return findings

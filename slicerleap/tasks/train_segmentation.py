@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import BadInputError
 from ..io import read_volume
 from ..models.cards import model_output, trained_model_card
+from ..models.domain import measure_training_case, training_domain
 from ..models.weights import save_weights
 from ..segmentation.unet_trainer import UNetTrainingConfig, prepare_pair, train_unet
 from ..transforms import check_scalar_volume
@@ -29,7 +30,7 @@ def run(ctx) -> dict:
         iterations_per_epoch=int(p.get("iterations_per_epoch", 10)), batch_size=int(p.get("batch_size", 2)),
         learning_rate=float(p.get("learning_rate", 2e-3)), n_classes=n_classes, seed=int(p.get("seed", 0)),
         normalisation=p.get("normalisation", {"kind": "percentile", "lower": 0.5, "upper": 99.5}))
-    pairs = []
+    pairs, measured = [], []
     for n, (image_path, label_path) in enumerate(zip(images, labels)):
         image, label = read_volume(image_path), read_volume(label_path)
         check_scalar_volume(image, f"training image {n + 1}", working_spacing=config.spacing_mm)
@@ -37,6 +38,7 @@ def run(ctx) -> dict:
             raise BadInputError(f"Training labelmap {n + 1} ('{label.metadata.get('name')}') is empty.",
                                 "Paint at least one structure, or leave that case out.")
         ctx.report(0.02 * (n + 1) / len(images), "preparing", f"case {n + 1}/{len(images)}")
+        measured.append(measure_training_case(image, label.array, label_specs))
         pairs.append(prepare_pair(image, label, config))
     n_val = int(p.get("validation_cases", 1 if len(pairs) > 2 else 0))
     train, val = pairs[n_val:] or pairs, pairs[:n_val] or pairs
@@ -49,6 +51,7 @@ def run(ctx) -> dict:
                     "normalisation": config.normalisation},
         labels=label_specs,
         training_data=f"{len(pairs)} user case(s) ({len(train)} train / {len(val)} validation) from the user's own scene or folder",
-        evaluation={"history": history, "final_val_dice": history[-1]["val_dice"]})
+        evaluation={"history": history, "final_val_dice": history[-1]["val_dice"]},
+        domain=training_domain(measured, p.get("modality")))
     return {"outputs": {"model": model_output(ctx, card)},
             "metrics": {"final_val_dice": history[-1]["val_dice"], "epochs": len(history)}}

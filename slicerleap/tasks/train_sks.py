@@ -16,6 +16,7 @@ from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
 from ..models.cards import model_output, trained_model_card
+from ..models.domain import measure_training_case, training_domain
 from ..models.weights import save_weights
 from ..segmentation.label_specs import LESION_LABEL
 from ..segmentation.sks.trainer import train_slice_model
@@ -58,6 +59,9 @@ def run(ctx) -> dict:
     def binary(lab):  # the lesion as value 1, whatever value the user's labelmap used
         return lab.with_array((lab.array == label_value) if label_value is not None else lab.array > 0)
 
+    label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
+    measured = [measure_training_case(im, binary(lab).array, [label]) for im, lab in px] + \
+        [measure_training_case(im, None, [label]) for im in sl]
     total = len(px) + len(sl) + len(vl)
     def prepared(n, case):
         ctx.report(0.05 * n / total, "preparing", f"case {n}/{total}")
@@ -74,7 +78,6 @@ def run(ctx) -> dict:
         pixel_cases, slice_cases, val_cases, config, ctx.device,
         lambda f, message, record: ctx.report(0.05 + 0.9 * f, "training", message, **record), ctx.stop_requested)
     save_weights(net, ctx.output_path("model.safetensors"))
-    label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
     kind = "SKS (Skip and Skip, 2.5D Swin V2 dual encoder)" if config.model == "sks" else "MONAI 2D U-Net (2.5D input)"
     card = trained_model_card(
         p, default_id=f"my-{config.model}@1.0.0", default_title=f"{kind} trained in SlicerLeap", task="segmentation",
@@ -83,7 +86,7 @@ def run(ctx) -> dict:
                       f"{len(val_cases)} validation case(s), from the user's scene or folder",
         training={**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "seconds": round(seconds, 1),
                   "device": str(ctx.device)},
-        evaluation={"history": history})
+        evaluation={"history": history}, domain=training_domain(measured, p.get("modality")))
     last = history[-1] if history else {}
     val = [r["val_dice"] for r in history if r.get("val_dice") is not None]
     return {"outputs": {"model": model_output(ctx, card)},
