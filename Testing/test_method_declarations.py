@@ -84,7 +84,7 @@ def test_the_panel_check_fails_on_a_broken_copy():
 
 
 def test_parameters_are_checked_and_defaulted_from_the_declaration():
-    assert REGISTRATION.resolve("network", {}) == {"affine": True, "nio_iterations": 0, "refine_iterations": 70}
+    assert REGISTRATION.resolve("network", {}) == {"affine": True, "force": False, "nio_iterations": 0, "refine_iterations": 70}
     assert REGISTRATION.resolve("optimisation", {"iterations": "12", "affine": False})["iterations"] == 12
     with pytest.raises(BadInputError, match=r"refine_iterations \(--refine-iters\) must be at least 0 and at most 1000 \(got -1\).*Fix"):
         REGISTRATION.resolve("network", {"refine_iterations": -1})

@@ -127,3 +127,17 @@ def test_a_label_over_most_of_the_tissue_or_outside_it_is_reported():
     outside = np.zeros(mni.array.shape, np.int16)
     outside[:5, :5, :5] = 1  # a corner of air
     assert any("outside the scanned tissue" in f for f in check_result(mni, outside, sks))
+
+
+@needs_ct
+def test_register_refuses_a_ct_pair_for_the_mr_brain_network_before_any_work(tmp_path):
+    """The registration networks declare their domain too (MR brains): a CT pair is refused with the fix; a scan that
+    is only unusual (a head with skull) gets warnings, because the refinement on the pair still works."""
+    ct = write_volume(head_ct(), tmp_path / "ct.nii.gz")
+    out = subprocess.run([sys.executable, "-m", "slicerleap.cli", "register", "--fixed", str(ct), "--moving", str(ct),
+                          "--out-transform", str(tmp_path / "t.h5"), "--method", "network"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "looks like CT" in out.stderr and "--method optimisation" in out.stderr and "--force" in out.stderr
+    assert not (tmp_path / "t.h5").exists()
+    tm_dca = get_catalog().resolve("brain-tm-dca@1.0.0", "registration")
+    assert check_domain(itk_raw_head(), tm_dca).outcome == "warning"

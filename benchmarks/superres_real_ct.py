@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from slicerleap import Volume
 from slicerleap.data.invesalius import head_ct
 from slicerleap.enhancement.dmdip import DMDIPConfig, dmdip
 from slicerleap.enhancement.sr4zct import SR4ZCTConfig, sr4zct
@@ -76,7 +77,7 @@ def run(case: str, method: str, seed: int, ct) -> dict:
     thick = simulate_thick(ct, thickness, spacing)
     n = int(round(((thick.array.shape[0] - 1) * spacing + thickness) / 1.5))  # truth slices the thick ones cover
     truth = ct.array[:n]
-    grid = ct.with_array(truth)
+    grid = Volume(truth, ct.ijk_to_ras.copy(), dict(ct.metadata))  # the truth's slices: the first n of the CT
     started = time.perf_counter()
     if method in INTERPOLATORS:
         out, budget = resample_to_reference(thick, grid, INTERPOLATORS[method], extrapolate=True).array, "—"

@@ -61,12 +61,13 @@ def cmd_segment_text(args) -> int:
 
         check_output_path(target, [source], "folder")  # never the input folder
         for name, row in table.items():
-            run_task("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}"}, args.model,
+            run_task("segment-text", {"image": images[name]}, {**row, "output_name": f"{name}: {row['prompt']}", "force": args.force}, args.model,
                      args.device, args.keep_files, {"segmentation": target / f"{name}.nrrd"})
         return 0
     if not args.prompt:
         raise SlicerLeapError("segment-text needs --prompt 'what to segment'.", "e.g. --prompt 'one small round lesion in the upper left'")
-    return run_task("segment-text", {"image": source}, {"prompt": args.prompt, "slab_mm": _slab(args), "probability": bool(args.probability)},
+    return run_task("segment-text", {"image": source}, {"prompt": args.prompt, "slab_mm": _slab(args), "probability": bool(args.probability),
+                                                          "force": args.force},
                     args.model, args.device, args.keep_files, {"segmentation": target, "probability": args.probability})
 
 
@@ -95,5 +96,7 @@ def add_commands(sub, train_sub) -> None:
     p.add_argument("--slice", type=float, default=None, metavar="S", help="the one axial slice through S (mm)")
     p.add_argument("--model", default=None, help="model id (default: the newest text-segmentation model)")
     p.add_argument("--probability", default=None, help="also write the probability volume here")
+    p.add_argument("--force", action="store_true", help="run even when the scan is outside the model's declared domain "
+                   "(another modality than its training images)")
     job_options(p)
     p.set_defaults(func=cmd_segment_text)

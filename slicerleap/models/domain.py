@@ -111,14 +111,15 @@ def check_domain(image: Volume, card: dict) -> DomainCheck:
     return DomainCheck("refused" if refused else "warning" if warnings else "fine", refused + warnings, seen, tissue)
 
 
-def require_domain(image: Volume, card: dict, force: bool = False, report=lambda *a, **k: None) -> DomainCheck:
-    """`check_domain`, then refuse (unless `force`) or report its warnings. Returns the check for result.json."""
+def require_domain(image: Volume, card: dict, force: bool = False, report=lambda *a, **k: None,
+                   alternative: str = "Use a model made for this kind of scan (`slicerleap models list`)") -> DomainCheck:
+    """`check_domain`, then refuse (unless `force`) or report its warnings. Returns the check for result.json.
+    `alternative`: the first fix the refusal offers."""
     check = check_domain(image, card)
     if check.outcome == "refused" and not force:
         raise BadInputError(" ".join(check.findings),
-                            f"Use a model made for this kind of scan (`slicerleap models list`), prepare the scan as the model "
-                            f"expects ({describe_expectation(card)}), or run it anyway with --force (Python: force=True; "
-                            f"the panel's 'Run outside the model's domain').")
+                            f"{alternative}, prepare the scan as the model expects ({describe_expectation(card)}), or run it "
+                            f"anyway with --force (Python: force=True; SKSSegmentation's panel: 'Run outside the model's domain').")
     for finding in check.findings if check.outcome != "fine" else []:
         report(None, "domain check", ("Forced: " if check.outcome == "refused" else "Warning: ") + finding)
     return check

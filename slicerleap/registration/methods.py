@@ -19,4 +19,6 @@ OPTIMISATION = Method("optimisation", "register", "the displacement field itself
               unit="mm"),
     Parameter("levels", int, 2, "pyramid levels", minimum=1, maximum=4),
 ))
-REGISTRATION = MethodFamily("register", (NETWORK, OPTIMISATION), shared=(AFFINE,), title="registration")
+FORCE = Parameter("force", bool, False, "run the network even on a pair outside its declared domain (another modality); "
+                  "the result is then not what the network was made for", panel=False)
+REGISTRATION = MethodFamily("register", (NETWORK, OPTIMISATION), shared=(AFFINE, FORCE), title="registration")

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..io import read_volume
 from ..io.transform_io import write_displacement_transform
+from ..models import get_catalog
+from ..models.domain import require_domain
 from ..registration.affine import affine_register
 from ..registration.field_metrics import field_metrics, ncc
 from ..registration.instance_optimisation import InstanceOptimisationConfig, optimise_displacement
@@ -29,6 +31,12 @@ def run(ctx) -> dict:
     # (benchmarks/memory_estimates.py); the moving volume is already in memory
     check_scalar_volume(moving, "moving volume", bytes_per_voxel=0)
     check_scalar_volume(fixed, "fixed volume", bytes_per_voxel=176)
+    domains = None
+    if method == "network":  # both images checked against the network's domain before any work
+        card = get_catalog().resolve(ctx.spec.model, "registration", "register")
+        domains = {role: require_domain(image, card, p["force"], ctx.report,
+                                        "Use --method optimisation (no trained network) or a network made for this kind of "
+                                        "scan").as_dict() for role, image in (("fixed", fixed), ("moving", moving))}
     started = time.time()
     if p["affine"]:
         ctx.report(0.02, "affine", "affine pre-alignment")
@@ -57,6 +65,8 @@ def run(ctx) -> dict:
     fixed_f = fixed.array.astype(np.float32)
     metrics = {"ncc_before": ncc(fixed_f, before, mask), "ncc_after": ncc(fixed_f, warped, mask),
                **field_metrics(jac), "registration_s": round(seconds, 2), "method": method}
+    if domains:
+        metrics["domain"] = domains
     ctx.report(0.95, "outputs", f"NCC {metrics['ncc_before']:.3f} -> {metrics['ncc_after']:.3f}, "
                                 f"folding {metrics['folding_percent']:.3f}%")
     base = moving.metadata.get("name", "moving")

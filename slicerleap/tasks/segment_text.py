@@ -1,12 +1,13 @@
 """Task "segment-text": one volume and a text prompt in, a labelmap (and optional probability) out, with a
 text-prompted (MPTPN) catalog model. params: prompt; slab_mm [s1, s2] (patient S, mm) or absent for every axial
-slice; probability; output_name."""
+slice; probability; output_name; force (run outside the model's declared domain)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..io import read_volume
 from ..models import get_catalog
+from ..models.domain import require_domain
 from ..models.networks import load_model
 from ..segmentation.mptpn.inference import segment_with_prompt
 
@@ -14,6 +15,7 @@ from ..segmentation.mptpn.inference import segment_with_prompt
 def run(ctx) -> dict:
     card = get_catalog().resolve(ctx.spec.model, "text-segmentation", "segment-text")
     image = read_volume(ctx.input_path("image"))
+    domain = require_domain(image, card, bool(ctx.params.get("force", False)), ctx.report)  # before any work
     prompt = ctx.params.get("prompt", "")
     ctx.report(0.02, "loading model", f"{card['id']} on {ctx.device}")
     net = load_model(card, ctx.device)
@@ -29,4 +31,5 @@ def run(ctx) -> dict:
         ctx.write_output(probability, "probability.nrrd")
         outputs["probability"] = {"kind": "volume", "file": "outputs/probability.nrrd", "reference": "image", "name": name + " probability"}
     voxel_ml = float(np.prod(image.spacing)) / 1000.0
-    return {"outputs": outputs, "metrics": {"slices": len(slices), "volume_ml": round(float((labels.array > 0).sum()) * voxel_ml, 3)}}
+    return {"outputs": outputs, "metrics": {"slices": len(slices), "volume_ml": round(float((labels.array > 0).sum()) * voxel_ml, 3),
+                                            "domain": domain.as_dict()}}

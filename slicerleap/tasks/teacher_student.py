@@ -20,6 +20,7 @@ from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
 from ..models.cards import model_output, trained_model_card
+from ..models.domain import measure_training_case, training_domain
 from ..models import get_catalog
 from ..models.networks import load_model
 from ..models.weights import load_verified_state_dict, save_weights
@@ -92,10 +93,13 @@ def _read_pairs(ctx, image_key: str, label_key: str, role: str, allow_empty: boo
     return images, [_labels(p, im, organ, lesion, f"{role} {n + 1}", allow_empty) for n, (p, im) in enumerate(zip(label_paths, images))]
 
 
-def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, seconds, counts: str) -> dict:
+def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, seconds, counts: str,
+          training_pairs: list) -> dict:
+    """training_pairs: (image, labels 1 organ / 2 lesion) of the cases with masks, for the card's domain."""
     p = ctx.params
     labels = [{**ORGAN_LABEL, **p.get("labels", {}).get("organ", {}), "value": 1},
               {**LESION_LABEL, **p.get("labels", {}).get("lesion", {}), "value": 2}]
+    measured = [measure_training_case(image, label.array, labels) for image, label in training_pairs]
     kind = ("teacher annotator (U-Net with organ-to-lesion box attention; needs boxes)" if role == "teacher"
             else "student segmentor (U-Net trained on masks + teacher pseudo-labels with a localisation branch)")
     input_spec = {**spec, "box_channels": 2} if role == "teacher" else spec
@@ -106,7 +110,7 @@ def _card(ctx, role: str, config: TeacherStudentConfig, spec: dict, history, sec
         training={**config.to_dict(), "precision": resolve_precision(config.precision, ctx.device), "role": role,
                   "seconds": round(seconds, 1), "device": str(ctx.device),
                   **({"fine_tuned_from": p["start_from"]} if p.get("start_from") else {})},
-        evaluation={"history": history})
+        evaluation={"history": history}, **({"domain": training_domain(measured, p.get("modality"))} if measured else {}))
 
 
 def _result(ctx, card: dict, history, seconds, extra: dict) -> dict:
@@ -134,7 +138,8 @@ def run_train_teacher(ctx) -> dict:
     net, history, seconds = train_box_unet("teacher", cases, val, config, ctx.device,
                                            lambda f, m, r: ctx.report(0.05 + 0.9 * f, "training", m, **r), ctx.stop_requested)
     save_weights(net, ctx.output_path("model.safetensors"))
-    card = _card(ctx, "teacher", config, spec, history, seconds, f"{len(cases)} case(s) with masks and boxes, {len(val)} validation case(s)")
+    card = _card(ctx, "teacher", config, spec, history, seconds, f"{len(cases)} case(s) with masks and boxes, {len(val)} validation case(s)",
+                 list(zip(images, labels)))
     card["training"]["lesion_box_fill"] = round(box_fill_reference(cases), 4)  # the pseudo-labels' uncertainty reference
     return _result(ctx, card, history, seconds, {"cases": len(cases)})
 
@@ -208,7 +213,7 @@ def run_train_student(ctx) -> dict:
     save_weights(inference_state(net), ctx.output_path("model.safetensors"))
     counts = (f"{len(cases)} case(s) with masks (manual or corrected), {len(weak)} with boxes and pseudo-labels of "
               f"{teacher_card['id'] if teacher_card else 'no teacher'}, {len(val)} validation case(s)")
-    card = _card(ctx, "student", config, spec, history, seconds, counts)
+    card = _card(ctx, "student", config, spec, history, seconds, counts, list(zip(images, labels)))
     if teacher_card:
         card["training"]["teacher"] = teacher_card["id"]
     return _result(ctx, card, history, seconds, {"labelled_cases": len(cases), "pseudo_cases": len(weak)})

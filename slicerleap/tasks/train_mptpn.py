@@ -17,6 +17,7 @@ from ..errors import BadInputError
 from ..io import read_volume
 from ..mixed_precision import resolve_precision
 from ..models.cards import model_output, trained_model_card
+from ..models.domain import measure_training_case, training_domain
 from ..models.weights import save_weights
 from ..segmentation.mptpn import text_encoder
 from ..segmentation.label_specs import LESION_LABEL
@@ -62,10 +63,13 @@ def run(ctx) -> dict:
     config = MPTPNTrainingConfig(**training_config(MPTPN_TRAINING, p.get("config"), MPTPNTrainingConfig))
     label_value, target = p.get("label_value"), str(p.get("target", "lesion"))
     pairs = []
+    label = {**LESION_LABEL, **p.get("label", {}), "value": 1}
     for n, (i, l) in enumerate(zip(images, labels)):
         image = read_volume(i)
         check_scalar_volume(image, f"training image {n + 1}", min_size=1)
         pairs.append((image, read_volume(l)))
+    measured = [measure_training_case(image, (lab.array == label_value) if label_value is not None else lab.array > 0, [label])
+                for image, lab in pairs]
     spacing = float(p.get("in_plane_spacing_mm") or median_in_plane_spacing([im for im, _ in pairs]))
     spec = slice_input_spec(spacing, 0, p.get("normalisation"))
     rng = np.random.default_rng(config.seed)
@@ -90,7 +94,7 @@ def run(ctx) -> dict:
         p, default_id=f"my-{config.model}-text@1.0.0", default_title=f"{kind} trained in SlicerLeap", task="text-segmentation",
         module="SKSSegmentation", architecture=config.architecture(),
         input_spec={**spec, "img_size": config.img_size, "text_prompt": text_prompt_spec()},
-        labels=[{**LESION_LABEL, **p.get("label", {}), "value": 1}],
+        labels=[label], domain=training_domain(measured, p.get("modality")),
         training_data=f"{len(pairs)} case(s) with masks from the user's scene or folder: {len(train)} axial slices "
                       f"({lesion_slices} showing the {target}), prompts "
                       f"{'partly written by the user, the rest ' if any(user_prompts) else ''}generated from the masks",
