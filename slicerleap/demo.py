@@ -122,9 +122,14 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     def run(module: str, task: str, inputs: dict, params: dict, model: str | None = None) -> tuple[dict, SceneJob]:
         started = time.time()
         job = SceneJob(ctx, task, inputs, params, model=model, device=device)
-        def show(record):
-            if record.get("stage") in ("validation", "starting") or record.get("status"):
-                print(f"  [{module}] {record.get('message') or record.get('status')}", flush=True)
+        last = [0.0]
+
+        def show(record):  # the job's progress, at most a line every 5 s (iterations come many per second)
+            due = time.time() - last[0] >= 5.0
+            if record.get("status") or (record.get("message") and (due or record.get("stage") in ("validation", "starting"))):
+                last[0] = time.time()
+                pct = "" if record.get("progress") is None else f"{100 * record['progress']:3.0f}% "
+                print(f"  [{module}] {pct}{record.get('message') or record.get('status')}", flush=True)
 
         nodes = job.run(on_progress=show)
         rows.append({"module": module, "task": task, "seconds": round(time.time() - started, 1),
