@@ -27,13 +27,14 @@ from slicerleap.models import get_catalog
 from slicerleap.models.networks import load_model
 from slicerleap.registration.brain_extraction import extract_brain
 from slicerleap.segmentation.inference import segment_volume
+from slicerleap.segmentation.metrics import overlap_metrics
 from slicerleap.transforms import resample_to_reference, resample_to_spacing
 
 LESION_MODEL, TISSUE_MODEL = "brain-lesion-sks@1.0.0", "brain-tissue-unet@1.0.0"
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return round(2.0 * float((a & b).sum()) / max(int(a.sum() + b.sum()), 1), 3)
+    return round(float(overlap_metrics(a, b)["dice"]), 3)
 
 
 def itk_head(spacing_mm: float | None):

@@ -30,11 +30,10 @@ import torch
 
 from slicerleap import Volume
 from slicerleap.data import mni_t1
-from slicerleap.data.samples import _nilearn_data
+from slicerleap.data.samples import mni_tissue_probabilities
 from slicerleap.enhancement.dmdip import DMDIPConfig, KSpaceTruncation, SliceProfile, dmdip, kspace_truncate
 from slicerleap.enhancement.tv_reconstruction import tv_reconstruct
 from slicerleap.enhancement.sr4zct import linear_upsample
-from slicerleap.io import read_volume
 from slicerleap.transforms import resample_to_reference
 
 from superres_thick_slices import head_crop, metrics, simulate_thick
@@ -43,9 +42,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def synthetic_t2(t1: Volume) -> Volume:
-    data = _nilearn_data()
-    gm = read_volume(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array / 255.0
-    wm = read_volume(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array / 255.0
+    gm, wm = (v.array for v in mni_tissue_probabilities())
     csf = np.clip((t1.array > 0) - gm - wm, 0, 1)
     return t1.with_array((100 * (0.35 * wm + 0.6 * gm + 1.0 * csf)).astype(np.float32), name="synthetic T2w")
 

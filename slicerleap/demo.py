@@ -13,6 +13,7 @@ from .data.lesion_cases import LESION_VALUE, make_lesion_case
 from .data.samples import TISSUE_LABELS
 from .demo_report import write_report
 from .environment import temporary_environment
+from .segmentation.label_specs import LESION_LABEL
 from .segmentation.metrics import overlap_metrics
 from .transforms import resample_to_reference, resample_to_spacing
 from .volume import Volume
@@ -149,7 +150,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         rows[-1]["metrics"]["vs_known_lesions"] = {k: round(v, 3) for k, v in overlap_metrics(lesion, lesion_truth).items()}
         k = int(np.argmax(lesion_truth.sum(axis=(1, 2))))  # the axial slice with the most lesion
         labels_to_segmentation_node(ctx, case_labels.with_array((case_labels.array == LESION_VALUE).astype(np.uint8)),
-                                    [{"value": 1, "name": "Lesion", "color": "#2f7dff"}],
+                                    [{**LESION_LABEL, "value": 1, "color": OUTCOME_COLOURS[2][1]}],  # blue as "missed"
                                     f"lesion case {LESION_DEMO_CASE} known lesions", reference_node=case_node)
         outcome = outcome_map(lesion[k], lesion_truth[k])
         previews.append((_preview(out / "lesions.png", [(f"lesion case {LESION_DEMO_CASE}", _mid_axial(case, k), None),

@@ -13,7 +13,7 @@ from slicerleap.models import get_catalog
 from slicerleap.scene import SceneJob, get_scene_context
 from slicerleap.scene.slice_labels import REFERENCE_ROLE as SLICE_LABELS_ROLE, read_slice_labels, set_slice_labels, slice_label_table
 from slicerleap.scene.volumes import require_scalar_volume_node as require_scalar_volume
-from slicerleap.segmentation.inference_options import BRAIN_MASK_CHOICES
+from slicerleap.segmentation.inference_options import check_brain_mask
 from slicerleap.segmentation.training_methods import SKS_TRAINING, resolve_training
 
 
@@ -116,11 +116,9 @@ class SKSSegmentationLogic:
         a brain model is skull-stripped first by registering the MNI template (the mask comes back as "brain_mask");
         "off": refused instead."""
         require_scalar_volume(input_volume, "input volume")
-        if brain_mask not in BRAIN_MASK_CHOICES:
-            raise BadInputError(f"brain_mask '{brain_mask}' is not an option.", f"Use one of {', '.join(BRAIN_MASK_CHOICES)}.")
         card = self.resolve_model(model_id)
         return SceneJob(self.ctx, "segment", {"image": input_volume},
-                        {"probability": bool(probability), "force": bool(force), "brain_mask": brain_mask},
+                        {"probability": bool(probability), "force": bool(force), "brain_mask": check_brain_mask(brain_mask)},
                         model=card["id"], device=device, keep_files=keep_files)
 
     def start(self, input_volume, model_id: str | None = None, device: str = "auto",

@@ -45,28 +45,27 @@ def mni_t1() -> Volume:
     return vol
 
 
-def mni_tissue_probabilities() -> tuple[np.ndarray, np.ndarray]:
-    """(grey matter, white matter) probabilities in 0..1 (k, j, i) on the template's grid."""
+def mni_tissue_probabilities() -> tuple[Volume, Volume]:
+    """(grey matter, white matter) probabilities in 0..1 on the template's grid."""
     data = _nilearn_data()
-    gm = read_volume(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array.astype(np.float32)
-    wm = read_volume(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array.astype(np.float32)
-    scale = 255.0 if max(gm.max(), wm.max()) > 1.5 else 1.0  # stored as 0..255 in the wheel
-    return gm / scale, wm / scale
+    gm = read_volume(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")
+    wm = read_volume(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")
+    scale = 255.0 if max(gm.array.max(), wm.array.max()) > 1.5 else 1.0  # stored as 0..255 in the wheel
+    return tuple(v.with_array(v.array.astype(np.float32) / scale) for v in (gm, wm))
 
 
 def mni_tissue_labels(threshold: float = 0.5) -> Volume:
     """1 = grey matter, 2 = white matter: the more probable tissue where its probability > threshold."""
-    g, w = mni_tissue_probabilities()
+    gm, wm = mni_tissue_probabilities()
+    g, w = gm.array, wm.array
     labels = np.zeros(g.shape, dtype=np.uint8)
     labels[(g > threshold) & (g >= w)] = 1
     labels[(w > threshold) & (w > g)] = 2
-    tissue = mni_t1().with_array(labels, name="MNI152 tissue")
-    tissue.metadata.pop("modality", None)
-    return tissue
+    return gm.with_array(labels, name="MNI152 tissue")
 
 
 @lru_cache(maxsize=1)
 def mni_brain_template() -> tuple[Volume, Volume]:
     """The MNI T1 in a synthetic head and its brain mask, for brain extraction (registration.brain_extraction)."""
     from ..registration.brain_extraction import synthetic_head
-    return synthetic_head(mni_t1(), *mni_tissue_probabilities())
+    return synthetic_head(mni_t1(), *(v.array for v in mni_tissue_probabilities()))

@@ -112,10 +112,11 @@ def check_domain(image: Volume, card: dict) -> DomainCheck:
 
 
 def require_domain(image: Volume, card: dict, force: bool = False, report=lambda *a, **k: None,
-                   alternative: str = "Use a model made for this kind of scan (`slicerleap models list`)") -> DomainCheck:
+                   alternative: str = "Use a model made for this kind of scan (`slicerleap models list`)",
+                   check: DomainCheck | None = None) -> DomainCheck:
     """`check_domain`, then refuse (unless `force`) or report its warnings. Returns the check for result.json.
-    `alternative`: the first fix the refusal offers."""
-    check = check_domain(image, card)
+    `alternative`: the first fix the refusal offers; `check`: check_domain(image, card) when already made."""
+    check = check_domain(image, card) if check is None else check
     if check.outcome == "refused" and not force:
         raise BadInputError(" ".join(check.findings),
                             f"{alternative}, prepare the scan as the model expects ({describe_expectation(card)}), or run it "
@@ -129,14 +130,25 @@ def measure_training_case(image: Volume, label_array: np.ndarray | None, labels:
     """What training_domain needs from one training case (measured as the case is read, so no image is kept):
     describe_scan's measures and, when it has pixel labels, the share of the tissue each label covers."""
     tissue = scanned_tissue(image)
+    around = _label_region(tissue)
     shares, outside = {}, {}
     for label in labels if label_array is not None else []:
         mask = label_array == label["value"]
-        inside = int((tissue & mask).sum())
-        shares[label["name"]] = inside / max(int(tissue.sum()), 1)
-        if mask.any():
-            outside[label["name"]] = 1.0 - inside / int(mask.sum())
-    return {"scan": describe_scan(image, tissue), "label_shares": shares, "label_outside": outside}
+        shares[label["name"]], outside[label["name"]] = label_coverage(mask, around)
+    return {"scan": describe_scan(image, tissue), "label_shares": shares,
+            "label_outside": {name: share for name, share in outside.items() if share is not None}}
+
+
+def _label_region(tissue: np.ndarray) -> np.ndarray:
+    """Where a label counts as on the scanned tissue: the tissue grown by 2 voxels (a label's rim may lie beyond it)."""
+    return ndimage.binary_dilation(tissue, iterations=2)
+
+
+def label_coverage(mask: np.ndarray, region: np.ndarray) -> tuple[float, float | None]:
+    """(share of `region` the label covers, share of the label outside it; None for an empty label). `region`:
+    _label_region of the scanned tissue — the same measure in training (training_domain) and in check_result."""
+    n, inside = int(mask.sum()), int((mask & region).sum())
+    return inside / max(int(region.sum()), 1), (1.0 - inside / n) if n else None
 
 
 def training_domain(measured: list[dict], modality: str | None = None) -> dict:
@@ -177,14 +189,13 @@ def training_domain(measured: list[dict], modality: str | None = None) -> dict:
     return domain
 
 
-def wants_brain_extraction(image: Volume, card: dict) -> bool:
-    """True for an MR head that still has its skull (more tissue than a brain) given to a model trained on
-    skull-stripped brains: the brain can be extracted first (registration.brain_extraction)."""
+def wants_brain_extraction(check: DomainCheck, card: dict) -> bool:
+    """True when `check` (check_domain of the scan) saw an MR head that still has its skull (more tissue than a brain)
+    for a model trained on skull-stripped brains: the brain can be extracted first (registration.brain_extraction)."""
     domain = card.get("domain") or {}
-    if not domain.get("skull_stripped"):
-        return False
-    seen = describe_scan(image)
-    return seen["modality"] == "MR" and seen["foreground_ml"] > domain.get("foreground_ml", (0, float("inf")))[1]
+    seen = check.measured
+    return bool(domain.get("skull_stripped")) and seen.get("modality") == "MR" and \
+        seen.get("foreground_ml", 0) > domain.get("foreground_ml", (0, float("inf")))[1]
 
 
 def describe_expectation(card: dict) -> str:
@@ -203,15 +214,13 @@ def check_result(image: Volume, labels: np.ndarray, card: dict, tissue: np.ndarr
     (`label_regions_max`: twice what the model finds on held-out cases like its training data), or largely outside it
     (more than `label_outside_max`, default OUTSIDE_MAX). `labels` (k, j, i) on the image's grid; `tissue`:
     scanned_tissue(image), when the domain check already found it. Empty when nothing looks wrong."""
-    tissue = ndimage.binary_dilation(scanned_tissue(image) if tissue is None else tissue, iterations=2)
+    region = _label_region(scanned_tissue(image) if tissue is None else tissue)
     findings, domain = [], card.get("domain", {})
     for label in card.get("labels", []):
         mask = labels == label["value"]
-        n = int(mask.sum())
-        if n == 0:
+        share_of_tissue, outside = label_coverage(mask, region)
+        if outside is None:  # not in the result
             continue
-        share_of_tissue = float((mask & tissue).sum()) / max(int(tissue.sum()), 1)
-        outside = 1.0 - float((mask & tissue).sum()) / n
         limit = domain.get("label_share_max", {}).get(label["name"])  # e.g. a lesion: a small part
         if limit is not None and share_of_tissue > limit:
             findings.append(f"'{label['name']}' covers {100 * share_of_tissue:.0f} % of the scanned tissue (the model's "

@@ -50,7 +50,7 @@ def extract_brain(image: Volume, template: tuple[Volume, Volume], report=lambda 
     started = time.time()
     head, brain = template
     report(None, "brain mask", "registering the MNI template to the scan (affine)")
-    affine = affine_register(image.with_array(image.array.astype(np.float32)), head, report=report)
+    affine = affine_register(image, head, report=report)  # it casts to float32 itself
     mask = ndimage.binary_fill_holes(sample_affine(brain, image, affine) > 0.5)
     info = {"method": "MNI template, affine registration", "volume_ml": round(float(mask.sum() * np.prod(image.spacing)) / 1000, 1),
             "seconds": round(time.time() - started, 1)}

@@ -8,29 +8,29 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.samples import BRAIN_LABEL, mni_brain_template
-from ..errors import BadInputError
 from ..io import read_volume
 from ..models import get_catalog
-from ..models.domain import check_result, require_domain, wants_brain_extraction
+from ..models.domain import check_domain, check_result, require_domain, wants_brain_extraction
 from ..models.networks import load_model
 from ..registration.brain_extraction import extract_brain
 from ..segmentation.inference import segment_volume
-from ..segmentation.inference_options import BRAIN_MASK_CHOICES
+from ..segmentation.inference_options import check_brain_mask
 from ..transforms.input_checks import check_volume_content
+
 
 def run(ctx) -> dict:
     card = get_catalog().resolve(ctx.spec.model, "segmentation", "segment")
     image = read_volume(ctx.input_path("image"))
     check_volume_content(image, min_size=1)  # a broken scan is named as such, not as outside the domain
+    brain_mask = check_brain_mask(ctx.params.get("brain_mask", "auto"))
     brain, brain_info = None, None
-    brain_mask = ctx.params.get("brain_mask", "auto")
-    if brain_mask not in BRAIN_MASK_CHOICES:
-        raise BadInputError(f"brain_mask '{brain_mask}' is not an option.", f"Use one of {', '.join(BRAIN_MASK_CHOICES)}.")
-    if brain_mask == "auto" and wants_brain_extraction(image, card):
+    check = check_domain(image, card)  # once: it also says whether the scan still has its skull
+    if brain_mask == "auto" and wants_brain_extraction(check, card):
         ctx.report(0.02, "brain mask", "the scan has its skull; the model was trained on skull-stripped brains")
         brain, brain_info = extract_brain(image, mni_brain_template(), ctx.report)
         image = image.with_array(image.array.astype(np.float32) * brain.array)  # the model sees what it was trained on
-    domain = require_domain(image, card, bool(ctx.params.get("force", False)), ctx.report)  # before any work
+        check = None  # the brain is checked again
+    domain = require_domain(image, card, bool(ctx.params.get("force", False)), ctx.report, check=check)  # before any work
     ctx.report(0.05, "loading model", f"{card['id']} on {ctx.device}")
     net = load_model(card, ctx.device)
     ctx.extra_result["model"] = {"id": card["id"], "sha256": card["sha256"]}
@@ -61,4 +61,3 @@ def run(ctx) -> dict:
     if brain_info is not None:
         metrics["brain_mask"] = brain_info
     return {"outputs": outputs, "metrics": metrics}
-
