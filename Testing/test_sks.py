@@ -203,3 +203,41 @@ def test_balanced_cross_entropy_gives_each_class_the_same_weight_and_is_a_stage2
     assert torch.isfinite(segmentation_loss("dice_balanced_ce")(logits.requires_grad_(), target))
     with pytest.raises(ValueError, match="unknown segmentation loss"):
         segmentation_loss("focal")
+
+
+def test_a_stopped_stage_2_run_goes_on_where_it_was_and_ends_as_an_unbroken_run(tmp_path):
+    """A benchmark run killed mid-training (a session ends) resumes from its last validation: the same weights and
+    history as a run that was never stopped, and no state file left behind."""
+    from slicerleap.segmentation.sks.trainer import train_segmenter
+
+    pixel = [prepare_case(*blob_case(s)[:1], SPEC, blob_case(s)[1]) for s in range(2)]
+    config = SliceTrainingConfig(sks=TINY, crop=32, batch_size=2, iterations=8, iterations_per_epoch=2, learning_rate=3e-3, seed=3)
+
+    def fresh_net():
+        torch.manual_seed(0)
+        return SKSNet(in_channels=3, out_channels=2, **TINY)
+
+    unbroken = fresh_net()
+    torch.manual_seed(1)
+    expected = train_segmenter(unbroken, pixel, pixel[:1], config, "cpu", lambda *a: None)
+
+    class Killed(Exception):
+        pass
+
+    def killed_at_the_second_check(fraction, message, record):
+        if record["iteration"] == 4:
+            raise Killed
+    resume = tmp_path / "run.resume.pt"
+    killed = fresh_net()
+    torch.manual_seed(1)
+    with pytest.raises(Killed):
+        train_segmenter(killed, pixel, pixel[:1], config, "cpu", killed_at_the_second_check, resume_file=str(resume))
+    assert resume.exists()  # saved at the first check (iteration 2): the killed check did not save
+    resumed = fresh_net()
+    torch.manual_seed(99)  # the saved generator state wins over whatever the new process has
+    history = train_segmenter(resumed, pixel, pixel[:1], config, "cpu", lambda *a: None, resume_file=str(resume))
+    assert [h["iteration"] for h in history] == [2, 4, 6, 8]
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in expected])
+    for k, v in unbroken.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v)
+    assert not resume.exists()

@@ -227,8 +227,10 @@ def main() -> None:
                               f"{scores['lesion_free_share']:.3f}), ROC AUC {scores['test_slice_auc']}", flush=True)
                     net.coarse.load_state_dict(coarse_net.coarse.state_dict())
                     net.classifier.load_state_dict(coarse_net.classifier.state_dict())
-                history = train_segmenter(net, pixel, val, config, device, progress)
-                record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"])
+                resumed = Path(f"{args.save_models}/{weights_tag(name, seed, p)}.resume.pt").exists()
+                history = train_segmenter(net, pixel, val, config, device, progress,  # a stopped run goes on from its last validation
+                                           resume_file=f"{args.save_models}/{weights_tag(name, seed, p)}.resume.pt")
+                record.update(train_s=round(time.time() - t0, 1), final_loss=history[-1]["loss"], **({"resumed": True} if resumed else {}))
                 if itk_test:  # both anatomies apart, and the mean over all test cases as the headline
                     record.update(test_mni=evaluate(net.eval(), test, device), test_itk=evaluate(net, itk_test, device))
                     record.update(mean_over_cases(record["test_mni"], len(test), record["test_itk"], len(itk_test)))

@@ -9,6 +9,7 @@ with the same slices, crops, augmentation, loss, optimiser and iterations."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from ...best_weights import BestWeights
 from ...mixed_precision import autocast, resolve_precision
+from ...training_state import load_training_state, save_training_state
 from ..slice_data import SliceCase
 from ..slice_training import SliceTrainingConfig, mean_dice, one_cycle_adamw, optimiser_step, sample_slices, segmentation_loss
 from .lesion_polarity import mirror_lesion_contrast
@@ -61,9 +63,10 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
 
 
 def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: SliceTrainingConfig, device,
-                    report: Callable, should_stop: Callable = lambda: False) -> list[dict]:
+                    report: Callable, should_stop: Callable = lambda: False, resume_file: str | None = None) -> list[dict]:
     """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice, the latest of equals (last ones
-    without validation)."""
+    without validation). With `resume_file`, the run's state is saved there at every validation and a stopped run goes on
+    from it (the file is removed when the run ends)."""
     rng = np.random.default_rng(config.seed + 2)
     if config.mirrored_lesion_copies:
         cases = with_mirrored_lesion_copies(cases, config.n_classes - 1)
@@ -76,7 +79,10 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
     loss_fn = segmentation_loss(config.loss)
     precision = resolve_precision(config.precision, device)
     history, losses, best = [], [], BestWeights()
-    for it in range(config.iterations):
+    start = 0
+    if resume_file:
+        start, history = load_training_state(resume_file, net, opt, sched, best, rng)
+    for it in range(start, config.iterations):
         net.train()
         if frozen:
             net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
@@ -93,9 +99,13 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
                    + (f", validation Dice {dice:.3f}" if dice is not None else ""), record)
             best.offer(dice, net)
             losses = []
+            if resume_file and not last:
+                save_training_state(resume_file, it + 1, net, opt, sched, best, history, rng)
         if last:
             break
     best.restore(net)
+    if resume_file:
+        Path(resume_file).unlink(missing_ok=True)
     return history
 
 
