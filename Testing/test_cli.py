@@ -43,7 +43,7 @@ def test_segment_folder_in_folder_out(tmp_path):
         write_volume(sphere_phantom(24, seed=n), tmp_path / "in" / f"case{n}.nrrd")
     out = cli("segment", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["case0.nrrd", "case1.nrrd"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["case0.nrrd", "case0.nrrd.result.json", "case1.nrrd", "case1.nrrd.result.json"]
 
 
 def test_superres_and_register_write_their_files(tmp_path):

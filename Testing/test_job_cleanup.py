@@ -87,7 +87,7 @@ def test_a_folder_of_scans_goes_on_past_a_bad_file_and_reports_each(tmp_path):
     done = subprocess.run(["slicerleap", "segment", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                            "--model", "brain-tissue-unet@1.0.0"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr[-800:]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "c.nrrd"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "a.nii.gz.result.json", "c.nrrd", "c.nrrd.result.json"]
     table = done.stdout
     assert "b.nii.gz  bad-input" in table and "a.nii.gz  done" in table and "c.nrrd    done" in table
     assert "2 of 3 file(s) done, 1 not" in table

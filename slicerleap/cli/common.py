@@ -8,16 +8,43 @@ import shutil
 from pathlib import Path
 
 from ..errors import SlicerLeapError
-
-OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
-                  "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
-                  "volume2": "--output2", "pseudo": "--output", "brain": "--brain-mask-output"}
-
+from ..io.output_files import case_name, check_outputs
 
 def job_options(parser) -> None:
     """--device and --keep-files, on every command that runs a job."""
     parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--keep-files", action="store_true", help="keep the job folder (inputs, outputs, worker.log)")
+
+
+def batch_options(parser) -> None:
+    """--workers and --cluster, on every command that takes a folder (or table) of inputs."""
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with a folder: run N files at once on a local Dask cluster, each job with cores/N threads "
+                             "(default: one file after another)")
+    parser.add_argument("--cluster", default=None,
+                        help="with a folder: the Dask scheduler to run on (tcp://host:8786); its workers need this package "
+                             "and the input and output folders at the same paths (a shared filesystem)")
+
+
+def is_volume_folder(path) -> bool:
+    """A folder of volume files (not a DICOM series): a batch, one job per file."""
+    from ..io import SUPPORTED_SUFFIXES
+
+    path = Path(path)
+    return path.is_dir() and not any(path.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in path.iterdir())
+
+
+def refuse_batch_options_for_one_file(args) -> None:
+    if getattr(args, "workers", None) or getattr(args, "cluster", None):
+        raise SlicerLeapError("--workers and --cluster run a folder of inputs (or a table of pairs), not one file.",
+                              "Give a folder as --input (or --pairs for register), or drop --workers/--cluster.")
+
+
+def report_batch(records) -> int:
+    from ..jobs.batch import batch_exit_code, summary_table
+
+    print(summary_table(records))
+    return batch_exit_code(records)
 
 
 def trained_model_options(parser, default_id: str) -> None:
@@ -27,24 +54,6 @@ def trained_model_options(parser, default_id: str) -> None:
     parser.add_argument("--modality", default="any", choices=["CT", "MR", "PET", "US", "any"],
                         help="the modality of the training scans, recorded in the model's card (segment checks scans against it)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and sampling (reproducible runs)")
-
-
-def check_outputs(inputs: dict, outputs: dict) -> None:
-    """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
-    and in a folder that can be written."""
-    from ..io.output_files import check_output_path
-
-    sources = [p for v in inputs.values() for p in (v if isinstance(v, (list, tuple)) else [v])]
-    seen: dict = {}
-    for name, destination in outputs.items():
-        if not destination:
-            continue
-        option = OUTPUT_OPTIONS.get(name.split("_")[0], f"--{name}")
-        check_output_path(destination, sources, "transform" if name == "transform" else "volume", option)
-        resolved = Path(destination).resolve()
-        if resolved in seen:
-            raise SlicerLeapError(f"{option} and {seen[resolved]} name the same file '{destination}'.", "Give each output its own name.")
-        seen[resolved] = option
 
 
 def run_task(task, inputs, params, model, device, keep, outputs: dict) -> int:
@@ -63,16 +72,6 @@ def run_task(task, inputs, params, model, device, keep, outputs: dict) -> int:
     finally:
         job.cleanup()
     return 0
-
-
-def case_name(path: Path) -> str:
-    from ..io import SUPPORTED_SUFFIXES
-
-    name = path.name
-    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return name[: -len(suffix)].removesuffix(".seg")
-    return path.stem
 
 
 def volume_files(folder: Path) -> dict[str, Path]:

@@ -4,25 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..segmentation.inference_options import BRAIN_MASK_CHOICES
-from .common import job_options, run_task
+from .common import batch_options, is_volume_folder, job_options, refuse_batch_options_for_one_file, report_batch, run_task
 
 
 def cmd_segment(args) -> int:
     source, target = Path(args.input), Path(args.output)
     params = {"backend": args.backend, "force": args.force, "brain_mask": args.brain_mask}
-    from ..io import SUPPORTED_SUFFIXES
+    if is_volume_folder(source):
+        from ..batch import folder_items, run_batch
 
-    if source.is_dir() and not any(source.glob("*.dcm")) and any(p.name.endswith(SUPPORTED_SUFFIXES) for p in source.iterdir()):
-        from ..io.output_files import check_output_path
-        from ..jobs.batch import batch_exit_code, run_serial_batch, summary_table
-
-        check_output_path(target, [source], "folder")  # folder in, folder out: never the same folder
-        files = sorted(p for p in source.iterdir() if p.name.endswith(SUPPORTED_SUFFIXES))
-        records = run_serial_batch([(path.name, lambda path=path: run_task(
-            "segment", {"image": path}, params, args.model, args.device, args.keep_files,
-            {"segmentation": target / path.name})) for path in files])
-        print(summary_table(records))
-        return batch_exit_code(records)
+        items = folder_items("segment", source, target, params, args.model, "segmentation")
+        return report_batch(run_batch(items, args.workers, args.cluster, args.device))
+    refuse_batch_options_for_one_file(args)
     return run_task("segment", {"image": source}, {**params, "probability": bool(args.probability)}, args.model,
                 args.device, args.keep_files,
                 {"segmentation": target, "probability": args.probability, "brain_mask": args.brain_mask_output})
@@ -46,4 +39,5 @@ def add_commands(sub) -> None:
     p.add_argument("--brain-mask-output", default=None,
                    help="write the brain mask here when one was made (see --brain-mask)")
     job_options(p)
+    batch_options(p)
     p.set_defaults(func=cmd_segment)

@@ -18,6 +18,15 @@ TRANSFORM_SUFFIXES = (".h5", ".hdf5", ".tfm", ".txt") + VOLUME_SUFFIXES  # a vec
 SUFFIXES = {"volume": VOLUME_SUFFIXES, "transform": TRANSFORM_SUFFIXES}
 
 
+def case_name(path: Path) -> str:
+    """A volume file's name without its suffix (case.nii.gz, case.seg.nrrd -> case)."""
+    name = path.name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)].removesuffix(".seg")
+    return path.stem
+
+
 def suffix_of(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
@@ -87,3 +96,25 @@ def atomic_destination(path: str | Path):
             os.replace(produced, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# the command-line option that names each job output, for the messages below
+OUTPUT_OPTIONS = {"segmentation": "--output", "volume": "--output", "probability": "--probability", "transform": "--out-transform",
+                  "warped": "--warped", "jacobian": "--jacobian", "labels": "--labels-out", "difference": "--difference",
+                  "volume2": "--output2", "pseudo": "--output", "brain": "--brain-mask-output"}
+
+
+def check_outputs(inputs: dict, outputs: dict) -> None:
+    """Before any work: no output over an input (links included), none twice, each with a suffix a writer takes
+    and in a folder that can be written."""
+    sources = [p for v in inputs.values() for p in (v if isinstance(v, (list, tuple)) else [v])]
+    seen: dict = {}
+    for name, destination in outputs.items():
+        if not destination:
+            continue
+        option = OUTPUT_OPTIONS.get(name.split("_")[0], f"--{name}")
+        check_output_path(destination, sources, "transform" if name == "transform" else "volume", option)
+        resolved = Path(destination).resolve()
+        if resolved in seen:
+            raise BadInputError(f"{option} and {seen[resolved]} name the same file '{destination}'.", "Give each output its own name.")
+        seen[resolved] = option

@@ -19,9 +19,11 @@ def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> 
 
 
 def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model: str | None = None, device: str = "auto",
-                      keep_files: bool = False, on_progress=None) -> tuple[dict, Job]:
+                      keep_files: bool = False, on_progress=None, env: dict | None = None,
+                      should_cancel=lambda: False) -> tuple[dict, Job]:
     """Run `task` to completion. Returns (result, job); the caller copies outputs then calls job.cleanup().
-    Raises JobFailed with the user-facing message on failure."""
+    Raises JobFailed with the user-facing message on failure. `env`: extra environment of the worker (e.g. its
+    thread count); `should_cancel()`, asked every second, cancels the job (a batch stopped from elsewhere)."""
     job_dir = new_job_folder(task)
     spec = JobSpec(task=task, params=dict(params or {}), model=model, device=device)
     try:
@@ -31,12 +33,15 @@ def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model
             else:
                 spec.inputs[name] = _stage_input(job_dir, name, Path(value))
         write_job(job_dir, spec)
-        job = Job(job_dir, keep_files=keep_files).start()
+        job = Job(job_dir, keep_files=keep_files, env=env).start()
     except BaseException:  # bad input, Ctrl+C or SIGTERM while staging: no copy of the scan stays behind
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
     try:
-        job.wait(on_progress=on_progress)
+        while job.wait(timeout=1.0, on_progress=on_progress) == "running":
+            if should_cancel():
+                job.cancel()
+                break
     except BaseException:  # KeyboardInterrupt, or SIGTERM/SIGHUP turned into one by the CLI
         job.cancel()
         job.cleanup()
