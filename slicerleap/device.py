@@ -28,16 +28,26 @@ def select_device(requested: str = "auto"):
     return device
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (cgroup/affinity aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int) -> int:
+    """Threads for each of `processes` jobs sharing this machine's cores."""
+    return max(1, usable_cores() // processes)
+
+
 def configure_cpu_threads() -> int:
-    """Use the cores this process may run on (cgroup/affinity aware), unless OMP_NUM_THREADS says otherwise."""
+    """Use the cores this process may run on, unless OMP_NUM_THREADS says otherwise."""
     import torch
 
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
+    n = usable_cores()
     torch.set_num_threads(max(1, n))
     return n
 

@@ -31,9 +31,11 @@ class TaskContext:
     @property
     def device(self):
         if self._device is None:
+            from . import distributed
             from .device import select_device
 
-            self._device = select_device(self.spec.device)
+            self._device = distributed.local_device(select_device(self.spec.device))
+            distributed.start(self._device)  # several processes (torchrun): join their group
         return self._device
 
     def input_path(self, name: str) -> Path:
@@ -48,7 +50,7 @@ class TaskContext:
         return [self.job_dir / v for v in (value if isinstance(value, list) else [value])]
 
     def output_path(self, filename: str) -> Path:
-        path = self.job_dir / "outputs" / filename
+        path = self.job_dir / _outputs_folder() / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -72,6 +74,13 @@ class TaskContext:
     def check_cancelled(self) -> None:
         if (self.job_dir / CANCEL_FILE).exists():
             raise JobCancelled()
+
+
+def _outputs_folder() -> str:
+    """Under torchrun only the first process's outputs are the job's; the others write theirs aside (removed at exit)."""
+    from . import distributed
+
+    return "outputs" if distributed.is_main() else f"rank{distributed.rank()}/outputs"
 
 
 def _versions() -> dict:
@@ -103,15 +112,17 @@ def _exit_when_orphaned(interval_s: float = 1.0) -> None:
 
 
 def run_job(job_json: Path) -> int:
+    from . import distributed
     from .tasks import get_task
 
     _exit_when_orphaned()
     job_dir = job_json.parent
     started = time.time()
     result: dict = {}
+    main_process = distributed.is_main()
     try:
         spec = JobSpec.load(job_dir)
-        ctx = TaskContext(job_dir, spec)
+        ctx = TaskContext(job_dir, spec, out=sys.stdout if main_process else sys.stderr)  # one progress stream
         ctx.report(0.0, "starting", f"task {spec.task}")
         task = get_task(spec.task)
         outputs = task(ctx) or {}
@@ -133,6 +144,12 @@ def run_job(job_json: Path) -> int:
         code, result = ExitCode.INTERNAL_ERROR, {"status": "failed", "error": (
             f"Internal error: {type(exc).__name__}: {exc}. Fix: report this with the worker log "
             f"({job_dir / 'worker.log'}).")}
+    distributed.stop()
+    if not main_process:  # the first process reports for all
+        import shutil
+
+        shutil.rmtree(job_dir / f"rank{distributed.rank()}", ignore_errors=True)
+        return int(code)
     result.setdefault("timings", {})["total_s"] = round(time.time() - started, 3)
     result["versions"] = _versions()
     if code == ExitCode.SUCCESS:

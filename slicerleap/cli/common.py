@@ -47,6 +47,26 @@ def report_batch(records) -> int:
     return batch_exit_code(records)
 
 
+def process_options(parser) -> None:
+    """Training on several processes through torchrun (DDP: gloo on CPU, NCCL on GPUs)."""
+    parser.add_argument("--nproc-per-node", type=int, default=1,
+                        help="training processes on this machine (one per GPU; on CPU each takes cores/N threads); "
+                             "the global batch is split between them, so the result matches one process")
+    parser.add_argument("--nnodes", type=int, default=1, help="machines taking part: run the same command on each")
+    parser.add_argument("--rdzv-endpoint", default=None, help="with --nnodes > 1: host:port where the machines meet (torchrun's c10d rendezvous)")
+
+
+def processes_of(args) -> dict | None:
+    if args.nproc_per_node < 1 or args.nnodes < 1:
+        raise SlicerLeapError("--nproc-per-node and --nnodes count processes and machines: 1 or more.", "Give positive numbers.")
+    if args.nnodes > 1 and not args.rdzv_endpoint:
+        raise SlicerLeapError("--nnodes > 1 needs --rdzv-endpoint host:port (where the machines meet).",
+                              "Give the first machine's address and a free port, the same on every machine.")
+    if args.nproc_per_node * args.nnodes == 1:
+        return None
+    return {"nproc_per_node": args.nproc_per_node, "nnodes": args.nnodes, "rdzv_endpoint": args.rdzv_endpoint}
+
+
 def trained_model_options(parser, default_id: str) -> None:
     """--out, --id, --modality, --seed: what every train command asks about the model it trains and registers."""
     parser.add_argument("--out", required=True, help="folder for model.safetensors + card.json (also registered in the catalog)")
@@ -84,14 +104,21 @@ def volume_files(folder: Path) -> dict[str, Path]:
 
 def train_and_register(task: str, inputs: dict, params: dict, args) -> int:
     """Run a training task; on success register its model in the catalog and copy weights + card to --out."""
+    from ..device import threads_per_process
     from ..jobs.files import print_progress, run_task_on_files
     from ..models import get_catalog
     from ..models.cards import register_job_model
 
     if params.get("model_id"):
         get_catalog().check_new_id(params["model_id"])
-    result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress)
+    processes = processes_of(args) if hasattr(args, "nproc_per_node") else None
+    env = {"OMP_NUM_THREADS": str(threads_per_process(processes["nproc_per_node"]))} if processes else None
+    result, job = run_task_on_files(task, inputs, params, None, args.device, args.keep_files, on_progress=print_progress,
+                                    processes=processes, env=env)
     try:
+        if "model" not in result["outputs"]:  # another machine of a multi-machine run holds rank 0 and the model
+            print("training finished on this machine; the machine running the first process writes and registers the model")
+            return 0
         spec = result["outputs"]["model"]
         registered = register_job_model(job, spec)
         out = Path(args.out)

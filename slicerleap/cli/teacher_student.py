@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import SlicerLeapError
 from ..segmentation.training_methods import TEACHER_STUDENT, resolve_training
-from .common import case_name, check_outputs, job_options, train_and_register, trained_model_options, volume_files
+from .common import case_name, check_outputs, job_options, process_options, train_and_register, trained_model_options, volume_files
 
 
 def _boxes_for(names, folder, required: bool) -> list:
@@ -140,6 +140,7 @@ def add_commands(sub, train_sub) -> None:
         trained_model_options(t, default_id)
         TEACHER_STUDENT.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
         values(t)
+        process_options(t)
         job_options(t)
 
     t = train_sub.add_parser("teacher", help="teacher annotator: U-Net with organ-to-lesion box attention, from cases with masks")

@@ -1,4 +1,4 @@
-"""`slicerleap train sks|registration`: train a model on your own cases and register it in the catalog. The
+"""`slicerleap train sks|registration|segmentation`: train a model on your own cases and register it in the catalog. The
 `train` command's other subcommands come from their method's group (teacher_student.py, text_prompt.py). The
 training options come from the declarations in slicerleap/segmentation/training_methods.py."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import SlicerLeapError
 from ..segmentation.training_methods import SKS_TRAINING, resolve_training
-from .common import job_options, train_and_register, trained_model_options, volume_files
+from .common import job_options, process_options, processes_of, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train(args) -> int:
@@ -55,6 +55,31 @@ def cmd_train_registration(args) -> int:
     return train_and_register("train-registration", inputs, params, args)
 
 
+def cmd_train_segmentation(args) -> int:
+    """A 3D U-Net on image/labelmap pairs named alike; each label value found becomes a class."""
+    import numpy as np
+
+    from ..io import read_volume
+    from ..segmentation.label_specs import numbered_label_specs
+
+    processes = processes_of(args)
+    if processes and args.batch_size % (processes["nproc_per_node"] * processes["nnodes"]):
+        total = processes["nproc_per_node"] * processes["nnodes"]
+        raise SlicerLeapError(f"A batch of {args.batch_size} cannot be split evenly between {total} processes.",
+                              f"Use a --batch-size that is a multiple of {total}, or fewer processes.")
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
+    names = [n for n in images if n in labels]
+    if not names:
+        raise SlicerLeapError("No image in --images has a labelmap of the same name in --labels.", "Name each labelmap like its image.")
+    values = sorted({int(v) for n in names for v in np.unique(read_volume(labels[n]).array) if v > 0})
+    params = {"labels": numbered_label_specs(values), "model_id": args.id, "modality": args.modality,
+              "seed": args.seed, "epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
+              "batch_size": args.batch_size, "patch": args.patch, "channels": args.channels, "spacing_mm": args.spacing,
+              "validation_cases": args.validation_cases}
+    print(f"{len(names)} case(s), label values {values}", file=sys.stderr)
+    return train_and_register("train-segmentation", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+
+
 def add_commands(sub):
     """The `train` command with `sks` and `registration`; returns its subparsers for the other groups' methods."""
     p = sub.add_parser("train", help="train a segmentation model from your own cases")
@@ -69,6 +94,7 @@ def add_commands(sub):
     t.add_argument("--spacing", type=float, default=None, help="in-plane working pixel size in mm (default: median of the images)")
     t.add_argument("--label-value", type=int, default=None, help="lesion value in the labelmaps (default: any non-zero)")
     t.add_argument("--skip-unlabelled", action="store_true", help="ignore images with neither labelmap nor slice labels")
+    process_options(t)
     job_options(t)
     t.set_defaults(func=cmd_train)
     t = tsub.add_parser("registration", help="a deformable registration network (TM-DCA or VoxelMorph) on your images")
@@ -80,6 +106,21 @@ def add_commands(sub):
     t.add_argument("--similarity", default="lncc", choices=["lncc", "mse", "mi"], help="mi: images of different contrasts")
     t.add_argument("--start-from", default=None, help="a catalog registration model to fine-tune (e.g. brain-tm-dca@1.0.0)")
     t.add_argument("--iterations", type=int, default=300, help="training iterations (pairs drawn from your images)")
+    process_options(t)  # N processes: each iteration trains on N pairs, one per process
     job_options(t)
     t.set_defaults(func=cmd_train_registration)
+    t = tsub.add_parser("segmentation", help="a 3D U-Net (MONAI) on fully labelled volumes; several processes with --nproc-per-node")
+    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
+    t.add_argument("--labels", required=True, help="folder of labelmaps named like their images; each non-zero value is a class")
+    trained_model_options(t, "my-unet@1.0.0")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--iterations-per-epoch", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=2, help="patches per step, over all processes together")
+    t.add_argument("--patch", type=int, nargs=3, default=[64, 64, 64], help="patch size in voxels at --spacing")
+    t.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64], help="U-Net channels per level")
+    t.add_argument("--spacing", type=float, nargs=3, default=[2.0, 2.0, 2.0], help="training spacing in mm")
+    t.add_argument("--validation-cases", type=int, default=None, help="cases held out for validation (default 1 when there are 3 or more)")
+    process_options(t)
+    job_options(t)
+    t.set_defaults(func=cmd_train_segmentation)
     return tsub

@@ -7,11 +7,11 @@ Progress of the running jobs comes back as Dask worker events; Ctrl+C sets a Das
 polls, so each cancels its worker process and removes its job folder before the cluster closes."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
 
+from ..device import threads_per_process
 from .batch import BatchItem, BatchRecord, check_batch, run_batch_item
 
 PROGRESS_TOPIC = "slicerleap-batch-progress"
@@ -36,14 +36,6 @@ def _run_on_dask_worker(item: BatchItem, device: str, env: dict, cancel_event: s
     return run_batch_item(item, device, env=env, on_progress=publish, should_cancel=cancel.is_set)
 
 
-def threads_per_job(workers: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // workers)
-
-
 def run_dask_batch(items: list[BatchItem], workers: int | None = None, cluster: str | None = None, device: str = "auto",
                    log=lambda text: print(text, file=sys.stderr)) -> list[BatchRecord]:
     """Run the items on Dask; records in the items' order. `workers` (local cluster) or `cluster` (an address)."""
@@ -57,7 +49,7 @@ def run_dask_batch(items: list[BatchItem], workers: int | None = None, cluster: 
         workers = workers or 1
         local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(local)
-        env = {"OMP_NUM_THREADS": str(threads_per_job(workers))}  # N jobs at once share the cores
+        env = {"OMP_NUM_THREADS": str(threads_per_process(workers))}  # N jobs at once share the cores
     cancel_name = f"slicerleap-cancel-{uuid.uuid4().hex[:8]}"
     running: dict[str, str] = {}
 

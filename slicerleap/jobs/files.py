@@ -20,12 +20,13 @@ def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> 
 
 def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model: str | None = None, device: str = "auto",
                       keep_files: bool = False, on_progress=None, env: dict | None = None,
-                      should_cancel=lambda: False) -> tuple[dict, Job]:
+                      should_cancel=lambda: False, processes: dict | None = None) -> tuple[dict, Job]:
     """Run `task` to completion. Returns (result, job); the caller copies outputs then calls job.cleanup().
     Raises JobFailed with the user-facing message on failure. `env`: extra environment of the worker (e.g. its
-    thread count); `should_cancel()`, asked every second, cancels the job (a batch stopped from elsewhere)."""
+    thread count); `should_cancel()`, asked every second, cancels the job (a batch stopped from elsewhere);
+    `processes`: train on several processes under torchrun (protocol.worker_command)."""
     job_dir = new_job_folder(task)
-    spec = JobSpec(task=task, params=dict(params or {}), model=model, device=device)
+    spec = JobSpec(task=task, params=dict(params or {}), model=model, device=device, processes=processes)
     try:
         for name, value in inputs.items():
             if isinstance(value, (list, tuple)):

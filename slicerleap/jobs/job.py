@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .job_folders import OWNER_FILE
-from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode
+from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode, worker_command
 
 
 class JobFailed(RuntimeError):
@@ -62,8 +62,9 @@ class Job:
         env["PYTHONIOENCODING"] = "utf-8"  # worker messages may carry non-ASCII text whatever the locale
         log = open(self.job_dir / LOG_FILE, "ab")
         self._started_at = time.monotonic()
+        processes = json.loads((self.job_dir / "job.json").read_text(encoding="utf-8")).get("processes")
         self.process = subprocess.Popen(
-            [self.python, "-m", "slicerleap.worker", str(self.job_dir / "job.json")],
+            worker_command(self.python, self.job_dir / "job.json", processes),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.job_dir,
             env=env, start_new_session=(os.name != "nt"),
         )
@@ -88,6 +89,8 @@ class Job:
             return "running" if self.process else "not-started"
         if self._cancel_requested and self.exit_code != ExitCode.SUCCESS:
             return "cancelled"
+        if self.exit_code != ExitCode.SUCCESS and self.final.get("status") in ("bad-input", "model-error", "cancelled", "failed"):
+            return self.final["status"]  # the worker's own word: torchrun turns every failure into exit code 1
         try:
             return ExitCode(self.exit_code).status
         except ValueError:

@@ -42,12 +42,28 @@ class JobSpec:
     inputs: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     device: str = "auto"
+    processes: dict | None = None  # {"nproc_per_node", "nnodes", "rdzv_endpoint", "rdzv_id"}: run under torchrun
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
     def load(cls, job_dir: Path) -> "JobSpec":
         data = json.loads((Path(job_dir) / JOB_FILE).read_text(encoding="utf-8"))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def worker_command(python: str, job_json: Path, processes: dict | None) -> list[str]:
+    """The worker's command line: the worker itself, or torchrun starting one worker per process (`processes`).
+    One node: --standalone; several: the c10d rendezvous at `rdzv_endpoint`, which every node's command names."""
+    worker = ["-m", "slicerleap.worker", str(job_json)]
+    if not processes:
+        return [python, *worker]
+    launcher = [python, "-m", "torch.distributed.run", f"--nproc-per-node={int(processes['nproc_per_node'])}"]
+    if int(processes.get("nnodes", 1)) > 1:
+        launcher += [f"--nnodes={int(processes['nnodes'])}", "--rdzv-backend=c10d", f"--rdzv-endpoint={processes['rdzv_endpoint']}",
+                     f"--rdzv-id={processes.get('rdzv_id') or 'slicerleap'}"]
+    else:
+        launcher += ["--standalone"]
+    return [*launcher, *worker]
 
 
 def write_job(job_dir: str | Path, spec: JobSpec) -> Path:

@@ -46,11 +46,14 @@ def pair_dice(net, pairs, device, label_values) -> float:
     no labels (unlabelled training images), the mean local normalised cross-correlation instead."""
     from monai.losses import LocalNormalizedCrossCorrelationLoss
 
+    from .. import distributed
+
     lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=7)
     scores = []
+    distributed.share_buffers(net)
     net.eval()
     with torch.no_grad():
-        for moving, fixed, moving_labels, fixed_labels in pairs:
+        for moving, fixed, moving_labels, fixed_labels in distributed.my_share(pairs):  # torchrun: gathered below
             warped_image, ddf = net(moving.to(device), fixed.to(device))
             if not label_values:
                 scores.append(-float(lncc(warped_image, fixed.to(device))))
@@ -60,28 +63,33 @@ def pair_dice(net, pairs, device, label_values) -> float:
             present = [v for v in label_values if (truth == v).any() or (warped == v).any()]  # absent labels are no evidence
             scores += list(dice_per_class(warped, truth, present).values())
     net.train()
-    return float(np.mean(scores))
+    return distributed.mean_over_processes(scores, device)
 
 
 def train_registration(sampler, validation_pairs, config: RegistrationTrainingConfig, device, n_classes: int,
                        report=lambda *a, **k: None, should_stop=lambda: False, initial_state: dict | None = None):
     """Returns (network with the best validation state, history of {iteration, loss parts, val_dice}).
     `initial_state`: weights to start from (fine-tuning a catalog model). n_classes = 1: no labels."""
+    from .. import distributed
+
     torch.manual_seed(config.seed)
     net = build_network(config.architecture).to(device)
     if initial_state is not None:
         net.load_state_dict(initial_state)
+    model = distributed.wrap(net, device)
     loss_fn = RegistrationLoss(config.loss)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     label_values = list(range(1, n_classes))
     best, history, started = BestWeights(), [], time.time()
     running: dict[str, float] = {}
     for iteration in range(1, config.iterations + 1):
-        if should_stop():
+        if distributed.any_process(should_stop(), device):
             report(None, "training", f"stopped by the user after {iteration - 1} iterations; keeping the best model so far")
             break
-        moving, fixed, moving_labels, fixed_labels = (t.to(device) for t in sampler.sample())
-        warped, ddf = net(moving, fixed)
+        # under torchrun every process draws the same N pairs (one generator, one seed) and trains on its own: a step sees N pairs
+        pairs = [sampler.sample() for _ in range(distributed.world_size())]
+        moving, fixed, moving_labels, fixed_labels = (t.to(device) for t in pairs[distributed.rank()])
+        warped, ddf = model(moving, fixed)
         if n_classes > 1:
             loss, parts = loss_fn(fixed, warped, ddf, one_hot(fixed_labels, n_classes), warp(one_hot(moving_labels, n_classes), ddf))
         else:
@@ -94,7 +102,8 @@ def train_registration(sampler, validation_pairs, config: RegistrationTrainingCo
         if iteration % config.validate_every == 0 or iteration == config.iterations:
             n = config.validate_every if iteration % config.validate_every == 0 else iteration % config.validate_every
             dice = pair_dice(net, validation_pairs, device, label_values)
-            record = {"iteration": iteration, **{k: v / n for k, v in running.items()}, "val_dice": dice,
+            parts_summed = distributed.sum_over_processes(list(running.values()), device)
+            record = {"iteration": iteration, **{k: v / n / distributed.world_size() for k, v in zip(running, parts_summed)}, "val_dice": dice,
                       "elapsed_s": round(time.time() - started, 1)}
             history.append(record)
             running = {}

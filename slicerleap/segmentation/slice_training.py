@@ -136,10 +136,14 @@ def segmentation_loss(name: str = "dice_ce"):
 
 def mean_dice(net, cases: list[SliceCase], device, context: int = 1) -> float | None:
     """Mean 3D foreground Dice over `cases` (on their slice grids); None without cases."""
+    from .. import distributed
+
     if not cases:
         return None
-    net.eval()
-    return float(np.mean([overlap_metrics(predict_case(net, c, device, context=context).argmax(0) > 0, c.labels > 0)["dice"] for c in cases]))
+    distributed.share_buffers(net)
+    net.eval()  # under torchrun each process scores its share of the cases
+    return distributed.mean_over_processes([overlap_metrics(predict_case(net, c, device, context=context).argmax(0) > 0, c.labels > 0)["dice"]
+                                            for c in distributed.my_share(cases)], device)
 
 
 def optimiser_step(opt, sched, loss) -> float:

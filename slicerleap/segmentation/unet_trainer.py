@@ -66,52 +66,70 @@ def _augmentations(config: UNetTrainingConfig):
     return T.Compose(steps)
 
 
+def _augmented_patch(train: list[dict], augment, seed: int, step: int, item: int) -> dict:
+    """Item `item` of global batch `step`: its case and augmentation drawn from a generator of its own, so a batch is the
+    same whether one process draws all of it or several processes draw their shares."""
+    rng = np.random.default_rng([seed, step, item])
+    case = train[int(rng.integers(len(train)))]
+    augment.set_random_state(seed=int(rng.integers(2 ** 31)))
+    return augment(case)[0]
+
+
 def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, device,
                report: Callable = lambda *a, **k: None) -> tuple[torch.nn.Module, list[dict]]:
-    """Returns the trained network (best validation Dice) and the per-epoch history."""
+    """Returns the trained network (best validation Dice) and the per-epoch history. Under torchrun each process
+    trains on its share of every batch (distributed.py) and all end with the same weights."""
     from monai.inferers import sliding_window_inference
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 
+    from .. import distributed
     from ..models.networks import build_network
 
+    distributed.check_batch_divides(config.batch_size)
     set_determinism(config.seed)
     net = build_network(config.architecture()).to(device)
+    model = distributed.wrap(net, device)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * config.iterations_per_epoch)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     augment = _augmentations(config)
-    rng = np.random.default_rng(config.seed)
+    my_items = distributed.my_share(range(config.batch_size))
     history, best = [], BestWeights()
     started = time.time()
     for epoch in range(config.epochs):
-        net.train()
+        model.train()
         losses = []
         for it in range(config.iterations_per_epoch):
-            batch = [augment(train[int(rng.integers(len(train)))])[0] for _ in range(config.batch_size)]
+            step = epoch * config.iterations_per_epoch + it
+            batch = [_augmented_patch(train, augment, config.seed, step, i) for i in my_items]
             x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
             y = torch.stack([torch.as_tensor(b["label"]) for b in batch]).long().to(device)
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            loss.backward()
+            loss = loss_fn(model(x), y)
+            loss.backward()  # DDP averages the gradients of the processes' equal shares: the global batch's gradient
             optimiser.step()
             scheduler.step()
-            losses.append(loss.item())
+            losses.append(distributed.sum_over_processes([loss.item()], device)[0] / distributed.world_size())
             report((epoch + (it + 1) / config.iterations_per_epoch) / config.epochs * 0.95, "training",
-                   f"epoch {epoch + 1}/{config.epochs} iteration {it + 1}: loss {loss.item():.4f}")
+                   f"epoch {epoch + 1}/{config.epochs} iteration {it + 1}: loss {losses[-1]:.4f}")
+        distributed.share_buffers(net)
         net.eval()
         dices = []
         with torch.inference_mode():
-            for case in val:
+            for case in distributed.my_share(val):
                 x = torch.as_tensor(case["image"])[None].float().to(device)
                 pred = sliding_window_inference(x, config.patch, 2, net, overlap=0.25).argmax(1)[0].cpu().numpy()
                 per = dice_per_class(pred, case["label"][0], range(1, config.n_classes))
                 dices.append(float(np.mean(list(per.values()))))
-        val_dice = float(np.mean(dices)) if dices else float("nan")
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_dice": val_dice, "elapsed_s": round(time.time() - started, 1)}
+        total, count = distributed.sum_over_processes([sum(dices), len(dices)], device)
+        val_dice = total / count if count else float("nan")
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_dice": val_dice, "elapsed_s": round(time.time() - started, 1),
+                  "iteration_losses": [round(v, 6) for v in losses]}
         history.append(record)
         report((epoch + 1) / config.epochs * 0.95, "validation",
-               f"epoch {epoch + 1}: loss {record['loss']:.4f}, validation Dice {val_dice:.3f}", **record)
-        best.offer(val_dice, net)  # without validation cases (NaN) the last weights stay
+               f"epoch {epoch + 1}: loss {record['loss']:.4f}, validation Dice {val_dice:.3f}",
+               **{k: v for k, v in record.items() if k != "iteration_losses"})
+        best.offer(val_dice, net)  # the same score on every process: the same weights kept; NaN (no validation): the last
     best.restore(net)
     return net.eval(), history

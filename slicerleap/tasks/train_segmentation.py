@@ -40,7 +40,7 @@ def run(ctx) -> dict:
         ctx.report(0.02 * (n + 1) / len(images), "preparing", f"case {n + 1}/{len(images)}")
         measured.append(measure_training_case(image, label.array, label_specs))
         pairs.append(prepare_pair(image, label, config))
-    n_val = int(p.get("validation_cases", 1 if len(pairs) > 2 else 0))
+    n_val = int(p["validation_cases"] if p.get("validation_cases") is not None else 1 if len(pairs) > 2 else 0)
     train, val = pairs[n_val:] or pairs, pairs[:n_val] or pairs
     net, history = train_unet(train, val, config, ctx.device, ctx.report)
     save_weights(net, ctx.output_path("model.safetensors"))

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ... import distributed
 from ...best_weights import BestWeights
 from ...mixed_precision import autocast, resolve_precision
 from ...training_state import load_training_state, save_training_state
@@ -36,7 +37,9 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
                         should_stop: Callable = lambda: False) -> list[dict]:
     """Stage 1: slice classification (BCE) on every case with slice-level knowledge."""
     usable = [c for c in cases if c.known_slices.size]
-    rng = np.random.default_rng(config.seed + 1)
+    distributed.check_batch_divides(config.batch_size)
+    rng = np.random.default_rng(config.seed + 1)  # the same on every process: each keeps its share of the same batch
+    classify = distributed.wrap(distributed.Through(net, "classify"), device)
     params = list(net.coarse.parameters()) + list(net.classifier.parameters())
     opt, sched = one_cycle_adamw(params, config, config.coarse_iterations)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -44,20 +47,21 @@ def train_coarse_branch(net, cases: list[SliceCase], config: SliceTrainingConfig
     history, losses, hits = [], [], []
     net.train()
     for it in range(config.coarse_iterations):
-        x, y = sample_slices(usable, rng, config, pixel=False)
+        x, y = distributed.batch_share(*sample_slices(usable, rng, config, pixel=False))
         x, y = x.to(device), y.to(device)
         with autocast(device, precision):
-            logits = net.classify(x).float()
+            logits = classify(x).float()
             loss = loss_fn(logits, y)
         losses.append(optimiser_step(opt, sched, loss))
         hits.append(float(((logits > 0).float() == y).float().mean()))
         if (it + 1) % config.iterations_per_epoch == 0 or it + 1 == config.coarse_iterations:
-            record = {"training_stage": 1, "iteration": it + 1, "loss": float(np.mean(losses)), "train_accuracy": float(np.mean(hits))}
+            record = {"training_stage": 1, "iteration": it + 1, "loss": distributed.mean_over_processes(losses, device),
+                      "train_accuracy": distributed.mean_over_processes(hits, device)}
             history.append(record)
             report((it + 1) / config.coarse_iterations, f"stage 1 (slice labels) iteration {it + 1}/{config.coarse_iterations}: "
                    f"loss {record['loss']:.3f}, slice accuracy {record['train_accuracy']:.2f}", record)
             losses, hits = [], []
-        if should_stop():
+        if distributed.any_process(should_stop(), device):
             break
     return history
 
@@ -67,7 +71,8 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
     """Stage 2: pixel labels, Dice loss; keeps the weights with the best validation Dice, the latest of equals (last ones
     without validation). With `resume_file`, the run's state is saved there at every validation and a stopped run goes on
     from it (the file is removed when the run ends)."""
-    rng = np.random.default_rng(config.seed + 2)
+    distributed.check_batch_divides(config.batch_size)
+    rng = np.random.default_rng(config.seed + 2)  # the same on every process: each keeps its share of the same batch
     if config.mirrored_lesion_copies:
         cases = with_mirrored_lesion_copies(cases, config.n_classes - 1)
     frozen = config.model == "sks" and net.cfg.coarse_branch and config.coarse_in_stage2 == "frozen"
@@ -75,6 +80,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.coarse.requires_grad_(False)
         net.classifier.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
+    model = distributed.wrap(net, device)
     opt, sched = one_cycle_adamw(params, config, config.iterations)
     loss_fn = segmentation_loss(config.loss)
     precision = resolve_precision(config.precision, device)
@@ -86,20 +92,20 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         net.train()
         if frozen:
             net.coarse.eval()  # no dropout/drop-path in the frozen guidance branch
-        x, y = sample_slices(cases, rng, config, pixel=True)
+        x, y = distributed.batch_share(*sample_slices(cases, rng, config, pixel=True))
         with autocast(device, precision):
-            loss = loss_fn(net(x.to(device)).float(), y.to(device))
+            loss = loss_fn(model(x.to(device)).float(), y.to(device))
         losses.append(optimiser_step(opt, sched, loss))
-        last = it + 1 == config.iterations or should_stop()
+        last = it + 1 == config.iterations or distributed.any_process(should_stop(), device)
         if (it + 1) % config.iterations_per_epoch == 0 or last:
             dice = mean_dice(net, val, device, config.context)
-            record = {"training_stage": 2, "iteration": it + 1, "loss": float(np.mean(losses)), "val_dice": dice}
+            record = {"training_stage": 2, "iteration": it + 1, "loss": distributed.mean_over_processes(losses, device), "val_dice": dice}
             history.append(record)
             report((it + 1) / config.iterations, f"stage 2 (pixel labels) iteration {it + 1}/{config.iterations}: loss {record['loss']:.3f}"
                    + (f", validation Dice {dice:.3f}" if dice is not None else ""), record)
             best.offer(dice, net)
             losses = []
-            if resume_file and not last:
+            if resume_file and not last and distributed.is_main():
                 save_training_state(resume_file, it + 1, net, opt, sched, best, history, rng)
         if last:
             break

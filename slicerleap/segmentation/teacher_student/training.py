@@ -176,18 +176,21 @@ def evaluate(net, cases: list[BoxCase], device, context: int = 1, postprocess: b
     first."""
     from ..postprocess import postprocess_labels
 
+    from ... import distributed
+
     scores = {"organ": [], "lesion": []}
     pooled = {"organ": np.zeros(3), "lesion": np.zeros(3)}  # true positives, predicted, true voxels
+    distributed.share_buffers(net)
     net.eval()
-    for case in cases:
+    for case in distributed.my_share(cases):  # under torchrun each process scores its share, gathered below
         labels = predict_box_case(net, case, device, context).argmax(0)
         if postprocess:
             labels = postprocess_labels(labels, ROLE_LABELS, case.grid.spacing)
         for name, pred, truth in (("organ", labels > 0, case.labels > 0), ("lesion", labels == 2, case.labels == 2)):
             scores[name].append(overlap_metrics(pred, truth)["dice"])
             pooled[name] += [(pred & truth).sum(), pred.sum(), truth.sum()]
-    out = {f"{n}_dice": float(np.mean(v)) for n, v in scores.items()}
-    overall = {n: overlap_from_counts(*p) for n, p in pooled.items()}
+    out = {f"{n}_dice": distributed.mean_over_processes(v, device) for n, v in scores.items()}
+    overall = {n: overlap_from_counts(*distributed.sum_over_processes(list(p), device)) for n, p in pooled.items()}
     out.update({f"{n}_dice_global": m["dice"] for n, m in overall.items()})
     # is a low lesion Dice missed lesion or false alarm?
     out.update({"lesion_precision_global": overall["lesion"]["precision"], "lesion_recall_global": overall["lesion"]["recall"]})
@@ -233,27 +236,32 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
     (mean of organ and lesion) when `val` is given. report(fraction, message, record) once per epoch."""
     from monai.utils import set_determinism
 
+    from ... import distributed
+
     set_determinism(config.seed)
+    distributed.check_batch_divides(config.batch_size)
     net = build_box_unet(config, role).to(device)
     if initial_state is not None:
         net.load_state_dict(initial_state, strict=False)
+    # the same generator on every process (torchrun): each keeps its share of the same batch
     rng = np.random.default_rng(config.seed + (11 if role == "teacher" else 12))
     opt, sched = _optimiser(net.parameters(), config, role)
     loc_weights = torch.as_tensor(config.localisation_class_weights, dtype=torch.float32, device=device)
     student_branch = role == "student" and config.localisation
+    model = distributed.wrap(distributed.Through(net, "forward_with_localisation") if student_branch else net, device)
     precision = resolve_precision(config.precision, device)
     history, losses, best = [], [], BestWeights()
     started = time.time()
     for it in range(config.iterations):
         net.train()
-        x, boxes, target, boxmap = (t.to(device) for t in sample_batch(cases, rng, config))
+        x, boxes, target, boxmap = (None if t is None else t.to(device) for t in distributed.batch_share(*sample_batch(cases, rng, config)))
         with autocast(device, precision):
             if role == "teacher":
-                seg = net(torch.cat([x, boxes], 1))
+                seg = model(torch.cat([x, boxes], 1))
             elif student_branch:
-                seg, loc = net.forward_with_localisation(x)
+                seg, loc = model(x)
             else:
-                seg = net(x)
+                seg = model(x)
             seg = seg.float()
             loss = F.cross_entropy(seg, target)
             if config.dice:
@@ -261,9 +269,9 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
             if student_branch:
                 loss = loss + config.localisation_weight * F.cross_entropy(loc.float(), boxmap, weight=loc_weights)
         losses.append(optimiser_step(opt, sched, loss))
-        last = it + 1 == config.iterations or should_stop()
+        last = it + 1 == config.iterations or distributed.any_process(should_stop(), device)
         if (it + 1) % config.iterations_per_epoch == 0 or last:
-            record = {"role": role, "iteration": it + 1, "loss": float(np.mean(losses))}
+            record = {"role": role, "iteration": it + 1, "loss": distributed.mean_over_processes(losses, device)}
             if val:
                 record.update(evaluate(net, val, device, config.context))
                 best.offer((record["organ_dice"] + record["lesion_dice"]) / 2, net)
