@@ -1,5 +1,5 @@
-"""Run by Testing/test_distributed_training.py under torchrun (and alone): a few steps of the SKS, teacher and
-registration trainers; every process writes the trained weights' checksums and the histories it saw."""
+"""Run by Testing/test_distributed_training.py under torchrun (and alone): a few steps of the SKS, teacher,
+registration and MPTPN trainers; every process writes the trained weights' checksums and the histories it saw."""
 import hashlib
 import json
 import os
@@ -16,6 +16,8 @@ from slicerleap import Volume, distributed  # noqa: E402
 from slicerleap.registration.training import RegistrationTrainingConfig, tm_dca_architecture, train_registration  # noqa: E402
 from slicerleap.registration.training_pairs import PairSampler, PairSamplerConfig  # noqa: E402
 from slicerleap.segmentation.boxes import boxes_from_labels  # noqa: E402
+from slicerleap.segmentation.mptpn.prompted_slices import prompted_slices  # noqa: E402
+from slicerleap.segmentation.mptpn.trainer import MPTPNTrainingConfig, train_mptpn  # noqa: E402
 from slicerleap.segmentation.sks.trainer import train_slice_model  # noqa: E402
 from slicerleap.segmentation.slice_data import prepare_case, slice_input_spec  # noqa: E402
 from slicerleap.segmentation.slice_training import SliceTrainingConfig  # noqa: E402
@@ -59,6 +61,11 @@ def main(out: Path) -> None:
                                           learning_rate=1e-3, validate_every=2)
     net, history = train_registration(sampler, validation, training, device, n_classes=4)
     report["registration"] = {"weights": checksum(net), "history": history}
+    slices = prompted_slices(prepare_case(*blob_case(3)[:1], slice_input_spec(1.5, context=0), blob_case(3)[1]), 32, empty_share=0.5)
+    mptpn = MPTPNTrainingConfig(img_size=32, net={"channels": 4, "patch": 8, "heads": 1}, iterations=4, pretrain_iterations=2,
+                                batch_size=4, learning_rate=3e-3)
+    net, history, _ = train_mptpn(slices, mptpn, device)
+    report["mptpn"] = {"weights": checksum(net), "history": history}
     (out / f"rank{distributed.rank()}_of_{distributed.world_size()}.json").write_text(json.dumps(report, default=float))
     distributed.stop()
 

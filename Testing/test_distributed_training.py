@@ -75,7 +75,7 @@ def test_process_options_are_checked(tmp_path, options, message):
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_sks_teacher_and_registration_trainers_end_with_the_same_model_on_every_process(tmp_path):
+def test_sks_teacher_registration_and_mptpn_trainers_end_with_the_same_model_on_every_process(tmp_path):
     """Under torchrun each process trains on its share of every batch (SKS, teacher) or on its own pair (registration);
     the processes must end with identical weights and see the same (gathered) validation scores."""
     import sys
@@ -86,9 +86,10 @@ def test_sks_teacher_and_registration_trainers_end_with_the_same_model_on_every_
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     first, second = (json.loads((tmp_path / f"rank{r}_of_2.json").read_text()) for r in (0, 1))
-    for trainer in ("sks", "teacher", "registration"):
+    for trainer in ("sks", "teacher", "registration", "mptpn"):
         assert first[trainer]["weights"] == second[trainer]["weights"], trainer
         assert first[trainer]["history"] == second[trainer]["history"], trainer
     assert [h["training_stage"] for h in first["sks"]["history"]] == [1, 1, 2, 2]
     assert all(h["val_dice"] is not None for h in first["sks"]["history"] if h["training_stage"] == 2)
     assert len(first["registration"]["history"]) == 2 and "organ_dice" in first["teacher"]["history"][-1]
+    assert [h["stage"] for h in first["mptpn"]["history"]] == [1, 1, 2, 2, 2, 2]

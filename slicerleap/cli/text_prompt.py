@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import SlicerLeapError
 from ..segmentation.training_methods import MPTPN_TRAINING, resolve_training
-from .common import job_options, run_task, train_and_register, trained_model_options, volume_files
+from .common import job_options, process_options, run_task, train_and_register, trained_model_options, volume_files
 
 
 def cmd_train_mptpn(args) -> int:
@@ -80,6 +80,7 @@ def add_commands(sub, train_sub) -> None:
     trained_model_options(t, "my-mptpn@1.0.0")
     MPTPN_TRAINING.add_method_option(t, "--model-type", default="mptpn")
     MPTPN_TRAINING.add_cli_options(t, skip=("seed",))  # --seed: trained_model_options
+    process_options(t)
     t.add_argument("--size", type=int, default=128, help="side of the square model input (pixels)")
     t.add_argument("--target", default="lesion", help="the word prompts use for the object")
     t.add_argument("--label-value", type=int, default=None, help="target value in the labelmaps (default: any non-zero)")

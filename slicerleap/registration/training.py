@@ -112,4 +112,5 @@ def train_registration(sampler, validation_pairs, config: RegistrationTrainingCo
                    f"iteration {iteration}/{config.iterations}: loss {sum(v for k, v in record.items() if k in parts):.4f}, "
                    f"validation Dice {dice:.3f}", **record)
     best.restore(net)
+    distributed.share_buffers(net)  # every process ends with the model the first one writes
     return net.eval(), history

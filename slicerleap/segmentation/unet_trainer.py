@@ -132,4 +132,5 @@ def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, d
                **{k: v for k, v in record.items() if k != "iteration_losses"})
         best.offer(val_dice, net)  # the same score on every process: the same weights kept; NaN (no validation): the last
     best.restore(net)
+    distributed.share_buffers(net)  # every process ends with the model the first one writes
     return net.eval(), history

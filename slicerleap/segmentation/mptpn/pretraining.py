@@ -39,6 +39,17 @@ def pooled_prior(net, image, words) -> torch.Tensor:
     return torch.cat([f.mean((2, 3)) for f in net.prior(image, words)], 1)
 
 
+class _TwoViews(nn.Module):
+    """SimSiam's loss of two views as one module's forward, so that DDP can wrap the encoder and the head together."""
+
+    def __init__(self, net, head: SimSiamHead):
+        super().__init__()
+        self.net, self.head = net, head
+
+    def forward(self, v1, v2, words):
+        return simsiam_loss(self.head, pooled_prior(self.net, v1, words), pooled_prior(self.net, v2, words))
+
+
 def simsiam_loss(head: SimSiamHead, r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     z1, z2 = head.projector(r1), head.projector(r2)
     p1, p2 = head.predictor(z1), head.predictor(z2)
@@ -48,9 +59,13 @@ def simsiam_loss(head: SimSiamHead, r1: torch.Tensor, r2: torch.Tensor) -> torch
 def pretrain_prior(net, images: torch.Tensor, prompts: list[str], iterations: int, device, batch_size: int = 8,
                    lr: float = 0.05, seed: int = 0, report: Callable | None = None,
                    stop: Callable[[], bool] | None = None) -> list[dict]:
-    """Train `net`'s PPE in place by SimSiam on (images (N, 1, S, S), prompts); returns [{"step", "loss"}, ...]."""
+    """Train `net`'s PPE in place by SimSiam on (images (N, 1, S, S), prompts); returns [{"step", "loss"}, ...].
+    Under torchrun every process draws the same batch and views (one seed) and trains on its share of them."""
+    from ... import distributed
+
     c = net.config.channels
     head = SimSiamHead(7 * c).to(device)
+    two_views = distributed.wrap(_TwoViews(net, head), device)
     params = [p for name, p in net.named_parameters() if not name.startswith(("msff", "up_attention", "head"))]
     opt = torch.optim.SGD(params + list(head.parameters()), lr=lr, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, iterations))
@@ -58,16 +73,18 @@ def pretrain_prior(net, images: torch.Tensor, prompts: list[str], iterations: in
     history = []
     net.train()
     for step in range(1, iterations + 1):
-        if stop and stop():
+        if distributed.any_process(bool(stop and stop()), device):
             break
         index = rng.choice(len(prompts), size=min(batch_size, len(prompts)), replace=False)
+        distributed.check_batch_divides(len(index))
         batch = images[index]
-        words, _ = text_encoder.encode([prompts[i] for i in index], device)
         v1, _ = augment_pair(batch, None, rng)
         v2, _ = augment_pair(batch, None, rng)
-        loss = optimiser_step(opt, sched, simsiam_loss(head, pooled_prior(net, v1.to(device), words),
-                                                       pooled_prior(net, v2.to(device), words)))
-        history.append({"step": step, "loss": round(loss, 4)})
+        mine = distributed.my_share(range(len(index)))
+        words, _ = text_encoder.encode([prompts[index[i]] for i in mine], device)
+        v1, v2 = distributed.batch_share(v1, v2)
+        loss = optimiser_step(opt, sched, two_views(v1.to(device), v2.to(device), words))
+        history.append({"step": step, "loss": round(distributed.mean_over_processes([loss], device), 4)})
         if report:
             report(step / iterations, f"stage 1 (SimSiam) step {step}/{iterations} loss {loss:.3f}", history[-1])
     return history

@@ -68,7 +68,9 @@ def build(config: MPTPNTrainingConfig) -> torch.nn.Module:
 
 
 def batch_logits(net, images: torch.Tensor, prompts: list[str], device) -> torch.Tensor:
-    words = text_encoder.encode(prompts, device)[0] if not isinstance(net, ImageOnly) else None
+    from ... import distributed
+
+    words = text_encoder.encode(prompts, device)[0] if not isinstance(distributed.unwrap(net), ImageOnly) else None
     return net(images.to(device), words)
 
 
@@ -89,6 +91,8 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
     the model is the U-Net or pretrain_iterations is 0. `initial`: a state dict to start from instead, e.g. one
     stage-1 run shared by ablation variants (tensors whose name and shape match are taken). `report(fraction,
     message, record)`."""
+    from ... import distributed
+
     report = report or (lambda *a: None)
     started = time.time()
     torch.manual_seed(config.seed)
@@ -106,19 +110,24 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
             report=lambda f, m, r: report(f * stage1 / total, m, r), stop=stop)]
     opt, sched = one_cycle_adamw(net.parameters(), config, config.iterations)
     precision = resolve_precision(config.precision, device)
-    rng = np.random.default_rng(config.seed + 1)
+    rng = np.random.default_rng(config.seed + 1)  # the same on every process (torchrun): each keeps its share of a batch
+    model = distributed.wrap(net, device)
     net.train()
     for step in range(1, config.iterations + 1):
-        if stop and stop():
+        if distributed.any_process(bool(stop and stop()), device):
             break
         index = rng.choice(len(train), size=min(config.batch_size, len(train)), replace=False)
+        distributed.check_batch_divides(len(index))
         images, masks = train.images[index], train.masks[index]
         if config.augment:
             images, masks = augment_pair(images, masks, rng)
+        images, masks = distributed.batch_share(images, masks)
+        prompts = [train.prompts[index[i]] for i in distributed.my_share(range(len(index)))]
         with autocast(device, precision):
-            loss = mptpn_loss(batch_logits(net, images, [train.prompts[i] for i in index], device).float(), masks.to(device))
-        loss = optimiser_step(opt, sched, loss)
+            loss = mptpn_loss(batch_logits(model, images, prompts, device).float(), masks.to(device))
+        loss = distributed.mean_over_processes([optimiser_step(opt, sched, loss)], device)
         history.append({"stage": 2, "step": step, "loss": round(loss, 4)})
         if step % 10 == 0 or step == config.iterations:
             report((stage1 + step) / total, f"stage 2 step {step}/{config.iterations} loss {loss:.3f}", history[-1])
+    distributed.share_buffers(net)  # every process ends with the model the first one writes
     return net.eval(), history, time.time() - started

@@ -110,6 +110,7 @@ def train_segmenter(net, cases: list[SliceCase], val: list[SliceCase], config: S
         if last:
             break
     best.restore(net)
+    distributed.share_buffers(net)  # every process ends with the model the first one writes
     if resume_file:
         Path(resume_file).unlink(missing_ok=True)
     return history

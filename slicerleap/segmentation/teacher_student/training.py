@@ -282,4 +282,5 @@ def train_box_unet(role: str, cases: list[BoxCase], val: list[BoxCase], config: 
         if last:
             break
     best.restore(net)
+    distributed.share_buffers(net)  # every process ends with the model the first one writes
     return net.eval(), history, time.time() - started
