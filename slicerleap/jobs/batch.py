@@ -122,12 +122,18 @@ def run_serial_batch(items: list[BatchItem], device: str = "auto", log=lambda te
     check_batch(items)
     records = []
     for n, item in enumerate(items, 1):
-        log(f"[{n}/{len(items)}] {item.name}")
+        log(f"{files_bar(n - 1, len(items))}: {item.name}")
         record = run_batch_item(item, device, on_progress=print_progress)
         if record.message:
             log(f"  {record.status}: {record.message}")
         records.append(record)
     return records
+
+
+def files_bar(done: int, total: int, width: int = 20) -> str:
+    """`[######--------------] 6/20 files`: the batch's progress over files in a log line."""
+    filled = round(width * done / max(total, 1))
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} files"
 
 
 def summary_table(records: list[BatchRecord]) -> str:

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ..device import threads_per_process
-from .batch import BatchItem, BatchRecord, check_batch, run_batch_item
+from .batch import BatchItem, BatchRecord, check_batch, files_bar, run_batch_item
 
 PROGRESS_TOPIC = "slicerleap-batch-progress"
 
@@ -74,7 +74,7 @@ def run_dask_batch(items: list[BatchItem], workers: int | None = None, cluster: 
                     record = BatchRecord(items[n].name, "failed", 0.0, f"the Dask worker running it failed: {exc}")
                 records[n] = record
                 running.pop(record.name, None)
-                log(f"[{done}/{len(items)} finished] {record.name}: {record.status} ({record.seconds:.1f} s)"
+                log(f"{files_bar(done, len(items))}: {record.name} {record.status} ({record.seconds:.1f} s)"
                     + (f" — {record.message}" if record.message else ""))
         except KeyboardInterrupt:
             log("stopping: the running jobs cancel their workers and remove their job folders ...")
