@@ -2,7 +2,7 @@
 another on this machine, or N at once on a local Dask cluster (`workers=N`), or on a Dask cluster's workers
 (`cluster="tcp://host:8786"`, input and output folders on a filesystem they share). A rerun skips what is done.
 
-    from slicerleap.batch import segment_folder, register_pairs
+    from slicerleap.batch import segment_folder, register_pairs, reconstruct_folder
     records = segment_folder("scans/", "labels/", workers=2)       # [BatchRecord(name, status, seconds, message)]
     register_pairs("pairs.csv", "registered/", method="optimisation")
 """
@@ -143,3 +143,30 @@ def register_pairs(pairs, target, method: str | None = None, model: str | None =
     pairs = read_pairs(pairs) if isinstance(pairs, (str, Path)) else pairs
     params = registration_params(method, model, options)
     return run_batch(register_items(pairs, target, params, model if params["method"] == "network" else None), workers, cluster, device)
+
+
+def reconstruction_params(method: str, spacing, options: dict) -> dict:
+    from .reconstruction.methods import RECONSTRUCTION
+
+    method = RECONSTRUCTION.method(method).name
+    if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
+        raise BadInputError(f"spacing {list(spacing)} is not three positive numbers (mm).", "Give x y z in mm, e.g. 1 1 3.")
+    return {"method": method, "spacing": list(spacing) if spacing else None, **_declared(RECONSTRUCTION, method, options)}
+
+
+def kspace_items(source: str | Path, target: str | Path, params: dict) -> list[BatchItem]:
+    """One item per k-space file (.h5, .npy) of `source`; each volume in `target` as <name>.nrrd."""
+    from .reconstruction.kspace import KSPACE_SUFFIXES
+
+    source, target = Path(source), Path(target)
+    _output_folder(source, target)
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES)
+    return [BatchItem(p.name, "reconstruct", {"kspace": str(p)}, {**params, "output_name": f"{p.stem} ({params['method']})"},
+                      {"volume": str(target / f"{p.stem}.nrrd")},
+                      str(target / f"{p.name}{RECORD_SUFFIX}")) for p in files]
+
+
+def reconstruct_folder(source, target, method: str = "sense", spacing=None, workers: int | None = None, cluster: str | None = None,
+                       device: str = "auto", **options) -> list[BatchRecord]:
+    """Reconstruct every k-space file of `source` (options as `slicerleap reconstruct`, e.g. acceleration=4, mask="random")."""
+    return run_batch(kspace_items(source, target, reconstruction_params(method, spacing, options)), workers, cluster, device)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import SlicerLeapError
-from . import demo, federated, info, models, register, segment, superres, teacher_student, text_prompt, train
+from . import demo, federated, info, models, reconstruct, register, segment, superres, teacher_student, text_prompt, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     text_prompt.add_commands(sub, train_sub)
     register.add_commands(sub)
     superres.add_commands(sub)
+    reconstruct.add_commands(sub)
     federated.add_commands(sub)
     return parser
 

@@ -13,6 +13,15 @@ from .protocol import JobSpec, write_job
 
 
 def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
+    from ..reconstruction.kspace import KSPACE_SUFFIXES, sidecar_of
+
+    if path.suffix.lower() in KSPACE_SUFFIXES:  # raw k-space: the file as it is, with the .json beside a .npy
+        relative = f"inputs/{name}{'' if n is None else f'_{n}'}{path.suffix.lower()}"
+        (job_dir / "inputs").mkdir(exist_ok=True)
+        shutil.copyfile(path, job_dir / relative)
+        if sidecar_of(path).exists():
+            shutil.copyfile(sidecar_of(path), sidecar_of(job_dir / relative))
+        return relative
     relative = f"inputs/{name}{'' if n is None else f'_{n}'}.nrrd"
     write_volume(read_volume(path), job_dir / relative, compress=False)  # any readable format (incl. DICOM) -> NRRD
     return relative

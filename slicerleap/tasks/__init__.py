@@ -17,6 +17,7 @@ TASKS = {
     "register": "slicerleap.tasks.register:run",
     "train-registration": "slicerleap.tasks.train_registration:run",
     "superres": "slicerleap.tasks.superres:run",
+    "reconstruct": "slicerleap.tasks.reconstruct:run",
     "federated-train": "slicerleap.tasks.federated_train:run",
 }
 
