@@ -552,3 +552,25 @@ def test_installer_never_pulls_torch_from_pypi_outside_the_desktop():
 
 def test_nothing_is_installed_when_everything_is_there():
     assert _run_installer("", packaging=True) == {"calls": [], "error": None}
+
+
+def test_superresolution_reconstructs_kspace_into_a_volume_node(ctx, tmp_path):
+    from slicerleap.reconstruction.simulate import simulate_kspace, write_fastmri_h5
+
+    image, _ = phantom(seed=4)
+    slices = (image[10:12] / image.max()).astype(np.float32)
+    write_fastmri_h5(tmp_path / "knee.h5", simulate_kspace(slices, n_coils=4, snr=100), (0.5, 0.6, 3.0))
+    before = ctx.scene.GetNumberOfNodes()
+    outputs = SuperResolutionLogic(ctx).reconstruct(tmp_path / "knee.h5", method="sense", acceleration=2, mask="equispaced", center_fraction=0.25,
+                                                    iterations=10, timeout=600)
+    node = outputs["volume"]
+    assert node.IsA("vtkMRMLScalarVolumeNode") and node.GetName() == "knee (sense)"
+    volume = node_to_volume(node)
+    assert volume.array.shape == slices.shape
+    np.testing.assert_allclose(volume.spacing, (0.5, 0.6, 3.0), rtol=1e-5)
+    assert ctx.scene.GetNumberOfNodes() > before
+    np.save(tmp_path / "magnitude.npy", np.abs(slices))
+    with pytest.raises(BadInputError, match="real-valued"):
+        SuperResolutionLogic(ctx).create_reconstruction_job(tmp_path / "magnitude.npy")
+    with pytest.raises(BadInputError, match="Unknown option"):
+        SuperResolutionLogic(ctx).create_reconstruction_job(tmp_path / "knee.h5", accel=4)

@@ -132,6 +132,34 @@ class SuperResolutionLogic:
             self.show_result(outputs)
         return outputs
 
+    def create_reconstruction_job(self, kspace_file, method: str = "sense", spacing=None, device: str = "auto",
+                                  keep_files: bool = False, **parameters) -> SceneJob:
+        """A job (not started) that reconstructs an MRI volume from raw k-space: a fastMRI-layout .h5 (slices x coils x
+        height x width) or a .npy with its .json (slicerleap/reconstruction/kspace.py). `method`: zero-filled, sense
+        or cs; `parameters`: slicerleap/reconstruction/methods.py's (acceleration, mask, center_fraction, seed,
+        lamda, iterations). `spacing` (x, y, z mm): used when the file gives none."""
+        from pathlib import Path
+
+        from slicerleap.batch import reconstruction_params
+        from slicerleap.reconstruction.kspace import read_kspace
+
+        params = reconstruction_params(method, spacing, parameters)
+        read_kspace(kspace_file)  # a file that is not k-space is refused here, before a job starts
+        params["output_name"] = f"{Path(kspace_file).stem} ({params['method']})"
+        return SceneJob(self.ctx, "reconstruct", {"kspace": str(kspace_file)}, params, device=device, keep_files=keep_files)
+
+    def reconstruct(self, kspace_file, on_progress=None, timeout: float | None = None, show_result: bool = True, **options) -> dict:
+        """Reconstruct and wait: {"volume": vtkMRMLScalarVolumeNode} (the magnitude, slices along K, geometry from the
+        file's header or JSON, else `spacing`, else 1 mm). `options` are create_reconstruction_job's:
+
+            outputs = logic.reconstruct("/data/file_brain_AXT2_200_2000019.h5", method="cs", acceleration=4, mask="equispaced")
+        """
+        job = self.create_reconstruction_job(kspace_file, **options)
+        outputs = job.run(on_progress=on_progress or SlicerLeapCommonLib.logProgress, timeout=timeout)
+        if show_result:
+            self.show_result(outputs)
+        return outputs
+
     @staticmethod
     def has_sr4zct_network(volume_node) -> bool:
         """Whether an SR4ZCT job kept its network with this volume (so training can continue from it)."""

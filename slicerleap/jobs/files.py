@@ -12,7 +12,8 @@ from .job_folders import new_job_folder
 from .protocol import JobSpec, write_job
 
 
-def _stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
+def stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
+    """Copy one input file into the job folder: a volume (any readable format, DICOM too) as NRRD, raw k-space as it is."""
     from ..reconstruction.kspace import KSPACE_SUFFIXES, sidecar_of
 
     if path.suffix.lower() in KSPACE_SUFFIXES:  # raw k-space: the file as it is, with the .json beside a .npy
@@ -39,9 +40,9 @@ def run_task_on_files(task: str, inputs: dict, params: dict | None = None, model
     try:
         for name, value in inputs.items():
             if isinstance(value, (list, tuple)):
-                spec.inputs[name] = [_stage_input(job_dir, name, Path(v), n) for n, v in enumerate(value)]
+                spec.inputs[name] = [stage_input(job_dir, name, Path(v), n) for n, v in enumerate(value)]
             else:
-                spec.inputs[name] = _stage_input(job_dir, name, Path(value))
+                spec.inputs[name] = stage_input(job_dir, name, Path(value))
         write_job(job_dir, spec)
         job = Job(job_dir, keep_files=keep_files, env=env).start()
     except BaseException:  # bad input, Ctrl+C or SIGTERM while staging: no copy of the scan stays behind

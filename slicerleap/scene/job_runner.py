@@ -25,7 +25,7 @@ class SceneJob:
     blocking: run().
 
     inputs: name -> a volume node, or a tuple (segmentation node, reference volume node[, {segment
-    name: label value}]) written as a labelmap on the reference grid, or a list of either."""
+    name: label value}]) written as a labelmap on the reference grid, or a file path (raw k-space), or a list of them."""
 
     def __init__(self, ctx: SceneContext, task: str, inputs: dict, params: dict | None = None, model: str | None = None,
                  device: str = "auto", keep_files: bool = False, work_root: str | Path | None = None):
@@ -40,6 +40,10 @@ class SceneJob:
 
     # -- nodes -> files -----------------------------------------------------------------------
     def _write_input(self, job_dir: Path, name: str, value, n: int | None = None) -> str:
+        if isinstance(value, (str, Path)):  # a file, not a node (raw k-space): staged as the CLI stages it
+            from ..jobs.files import stage_input
+
+            return stage_input(job_dir, name, Path(value), n)
         suffix = "" if n is None else f"_{n}"
         relative = f"inputs/{name}{suffix}.nrrd"
         if isinstance(value, tuple):  # (segmentation node, reference volume node) -> labelmap on the reference grid

@@ -71,6 +71,7 @@ def run(ctx) -> dict:
     volume.metadata.update(name=p.get("output_name") or f"reconstruction ({method})", modality="MR")
     acceleration = mask.size / max(int(mask.sum()), 1)
     ctx.report(0.97, "writing", f"geometry from {source}; {int(mask.sum())} of {mask.size} lines ({acceleration:.2f}x, {how})")
-    return {"outputs": {"volume": {"kind": "volume", "file": ctx.write_output(volume, "reconstruction.nrrd")}},
+    return {"outputs": {"volume": {"kind": "volume", "file": ctx.write_output(volume, "reconstruction.nrrd"),
+                                   "name": volume.metadata["name"]}},
             "metrics": {"method": method, "lines": int(mask.sum()), "width": int(mask.size), "acceleration": round(acceleration, 3),
                         "sampling": how, "geometry": source, "coils": int(kspace.data.shape[1])}}
