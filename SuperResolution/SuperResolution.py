@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -56,7 +57,12 @@ The iteration budget is per slab of 16 coronal slices.
 measured slices exactly, it finds the one with the least total variation (sharp edges, no ringing), starting
 from cubic interpolation. Set the degradation as for dmDIP. On brain MRI slabs it beat dmDIP at a CPU budget.
 <br><br>
-Undersampled MRI reconstruction and MRI-to-PET synthesis are not in this version yet.
+<b>k-space reconstruction</b> (Restore from: kspace) reads raw Cartesian MRI k-space from a file (the fastMRI
+HDF5 layout, or a .npy with a .json beside it) and reconstructs a new volume with SigPy's SENSE (ESPIRiT coil
+sensitivities), compressed sensing (L1-wavelet) or zero-filled inverse FFT. The spacing comes from the file's
+header or JSON (fastMRI files carry no position or orientation: the volume sits at the origin). Mask auto uses
+the lines the file acquired; equispaced or random undersample fully sampled data again, to compare methods.
+The deep reconstruction networks (E2E-VarNet, MFormer) are not in this version yet, nor is MRI-to-PET synthesis.
 """)
         self.parent.acknowledgementText = _("""
 The SR4ZCT method: Shi, Pelt, Batenburg: "SR4ZCT: Self-supervised Through-plane Resolution Enhancement
@@ -92,6 +98,11 @@ class SuperResolutionParameterNode:
     degradation - dmDIP/TV: how the thick slices were made: slice-profile (2D multi-slice) or kspace (3D MRI).
     differenceFromCubic - Also create the result minus cubic interpolation (what the method added).
     outputVolume - The latest result.
+    source - volume: restore inputVolume; kspace: reconstruct an MRI volume from the raw k-space in kspaceFile.
+    kspaceFile - Raw Cartesian k-space: fastMRI-layout .h5, or .npy with a .json beside it.
+    reconMethod - k-space: sense (ESPIRiT + SENSE), cs (L1-wavelet) or zero-filled (SigPy).
+    acceleration - k-space with an equispaced or random mask: undersampling factor applied to fully sampled data.
+    kspaceMask - k-space: auto (the lines the file acquired), equispaced or random (undersample again, fastMRI's masks).
     device - Where the job runs: auto picks CUDA, then Apple MPS, then CPU (interpolators use the CPU).
     keepFiles - Keep the job folder for troubleshooting.
     """
@@ -107,6 +118,11 @@ class SuperResolutionParameterNode:
     degradation: Annotated[str, Choice(["slice-profile", "kspace"])] = "slice-profile"
     continueTraining: bool = False
     differenceFromCubic: bool = False
+    source: Annotated[str, Choice(["volume", "kspace"])] = "volume"
+    kspaceFile: Path
+    reconMethod: Annotated[str, Choice(["sense", "cs", "zero-filled"])] = "sense"
+    acceleration: Annotated[float, WithinRange(1.0, 32.0)] = 4.0
+    kspaceMask: Annotated[str, Choice(["auto", "equispaced", "random"])] = "auto"
     outputVolume: vtkMRMLScalarVolumeNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     keepFiles: bool = False
@@ -131,6 +147,11 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         return SuperResolutionLogic()
 
     def canApply(self) -> tuple:
+        if self._parameterNode.source == "kspace":
+            path = self._parameterNode.kspaceFile
+            if not path or not Path(path).is_file():
+                return False, _("Select a k-space file (.h5 in the fastMRI layout, or .npy with its .json)")
+            return True, _("Reconstruct an MRI volume from the k-space file")
         if not self._parameterNode.inputVolume:
             return False, _("Select an input volume")
         if self._parameterNode.method == "sr4zct":
@@ -153,6 +174,13 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         """The budget applies to the per-scan methods, the network to SR4ZCT, the second contrast and the
         degradation model to dmDIP ("difference from cubic" to every method)."""
         method = self._parameterNode.method if self._parameterNode else ""
+        kspace = bool(self._parameterNode) and self._parameterNode.source == "kspace"
+        self.ui.kspaceFileLineEdit.enabled = self.ui.kspaceCollapsibleButton.enabled = kspace
+        self.ui.inputVolumeSelector.enabled = self.ui.parametersCollapsibleButton.enabled = not kspace
+        self.ui.sr4zctCollapsibleButton.enabled = not kspace
+        if kspace:
+            self.ui.secondVolumeSelector.enabled = False
+            return
         for widget in (self.ui.iterationsSpinBox, self.ui.thicknessSpinBox):
             widget.enabled = method in ("sr4zct", "dmdip", "tv")
         self.ui.timeBudgetSpinBox.enabled = method in ("sr4zct", "dmdip")
@@ -162,6 +190,9 @@ class SuperResolutionWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
 
     def startJob(self):
         p = self._parameterNode
+        if p.source == "kspace":
+            return self.logic.create_reconstruction_job(str(p.kspaceFile), method=p.reconMethod, acceleration=p.acceleration,
+                                                        mask=p.kspaceMask, device=p.device, keep_files=p.keepFiles).start()
         return self.logic.start(p.inputVolume, method=p.method, spacing=p.targetSpacing or None,
                                 second_volume=p.secondVolume if p.method == "dmdip" else None,
                                 resume_from=p.outputVolume if p.method == "sr4zct" and p.continueTraining else None,

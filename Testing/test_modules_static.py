@@ -224,8 +224,9 @@ def lib_call_problems(module_dir: Path, lib_class, receiver: str = "self.logic")
         accepted = set(inspect.signature(method).parameters)
         if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(method).parameters.values()):
             accepted |= {p for creator in creators for p in inspect.signature(creator).parameters}
-            declared = getattr(lib_class, "METHODS", None)  # a MethodFamily: create_job takes its parameters by keyword
-            accepted |= {p.name for p in declared.parameters()} if declared is not None else set()
+            from slicerleap.declarations import MethodFamily  # each family a Lib declares (METHODS, ...): its jobs take
+            for declared in (getattr(lib_class, a) for a in dir(lib_class)):  # their parameters by keyword
+                accepted |= {p.name for p in declared.parameters()} if isinstance(declared, MethodFamily) else set()
         keywords = {k.arg for k in node.keywords if k.arg}
         for keyword in sorted(keywords - accepted):
             problems.append(f"{name}: {receiver}.{node.func.attr}(...) passes '{keyword}', which "

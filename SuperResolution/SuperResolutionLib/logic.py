@@ -19,6 +19,7 @@ import numpy as np
 
 import SlicerLeapCommonLib
 from slicerleap.enhancement.methods import PER_SCAN_METHODS, SUPERRES
+from slicerleap.reconstruction.methods import RECONSTRUCTION
 from slicerleap.enhancement.slice_profile import check_thick_slices
 from slicerleap.errors import BadInputError
 from slicerleap.scene import SceneJob, get_scene_context
@@ -82,6 +83,7 @@ class SuperResolutionLogic:
     """
 
     METHODS = SUPERRES  # the methods and their parameters (create_job's keywords)
+    RECONSTRUCTION_METHODS = RECONSTRUCTION  # create_reconstruction_job's
 
     def __init__(self, ctx=None):
         self.ctx = ctx or get_scene_context()
