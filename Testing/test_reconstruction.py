@@ -140,3 +140,26 @@ def test_a_folder_of_kspace_files_from_the_python_api(tmp_path, mni_slices):
     records = reconstruct_folder(tmp_path / "in", tmp_path / "out", method="zero-filled", acceleration=4.0, mask="equispaced")
     assert [r.status for r in records] == ["done", "done"]
     assert read_volume(tmp_path / "out" / "scan1.nrrd").metadata.get("name") == "scan1 (zero-filled)"
+
+
+def test_a_varnet_trained_from_the_command_line_reconstructs_a_file(tmp_path, mni_slices):
+    """`train recon` on fully sampled files (one held out for validation), then `reconstruct --method varnet` with it:
+    the pipeline, not the quality (a few steps; benchmarks/RESULTS.md measures quality)."""
+    (tmp_path / "train").mkdir()
+    small = mni_slices[:, ::3, ::3]  # 64 x 59
+    for n in range(2):
+        write_fastmri_h5(tmp_path / "train" / f"subject{n}.h5", simulate_kspace(small, n_coils=4, seed=n), (3, 3, 3))
+    trained = subprocess.run(["slicerleap", "train", "recon", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "model"),
+                              "--id", "test-varnet@1.0.0", "--iterations", "4", "--cascades", "1"], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert card["task"] == "reconstruction" and card["modality"] == "MR" and "1 other file" in card["training_data"]
+    write_fastmri_h5(tmp_path / "scan.h5", simulate_kspace(small, n_coils=4, seed=5), (3, 3, 3))
+    done = cli("--kspace", str(tmp_path / "scan.h5"), "--output", str(tmp_path / "varnet.nrrd"), "--method", "varnet",
+               "--model", "test-varnet@1.0.0", "--acceleration", "4", "--mask", "equispaced")
+    assert done.returncode == 0, done.stderr[-3000:]
+    volume = read_volume(tmp_path / "varnet.nrrd")
+    assert volume.array.shape == small.shape and np.isfinite(volume.array).all() and volume.array.max() > 0
+    refused = cli("--kspace", str(tmp_path / "scan.h5"), "--output", str(tmp_path / "x.nrrd"), "--method", "varnet",
+                  "--model", "brain-tissue-unet@1.0.0")
+    assert refused.returncode == 2 and "reconstruction model" in refused.stderr

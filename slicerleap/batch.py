@@ -154,7 +154,7 @@ def reconstruction_params(method: str, spacing, options: dict) -> dict:
     return {"method": method, "spacing": list(spacing) if spacing else None, **_declared(RECONSTRUCTION, method, options)}
 
 
-def kspace_items(source: str | Path, target: str | Path, params: dict) -> list[BatchItem]:
+def kspace_items(source: str | Path, target: str | Path, params: dict, model: str | None = None) -> list[BatchItem]:
     """One item per k-space file (.h5, .npy) of `source`; each volume in `target` as <name>.nrrd."""
     from .reconstruction.kspace import KSPACE_SUFFIXES
 
@@ -163,10 +163,10 @@ def kspace_items(source: str | Path, target: str | Path, params: dict) -> list[B
     files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES)
     return [BatchItem(p.name, "reconstruct", {"kspace": str(p)}, {**params, "output_name": f"{p.stem} ({params['method']})"},
                       {"volume": str(target / f"{p.stem}.nrrd")},
-                      str(target / f"{p.name}{RECORD_SUFFIX}")) for p in files]
+                      str(target / f"{p.name}{RECORD_SUFFIX}"), model) for p in files]
 
 
-def reconstruct_folder(source, target, method: str = "sense", spacing=None, workers: int | None = None, cluster: str | None = None,
-                       device: str = "auto", **options) -> list[BatchRecord]:
+def reconstruct_folder(source, target, method: str = "sense", spacing=None, model: str | None = None, workers: int | None = None,
+                       cluster: str | None = None, device: str = "auto", **options) -> list[BatchRecord]:
     """Reconstruct every k-space file of `source` (options as `slicerleap reconstruct`, e.g. acceleration=4, mask="random")."""
-    return run_batch(kspace_items(source, target, reconstruction_params(method, spacing, options)), workers, cluster, device)
+    return run_batch(kspace_items(source, target, reconstruction_params(method, spacing, options), model), workers, cluster, device)

@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_sub = train.add_commands(sub)
     teacher_student.add_commands(sub, train_sub)
     text_prompt.add_commands(sub, train_sub)
+    reconstruct.add_train_command(train_sub)
     register.add_commands(sub)
     superres.add_commands(sub)
     reconstruct.add_commands(sub)

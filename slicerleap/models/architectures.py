@@ -8,4 +8,5 @@ ARCHITECTURES = {
     "slicerleap.FedICRAUNet": "slicerleap.federated.fedicra.network:FedICRAUNet",
     "slicerleap.TMDCA": "slicerleap.registration.tm_dca:TMDCA",
     "slicerleap.VoxelMorph": "slicerleap.registration.voxelmorph:PaddedVoxelMorph",
+    "slicerleap.E2EVarNet": "slicerleap.reconstruction.varnet:e2e_varnet",
 }

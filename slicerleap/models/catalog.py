@@ -22,7 +22,7 @@ from .weights import sha256_of
 
 NEW_VERSION_FIX = "Give it a new version, e.g. name@1.0.1"
 RUN_WITH = {"segmentation": "`slicerleap segment`", "text-segmentation": "`slicerleap segment-text` and a text prompt",
-            "registration": "`slicerleap register`"}  # where a refused model does belong
+            "registration": "`slicerleap register`", "reconstruction": "`slicerleap reconstruct --method varnet`"}  # where a refused model belongs
 
 
 class CatalogWarning(UserWarning):

@@ -24,5 +24,8 @@ SENSE = Method("sense", "reconstruct", "SENSE with ESPIRiT coil sensitivities (S
 CS = Method("cs", "reconstruct", "compressed sensing: L1-wavelet sparsity with ESPIRiT sensitivities (SigPy)", (
     _lamda(0.001, "L1 on Daubechies-4 wavelets"), ITERATIONS))
 
-RECONSTRUCTION = MethodFamily("reconstruct", (ZERO_FILLED, SENSE, CS), shared=(ACCELERATION, MASK, CENTER_FRACTION, SEED),
+VARNET = Method("varnet", "reconstruct", "E2E-VarNet (MONAI): a network from the catalog (--model; default: the catalog's "
+                "default reconstruction model), trained with `slicerleap train recon`")
+
+RECONSTRUCTION = MethodFamily("reconstruct", (ZERO_FILLED, SENSE, CS, VARNET), shared=(ACCELERATION, MASK, CENTER_FRACTION, SEED),
                               title="reconstruction")

@@ -18,6 +18,7 @@ TASKS = {
     "train-registration": "slicerleap.tasks.train_registration:run",
     "superres": "slicerleap.tasks.superres:run",
     "reconstruct": "slicerleap.tasks.reconstruct:run",
+    "train-recon": "slicerleap.tasks.train_recon:run",
     "federated-train": "slicerleap.tasks.federated_train:run",
 }
 

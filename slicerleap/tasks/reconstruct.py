@@ -39,8 +39,12 @@ def centre_crop(image: np.ndarray, size) -> np.ndarray:
     return image[top:top + ch, left:left + cw]
 
 
-def reconstruct_slice(kspace_slice: np.ndarray, mask: np.ndarray, method: str, params: dict) -> np.ndarray:
+def reconstruct_slice(kspace_slice: np.ndarray, mask: np.ndarray, method: str, params: dict, net=None, device="cpu") -> np.ndarray:
     sampled = kspace_slice * mask  # lines outside the mask count as not acquired, whatever the file holds there
+    if method == "varnet":
+        from ..reconstruction.varnet import varnet_reconstruct
+
+        return varnet_reconstruct(net, sampled, mask, device)
     if method == "zero-filled":
         return classical.zero_filled(sampled)
     maps = classical.coil_sensitivities(sampled, calibration_width(mask))
@@ -57,10 +61,18 @@ def run(ctx) -> dict:
     if method != "zero-filled" and not kspace.multicoil:
         ctx.report(0.01, "checking", f"single-coil k-space: {method} runs with a uniform coil sensitivity")
     mask, how = sampling(kspace, params)
+    net = None
+    if method == "varnet":
+        from ..models import get_catalog
+        from ..models.networks import load_model
+
+        card = get_catalog().resolve(ctx.spec.model, "reconstruction", "reconstruct --method varnet")
+        ctx.report(0.03, "loading model", f"{card['id']} on {ctx.device}")
+        net = load_model(card, ctx.device)
     n = len(kspace.data)
     slices = []
     for k in range(n):
-        slices.append(centre_crop(reconstruct_slice(kspace.data[k], mask, method, params), kspace.recon_size))
+        slices.append(centre_crop(reconstruct_slice(kspace.data[k], mask, method, params, net, ctx.device), kspace.recon_size))
         ctx.report(0.05 + 0.9 * (k + 1) / n, "reconstructing", f"slice {k + 1}/{n} ({method})")
     image = np.stack(slices).astype(np.float32)  # (slices, height, width) = volume K, J, I
     spacing, source = kspace.spacing_mm, kspace.geometry_source
