@@ -11,13 +11,29 @@ import numpy as np
 import torch
 
 
+class GatedRefinement(torch.nn.Module):
+    """A cascade's refinement times a learned gate that starts at 0 (ReZero, Bachlechner et al. 2020): MONAI's
+    VarNetBlock subtracts the refinement U-Net's output from the current estimate, and an untrained U-Net's output is of
+    the image's own size (1 mm brain slice, 4x: 4 random cascades started at 3 dB PSNR against 23 dB for zero-filled,
+    and were at 5 dB after 50 steps). With the gate the untrained network is the zero-filled reconstruction with data
+    consistency, and training moves away from it. A deviation from the paper's initialisation, not from its model."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.gate = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.gate * self.model(x)
+
+
 def e2e_varnet(cascades: int = 4, features=(8, 8, 16, 32, 64, 8), sensitivity_features=(4, 4, 8, 16, 32, 4)):
     from monai.apps.reconstruction.networks.nets.coil_sensitivity_model import CoilSensitivityModel
     from monai.apps.reconstruction.networks.nets.complex_unet import ComplexUnet
     from monai.apps.reconstruction.networks.nets.varnet import VariationalNetworkModel
 
     return VariationalNetworkModel(CoilSensitivityModel(spatial_dims=2, features=tuple(sensitivity_features)),
-                                   ComplexUnet(spatial_dims=2, features=tuple(features)), num_cascades=cascades)
+                                   GatedRefinement(ComplexUnet(spatial_dims=2, features=tuple(features))), num_cascades=cascades)
 
 
 def varnet_architecture(cascades: int = 4, features=(8, 8, 16, 32, 64, 8), sensitivity_features=(4, 4, 8, 16, 32, 4)) -> dict:
