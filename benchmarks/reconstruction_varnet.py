@@ -39,14 +39,38 @@ def training_slices(snr: float) -> tuple[list, list]:
     return list(kspace[4:]), list(kspace[:4])
 
 
+def table(result: dict, baselines: dict) -> str:
+    """Baselines and the network side by side: mean ± sample SD over slices x mask seeds (x network seeds), and the
+    network's mean per training seed."""
+    rows = baselines["rows"] + result["rows"]
+    seeds = sorted({r["network_seed"] for r in result["rows"]})
+    lines = ["| subject | acceleration | method | PSNR (dB) | SSIM in the anatomy | NMSE | PSNR per network seed | n |",
+             "|---|---|---|---|---|---|---|---|"]
+    for subject in dict.fromkeys(r["subject"] for r in rows):
+        for acceleration in sorted({r["acceleration"] for r in rows}):
+            for method in ("zero-filled", "sense", "cs", "e2e-varnet"):
+                picked = [r for r in rows if r["subject"] == subject and r["acceleration"] == acceleration and r["method"] == method]
+                stat = lambda key, digits: f"{np.mean([r[key] for r in picked]):.{digits}f} ± {np.std([r[key] for r in picked], ddof=1):.{digits}f}"  # noqa: E731
+                per_seed = " / ".join(f"{np.mean([r['psnr'] for r in picked if r['network_seed'] == s]):.2f}" for s in seeds) \
+                    if method == "e2e-varnet" else ""
+                lines.append(f"| {subject} | {acceleration:g}x | {method} | {stat('psnr', 2)} | {stat('ssim_anatomy', 3)} | "
+                             f"{stat('nmse', 4)} | {per_seed} | {len(picked)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).with_name("reconstruction_varnet.json")))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--snr", type=float, default=40.0)
+    ap.add_argument("--table", action="store_true", help="print the table with the baselines (reconstruction.json) and stop")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.table:
+        import json
+
+        return print(table(json.loads(out.read_text()), json.loads(out.with_name("reconstruction.json").read_text())))
     result = __import__("json").loads(out.read_text()) if out.exists() else {"rows": [], "training": {}}
     train, val = training_slices(args.snr)
     tests = {subject: simulate_kspace(slices, n_coils=8, snr=args.snr, seed=0) for subject, slices in test_slices().items()}
