@@ -163,3 +163,26 @@ def test_a_varnet_trained_from_the_command_line_reconstructs_a_file(tmp_path, mn
     refused = cli("--kspace", str(tmp_path / "scan.h5"), "--output", str(tmp_path / "x.nrrd"), "--method", "varnet",
                   "--model", "brain-tissue-unet@1.0.0")
     assert refused.returncode == 2 and "reconstruction model" in refused.stderr
+
+
+def test_data_consistency_keeps_the_measured_lines_and_gives_back_a_fully_sampled_input(mni_slices):
+    """MFormer's hard data consistency: measured lines win, the rest is the prediction; fully sampled k-space passes
+    through a consistent cascade unchanged (with sensitivities normalised to unit RSS, as ESPIRiT's and ours are)."""
+    import torch
+
+    from slicerleap.reconstruction.data_consistency import consistent_image, data_consistency, kspace_to_image
+    from slicerleap.reconstruction.simulate import coil_maps
+    from slicerleap.reconstruction.varnet import as_network_input
+
+    kspace = simulate_kspace(mni_slices[:1, ::2, ::2], n_coils=4, snr=1e6)[0]
+    mask = undersampling_mask(kspace.shape[-1], 4, "equispaced")
+    measured, m = as_network_input(kspace * mask, mask, 1.0, "cpu")
+    predicted = torch.randn_like(measured)
+    mixed = data_consistency(predicted, measured, m)
+    assert torch.equal(mixed[..., mask, :], measured[..., mask, :]) and torch.equal(mixed[..., ~mask, :], predicted[..., ~mask, :])
+
+    full, everything = as_network_input(kspace, np.ones(kspace.shape[-1], bool), 1.0, "cpu")
+    maps = torch.view_as_real(torch.as_tensor(coil_maps(4, kspace.shape[-2:])))[None]
+    truth = kspace_to_image(full, maps)
+    wrong = torch.randn_like(truth)  # whatever the network predicted, a fully sampled measurement overrides it
+    np.testing.assert_allclose(consistent_image(wrong, full, everything, maps).numpy(), truth.numpy(), atol=1e-5)
