@@ -81,16 +81,22 @@ def run(args) -> dict:
             "iterations": args.iterations, "lamda": lamda, "rows": rows}
 
 
+def cells(rows: list[dict]):
+    """The table's groups: (subject, acceleration, method, a formatter of mean ± sample SD over the group's rows)."""
+    for subject in dict.fromkeys(r["subject"] for r in rows):
+        for acceleration in sorted({r["acceleration"] for r in rows}):
+            for method in dict.fromkeys(r["method"] for r in rows):
+                picked = [r for r in rows if r["subject"] == subject and r["acceleration"] == acceleration and r["method"] == method]
+                yield subject, acceleration, method, picked, lambda key, digits, picked=picked: (
+                    f"{np.mean([r[key] for r in picked]):.{digits}f} ± {np.std([r[key] for r in picked], ddof=1):.{digits}f}")
+
+
 def table(result: dict) -> str:
     rows = result["rows"]
     lines = ["| subject | acceleration | method | PSNR (dB) | SSIM | SSIM in the anatomy | NMSE | s / slice |", "|---|---|---|---|---|---|---|---|"]
-    for subject in dict.fromkeys(r["subject"] for r in rows):
-        for acceleration in sorted({r["acceleration"] for r in rows}):
-            for method in ("zero-filled", "sense", "cs"):
-                picked = [r for r in rows if r["subject"] == subject and r["acceleration"] == acceleration and r["method"] == method]
-                stat = lambda key, digits: f"{np.mean([r[key] for r in picked]):.{digits}f} ± {np.std([r[key] for r in picked], ddof=1):.{digits}f}"  # noqa: E731
-                lines.append(f"| {subject} | {acceleration:g}x | {method} | {stat('psnr', 2)} | {stat('ssim', 3)} | {stat('ssim_anatomy', 3)} | {stat('nmse', 4)} | "
-                             f"{np.mean([r['seconds'] for r in picked]):.2f} |")
+    for subject, acceleration, method, picked, stat in cells(rows):
+        lines.append(f"| {subject} | {acceleration:g}x | {method} | {stat('psnr', 2)} | {stat('ssim', 3)} | {stat('ssim_anatomy', 3)} | "
+                     f"{stat('nmse', 4)} | {np.mean([r['seconds'] for r in picked]):.2f} |")
     return "\n".join(lines)
 
 

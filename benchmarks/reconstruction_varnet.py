@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reconstruction import metrics, test_slices  # noqa: E402
+from reconstruction import cells, metrics, test_slices  # noqa: E402
 
 from slicerleap.json_files import write_json_atomically  # noqa: E402
 from slicerleap.reconstruction.classical import zero_filled  # noqa: E402
@@ -46,15 +46,11 @@ def table(result: dict, baselines: dict) -> str:
     seeds = sorted({r["network_seed"] for r in result["rows"]})
     lines = ["| subject | acceleration | method | PSNR (dB) | SSIM in the anatomy | NMSE | PSNR per network seed | n |",
              "|---|---|---|---|---|---|---|---|"]
-    for subject in dict.fromkeys(r["subject"] for r in rows):
-        for acceleration in sorted({r["acceleration"] for r in rows}):
-            for method in ("zero-filled", "sense", "cs", "e2e-varnet"):
-                picked = [r for r in rows if r["subject"] == subject and r["acceleration"] == acceleration and r["method"] == method]
-                stat = lambda key, digits: f"{np.mean([r[key] for r in picked]):.{digits}f} ± {np.std([r[key] for r in picked], ddof=1):.{digits}f}"  # noqa: E731
-                per_seed = " / ".join(f"{np.mean([r['psnr'] for r in picked if r['network_seed'] == s]):.2f}" for s in seeds) \
-                    if method == "e2e-varnet" else ""
-                lines.append(f"| {subject} | {acceleration:g}x | {method} | {stat('psnr', 2)} | {stat('ssim_anatomy', 3)} | "
-                             f"{stat('nmse', 4)} | {per_seed} | {len(picked)} |")
+    for subject, acceleration, method, picked, stat in cells(rows):
+        per_seed = " / ".join(f"{np.mean([r['psnr'] for r in picked if r['network_seed'] == s]):.2f}" for s in seeds) \
+            if method == "e2e-varnet" else ""
+        lines.append(f"| {subject} | {acceleration:g}x | {method} | {stat('psnr', 2)} | {stat('ssim_anatomy', 3)} | "
+                     f"{stat('nmse', 4)} | {per_seed} | {len(picked)} |")
     return "\n".join(lines)
 
 
