@@ -50,7 +50,7 @@ def add_train_command(train_sub) -> None:
     t.add_argument("--cascades", type=int, default=4, help="unrolled cascades (the paper: 12)")
     t.add_argument("--accelerations", type=float, nargs="+", default=[4.0, 8.0], help="accelerations drawn during training")
     t.add_argument("--mask", choices=["random", "equispaced"], default="random", help="training masks")
-    t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
     t.add_argument("--validation-files", type=int, default=None, help="files held out for validation (default 1 with 2 or more)")
     process_options(t)
     job_options(t)
