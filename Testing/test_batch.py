@@ -55,7 +55,7 @@ def test_two_dask_workers_write_what_the_serial_run_writes_and_a_rerun_skips_wha
 
 
 def test_register_pairs_from_a_table_writes_each_pairs_files(tmp_path):
-    fixed = write_volume(sphere_phantom(20, seed=1), tmp_path / "fixed.nrrd")
+    write_volume(sphere_phantom(20, seed=1), tmp_path / "fixed.nrrd")
     for n in range(2):
         write_volume(sphere_phantom(20, seed=2 + n, origin=(-29.0 + n, -20.0, 10.0)), tmp_path / f"moving{n}.nrrd")
     labels = sphere_phantom(20, seed=2)

@@ -35,7 +35,7 @@ def _register_pairs(args) -> int:
                                       ("--warped", args.warped), ("--jacobian", args.jacobian), ("--moving-labels", args.moving_labels),
                                       ("--labels-out", args.labels_out)) if value]
     if given or not args.output:
-        raise SlicerLeapError(f"--pairs takes its volumes from the table and writes into --output"
+        raise SlicerLeapError("--pairs takes its volumes from the table and writes into --output"
                               + (f"; {', '.join(given)} would be ignored." if given else ", which is missing."),
                               "Give --pairs pairs.csv --output FOLDER only (the table's moving_labels column propagates labels).")
     params = registration_params(args.method, args.model, REGISTRATION.cli_values(args))
