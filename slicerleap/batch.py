@@ -154,16 +154,19 @@ def reconstruction_params(method: str, spacing, options: dict) -> dict:
     return {"method": method, "spacing": list(spacing) if spacing else None, **_declared(RECONSTRUCTION, method, options)}
 
 
+def named_after(kspace_file: str | Path, params: dict) -> dict:
+    """A reconstruction job's parameters with the output volume named after its k-space file and method."""
+    return {**params, "output_name": f"{Path(kspace_file).stem} ({params['method']})"}
+
+
 def kspace_items(source: str | Path, target: str | Path, params: dict, model: str | None = None) -> list[BatchItem]:
     """One item per k-space file (.h5, .npy) of `source`; each volume in `target` as <name>.nrrd."""
-    from .reconstruction.kspace import KSPACE_SUFFIXES
+    from .reconstruction.kspace import kspace_files
 
     source, target = Path(source), Path(target)
     _output_folder(source, target)
-    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES)
-    return [BatchItem(p.name, "reconstruct", {"kspace": str(p)}, {**params, "output_name": f"{p.stem} ({params['method']})"},
-                      {"volume": str(target / f"{p.stem}.nrrd")},
-                      str(target / f"{p.name}{RECORD_SUFFIX}"), model) for p in files]
+    return [BatchItem(p.name, "reconstruct", {"kspace": str(p)}, named_after(p, params), {"volume": str(target / f"{p.stem}.nrrd")},
+                      str(target / f"{p.name}{RECORD_SUFFIX}"), model) for p in kspace_files(source)]
 
 
 def reconstruct_folder(source, target, method: str = "sense", spacing=None, model: str | None = None, workers: int | None = None,

@@ -79,10 +79,14 @@ def my_share(items: list) -> list:
     at most one, and a process may get none (one validation case, two processes: MONAI's partition_dataset refuses
     fewer items than processes, hence these two lines)."""
     items = list(items)
+    return items[_my_bounds(len(items))]
+
+
+def _my_bounds(n: int) -> slice:
     if world_size() == 1:
-        return items
-    bounds = np.linspace(0, len(items), world_size() + 1).round().astype(int)
-    return items[bounds[rank()]:bounds[rank() + 1]]
+        return slice(0, n)
+    bounds = np.linspace(0, n, world_size() + 1).round().astype(int)
+    return slice(int(bounds[rank()]), int(bounds[rank() + 1]))
 
 
 def share_buffers(net: torch.nn.Module) -> None:
@@ -100,8 +104,8 @@ def batch_share(*tensors):
     """This process's rows of a global batch that every process drew alike (the same seeded generator)."""
     if world_size() == 1:
         return tensors if len(tensors) > 1 else tensors[0]
-    rows = my_share(range(len(tensors[0])))
-    part = tuple(None if t is None else t[rows[0]:rows[-1] + 1] for t in tensors)
+    rows = _my_bounds(len(tensors[0]))
+    part = tuple(None if t is None else t[rows] for t in tensors)
     return part if len(part) > 1 else part[0]
 
 
@@ -118,12 +122,14 @@ def mean_over_processes(values: list[float], device: torch.device) -> float | No
     return total / count if count else None
 
 
-def check_batch_divides(batch_size: int) -> None:
+def check_batch_divides(batch_size: int, processes: int | None = None) -> None:
+    """Each process gets an equal share of a batch; `processes` default: those of this run (the CLI asks before)."""
     from .errors import BadInputError
 
-    if batch_size % world_size():
-        raise BadInputError(f"A batch of {batch_size} cannot be split evenly between {world_size()} processes.",
-                            f"Use a batch size that is a multiple of {world_size()}, or fewer processes.")
+    processes = processes or world_size()
+    if batch_size % processes:
+        raise BadInputError(f"A batch of {batch_size} cannot be split evenly between {processes} processes.",
+                            f"Use a batch size (--batch-size) that is a multiple of {processes}, or fewer processes.")
 
 
 def sum_over_processes(values: list[float], device: torch.device) -> list[float]:

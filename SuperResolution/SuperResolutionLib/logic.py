@@ -140,14 +140,11 @@ class SuperResolutionLogic:
         height x width) or a .npy with its .json (slicerleap/reconstruction/kspace.py). `method`: zero-filled, sense
         or cs; `parameters`: slicerleap/reconstruction/methods.py's (acceleration, mask, center_fraction, seed,
         lamda, iterations). `spacing` (x, y, z mm): used when the file gives none."""
-        from pathlib import Path
-
-        from slicerleap.batch import reconstruction_params
+        from slicerleap.batch import named_after, reconstruction_params
         from slicerleap.reconstruction.kspace import read_kspace
 
-        params = reconstruction_params(method, spacing, parameters)
+        params = named_after(kspace_file, reconstruction_params(method, spacing, parameters))
         read_kspace(kspace_file)  # a file that is not k-space is refused here, before a job starts
-        params["output_name"] = f"{Path(kspace_file).stem} ({params['method']})"
         return SceneJob(self.ctx, "reconstruct", {"kspace": str(kspace_file)}, params, device=device, keep_files=keep_files)
 
     def reconstruct(self, kspace_file, on_progress=None, timeout: float | None = None, show_result: bool = True, **options) -> dict:

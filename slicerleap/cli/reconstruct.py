@@ -12,7 +12,7 @@ from .common import batch_options, job_options, refuse_batch_options_for_one_fil
 
 
 def cmd_reconstruct(args) -> int:
-    from ..batch import reconstruction_params
+    from ..batch import named_after, reconstruction_params
 
     params = reconstruction_params(args.method, args.spacing, RECONSTRUCTION.cli_values(args))  # refused before staging
     if Path(args.kspace).is_dir():
@@ -20,17 +20,16 @@ def cmd_reconstruct(args) -> int:
 
         return report_batch(run_batch(kspace_items(args.kspace, args.output, params, args.model), args.workers, args.cluster, args.device))
     refuse_batch_options_for_one_file(args)
-    params["output_name"] = f"{Path(args.kspace).stem} ({params['method']})"
-    return run_task("reconstruct", {"kspace": args.kspace}, params, args.model, args.device, args.keep_files, {"volume": args.output})
+    return run_task("reconstruct", {"kspace": args.kspace}, named_after(args.kspace, params), args.model, args.device, args.keep_files, {"volume": args.output})
 
 
 def cmd_train_recon(args) -> int:
     from ..io.output_files import case_name
-    from ..reconstruction.kspace import KSPACE_SUFFIXES
+    from ..reconstruction.kspace import kspace_files
     from .common import train_and_register
 
     folder = Path(args.data)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES) if folder.is_dir() else []
+    files = kspace_files(folder)
     if not files:
         raise SlicerLeapError(f"'{folder}' holds no k-space files (.h5, .npy).", "Give a folder of fully sampled k-space files.")
     params = {"model_id": args.id, "modality": "MR", "seed": args.seed, "iterations": args.iterations, "cascades": args.cascades,

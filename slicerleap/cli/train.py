@@ -62,11 +62,11 @@ def cmd_train_segmentation(args) -> int:
     from ..io import read_volume
     from ..segmentation.label_specs import numbered_label_specs
 
+    from ..distributed import check_batch_divides
+
     processes = processes_of(args)
-    if processes and args.batch_size % (processes["nproc_per_node"] * processes["nnodes"]):
-        total = processes["nproc_per_node"] * processes["nnodes"]
-        raise SlicerLeapError(f"A batch of {args.batch_size} cannot be split evenly between {total} processes.",
-                              f"Use a --batch-size that is a multiple of {total}, or fewer processes.")
+    if processes:
+        check_batch_divides(args.batch_size, processes["nproc_per_node"] * processes["nnodes"])
     images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
     names = [n for n in images if n in labels]
     if not names:

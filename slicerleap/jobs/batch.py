@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -56,12 +56,13 @@ def _what_was_asked(item: BatchItem) -> dict:
     return {"task": item.task, "inputs": inputs, "params": item.params, "model": item.model}
 
 
-def item_is_done(item: BatchItem) -> bool:
+def item_is_done(item: BatchItem, asked: dict) -> bool:
+    """`asked`: _what_was_asked(item) as JSON stores it."""
     try:
         record = json.loads(Path(item.record).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if record.get("status") != "done" or record.get("asked") != json.loads(json.dumps(_what_was_asked(item))):
+    if record.get("status") != "done" or record.get("asked") != asked:
         return False
     for name, written in record.get("outputs", {}).items():
         path = Path(item.outputs.get(name) or "")
@@ -77,7 +78,8 @@ def run_batch_item(item: BatchItem, device: str = "auto", env: dict | None = Non
     from .files import export_output, run_task_on_files
 
     started = time.monotonic()
-    if item_is_done(item):
+    asked = json.loads(json.dumps(_what_was_asked(item)))  # the inputs hashed once, as the record will hold them
+    if item_is_done(item, asked):
         return BatchRecord(item.name, "skipped", 0.0, "done by an earlier run")
     try:
         check_outputs(item.inputs, item.outputs)
@@ -92,7 +94,7 @@ def run_batch_item(item: BatchItem, device: str = "auto", env: dict | None = Non
         finally:
             job.cleanup()
         seconds = round(time.monotonic() - started, 1)
-        write_json_atomically(item.record, {"status": "done", "name": item.name, "seconds": seconds, "asked": _what_was_asked(item),
+        write_json_atomically(item.record, {"status": "done", "name": item.name, "seconds": seconds, "asked": asked,
                                             "outputs": written, "metrics": result.get("metrics", {})})
         return BatchRecord(item.name, "done", seconds, metrics=result.get("metrics", {}))
     except SlicerLeapError as exc:
@@ -151,7 +153,3 @@ def batch_exit_code(records: list[BatchRecord]) -> int:
     if not failed:
         return 0
     return 2 if all(r.status == "bad-input" for r in failed) else 1
-
-
-def records_as_dicts(records: list[BatchRecord]) -> list[dict]:
-    return [asdict(r) for r in records]

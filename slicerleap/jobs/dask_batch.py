@@ -51,13 +51,11 @@ def run_dask_batch(items: list[BatchItem], workers: int | None = None, cluster: 
         client = Client(local)
         env = {"OMP_NUM_THREADS": str(threads_per_process(workers))}  # N jobs at once share the cores
     cancel_name = f"slicerleap-cancel-{uuid.uuid4().hex[:8]}"
-    running: dict[str, str] = {}
 
     def show(event) -> None:
         _, info = event
         percent = "" if info["progress"] is None else f"{100 * info['progress']:.0f}% "
-        running[info["name"]] = f"{percent}{info['stage']}: {info['message']}"
-        log(f"  {info['name']}: {running[info['name']]}")
+        log(f"  {info['name']}: {percent}{info['stage']}: {info['message']}")
 
     records: dict[int, BatchRecord] = {}
     try:
@@ -73,7 +71,6 @@ def run_dask_batch(items: list[BatchItem], workers: int | None = None, cluster: 
                 except Exception as exc:  # the Dask worker itself died (killed, out of memory)
                     record = BatchRecord(items[n].name, "failed", 0.0, f"the Dask worker running it failed: {exc}")
                 records[n] = record
-                running.pop(record.name, None)
                 log(f"{files_bar(done, len(items))}: {record.name} {record.status} ({record.seconds:.1f} s)"
                     + (f" — {record.message}" if record.message else ""))
         except KeyboardInterrupt:

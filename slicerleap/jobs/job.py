@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .job_folders import OWNER_FILE
-from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode, worker_command
+from .protocol import CANCEL_FILE, LOG_FILE, RESULT_FILE, STOP_FILE, ExitCode, JobSpec, worker_command
 
 
 class JobFailed(RuntimeError):
@@ -62,9 +62,8 @@ class Job:
         env["PYTHONIOENCODING"] = "utf-8"  # worker messages may carry non-ASCII text whatever the locale
         log = open(self.job_dir / LOG_FILE, "ab")
         self._started_at = time.monotonic()
-        processes = json.loads((self.job_dir / "job.json").read_text(encoding="utf-8")).get("processes")
         self.process = subprocess.Popen(
-            worker_command(self.python, self.job_dir / "job.json", processes),
+            worker_command(self.python, self.job_dir / "job.json", JobSpec.load(self.job_dir).processes),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.job_dir,
             env=env, start_new_session=(os.name != "nt"),
         )

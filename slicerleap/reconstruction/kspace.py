@@ -33,6 +33,12 @@ class KSpace:
     multicoil: bool
 
 
+def kspace_files(folder: Path) -> list[Path]:
+    """The k-space files of a folder, sorted (none when it is not a folder)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES) if folder.is_dir() else []
+
+
 def sidecar_of(path: Path) -> Path:
     return path.with_suffix(".json")
 

@@ -110,7 +110,7 @@ def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, d
             loss.backward()  # DDP averages the gradients of the processes' equal shares: the global batch's gradient
             optimiser.step()
             scheduler.step()
-            losses.append(distributed.sum_over_processes([loss.item()], device)[0] / distributed.world_size())
+            losses.append(distributed.mean_over_processes([loss.item()], device))
             report((epoch + (it + 1) / config.iterations_per_epoch) / config.epochs * 0.95, "training",
                    f"epoch {epoch + 1}/{config.epochs} iteration {it + 1}: loss {losses[-1]:.4f}")
         distributed.share_buffers(net)
@@ -122,8 +122,8 @@ def train_unet(train: list[dict], val: list[dict], config: UNetTrainingConfig, d
                 pred = sliding_window_inference(x, config.patch, 2, net, overlap=0.25).argmax(1)[0].cpu().numpy()
                 per = dice_per_class(pred, case["label"][0], range(1, config.n_classes))
                 dices.append(float(np.mean(list(per.values()))))
-        total, count = distributed.sum_over_processes([sum(dices), len(dices)], device)
-        val_dice = total / count if count else float("nan")
+        val_dice = distributed.mean_over_processes(dices, device)
+        val_dice = float("nan") if val_dice is None else val_dice
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_dice": val_dice, "elapsed_s": round(time.time() - started, 1),
                   "iteration_losses": [round(v, 6) for v in losses]}
         history.append(record)

@@ -80,8 +80,7 @@ def pretrain_prior(net, images: torch.Tensor, prompts: list[str], iterations: in
         batch = images[index]
         v1, _ = augment_pair(batch, None, rng)
         v2, _ = augment_pair(batch, None, rng)
-        mine = distributed.my_share(range(len(index)))
-        words, _ = text_encoder.encode([prompts[index[i]] for i in mine], device)
+        words, _ = text_encoder.encode(distributed.my_share([prompts[i] for i in index]), device)
         v1, v2 = distributed.batch_share(v1, v2)
         loss = optimiser_step(opt, sched, two_views(v1.to(device), v2.to(device), words))
         history.append({"step": step, "loss": round(distributed.mean_over_processes([loss], device), 4)})

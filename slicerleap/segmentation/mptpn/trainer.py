@@ -122,7 +122,7 @@ def train_mptpn(train: PromptedSlices, config: MPTPNTrainingConfig, device, repo
         if config.augment:
             images, masks = augment_pair(images, masks, rng)
         images, masks = distributed.batch_share(images, masks)
-        prompts = [train.prompts[index[i]] for i in distributed.my_share(range(len(index)))]
+        prompts = distributed.my_share([train.prompts[i] for i in index])
         with autocast(device, precision):
             loss = mptpn_loss(batch_logits(model, images, prompts, device).float(), masks.to(device))
         loss = distributed.mean_over_processes([optimiser_step(opt, sched, loss)], device)
