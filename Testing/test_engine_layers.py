@@ -10,9 +10,9 @@ ENGINE = Path(__file__).resolve().parents[1] / "slicerleap"
 # rank of each top-level part of the engine: imports go to the same or a lower rank only
 RANKS = {
     **dict.fromkeys(["slicerleap", "errors", "volume", "resources", "json_files", "environment", "device", "best_weights",
-                     "mixed_precision", "lazy_entries", "declarations"], 0),
-    "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5,
-    "federated": 6, "data": 6, "tasks": 7, "worker": 8, "scene": 9, "web": 9,
+                     "mixed_precision", "lazy_entries", "declarations", "distributed", "training_state"], 0),
+    "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5, "reconstruction": 5,
+    "federated": 6, "data": 6, "tasks": 7, "batch": 7, "worker": 8, "scene": 9, "web": 9,
     "demo_report": 9, "demo": 10, "cli": 10,
 }
 # inside slicerleap/cli/: common.py < the command groups (every other module) < the package, which assembles the

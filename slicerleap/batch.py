@@ -161,7 +161,7 @@ def named_after(kspace_file: str | Path, params: dict) -> dict:
 
 def kspace_items(source: str | Path, target: str | Path, params: dict, model: str | None = None) -> list[BatchItem]:
     """One item per k-space file (.h5, .npy) of `source`; each volume in `target` as <name>.nrrd."""
-    from .reconstruction.kspace import kspace_files
+    from .io.kspace_files import kspace_files
 
     source, target = Path(source), Path(target)
     _output_folder(source, target)

@@ -25,7 +25,7 @@ def cmd_reconstruct(args) -> int:
 
 def cmd_train_recon(args) -> int:
     from ..io.output_files import case_name
-    from ..reconstruction.kspace import kspace_files
+    from ..io.kspace_files import kspace_files
     from .common import train_and_register
 
     folder = Path(args.data)

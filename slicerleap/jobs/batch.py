@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SlicerLeapError
+from ..io.file_digest import sha256_of
 from ..json_files import write_json_atomically
 from .job import JobFailed
 
@@ -43,15 +44,9 @@ class BatchRecord:
     metrics: dict = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
-    from ..models.weights import sha256_of
-
-    return sha256_of(path)
-
-
 def _what_was_asked(item: BatchItem) -> dict:
     """What makes two runs the same: task, input contents, parameters, model."""
-    inputs = {k: [_sha256(Path(p)) if Path(p).is_file() else str(Path(p).resolve()) for p in (v if isinstance(v, (list, tuple)) else [v])]
+    inputs = {k: [sha256_of(Path(p)) if Path(p).is_file() else str(Path(p).resolve()) for p in (v if isinstance(v, (list, tuple)) else [v])]
               for k, v in item.inputs.items()}
     return {"task": item.task, "inputs": inputs, "params": item.params, "model": item.model}
 
@@ -66,7 +61,7 @@ def item_is_done(item: BatchItem, asked: dict) -> bool:
         return False
     for name, written in record.get("outputs", {}).items():
         path = Path(item.outputs.get(name) or "")
-        if not path.is_file() or path.stat().st_size != written["bytes"] or _sha256(path) != written["sha256"]:
+        if not path.is_file() or path.stat().st_size != written["bytes"] or sha256_of(path) != written["sha256"]:
             return False
     return True
 
@@ -90,7 +85,7 @@ def run_batch_item(item: BatchItem, device: str = "auto", env: dict | None = Non
             for name, destination in item.outputs.items():
                 if destination and name in result["outputs"]:
                     path = export_output(job, result, name, destination)
-                    written[name] = {"file": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+                    written[name] = {"file": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
         finally:
             job.cleanup()
         seconds = round(time.monotonic() - started, 1)

@@ -14,7 +14,7 @@ from .protocol import JobSpec, write_job
 
 def stage_input(job_dir: Path, name: str, path: Path, n: int | None = None) -> str:
     """Copy one input file into the job folder: a volume (any readable format, DICOM too) as NRRD, raw k-space as it is."""
-    from ..reconstruction.kspace import KSPACE_SUFFIXES, sidecar_of
+    from ..io.kspace_files import KSPACE_SUFFIXES, sidecar_of
 
     if path.suffix.lower() in KSPACE_SUFFIXES:  # raw k-space: the file as it is, with the .json beside a .npy
         relative = f"inputs/{name}{'' if n is None else f'_{n}'}{path.suffix.lower()}"

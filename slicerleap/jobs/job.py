@@ -61,9 +61,13 @@ class Job:
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONIOENCODING"] = "utf-8"  # worker messages may carry non-ASCII text whatever the locale
         log = open(self.job_dir / LOG_FILE, "ab")
+        try:
+            processes = JobSpec.load(self.job_dir).processes
+        except (OSError, ValueError, TypeError):  # one worker reads the file again and says in its log what is wrong
+            processes = None
         self._started_at = time.monotonic()
         self.process = subprocess.Popen(
-            worker_command(self.python, self.job_dir / "job.json", JobSpec.load(self.job_dir).processes),
+            worker_command(self.python, self.job_dir / "job.json", processes),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.job_dir,
             env=env, start_new_session=(os.name != "nt"),
         )

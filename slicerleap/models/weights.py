@@ -1,18 +1,10 @@
 """Weights are safetensors only, and only after their sha256 matches the catalog."""
 from __future__ import annotations
 
-import hashlib
+from ..io.file_digest import sha256_of
 from pathlib import Path
 
 from ..errors import ModelError
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_weights(net, path: str | Path) -> Path:

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInputError
-
-KSPACE_SUFFIXES = (".h5", ".hdf5", ".npy")
+from ..io.kspace_files import sidecar_of
 FIX_LAYOUT = ("Give fastMRI-layout HDF5 (dataset 'kspace': slices x coils x height x width, complex) or a .npy of that shape "
               "(slices x height x width for one coil) with a .json beside it.")
 
@@ -31,16 +30,6 @@ class KSpace:
     ijk_to_ras: np.ndarray | None
     geometry_source: str
     multicoil: bool
-
-
-def kspace_files(folder: Path) -> list[Path]:
-    """The k-space files of a folder, sorted (none when it is not a folder)."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in KSPACE_SUFFIXES) if folder.is_dir() else []
-
-
-def sidecar_of(path: Path) -> Path:
-    return path.with_suffix(".json")
 
 
 def _check_array(data, path: Path) -> np.ndarray:
