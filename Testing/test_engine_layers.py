@@ -12,7 +12,7 @@ RANKS = {
     **dict.fromkeys(["slicerleap", "errors", "volume", "resources", "json_files", "environment", "device", "best_weights",
                      "mixed_precision", "lazy_entries", "declarations", "distributed", "training_state"], 0),
     "io": 1, "transforms": 2, "jobs": 2, "models": 3, "segmentation": 4, "registration": 5, "enhancement": 5, "reconstruction": 5,
-    "federated": 6, "data": 6, "tasks": 7, "batch": 7, "worker": 8, "scene": 9, "web": 9,
+    "federated": 6, "data": 6, "tasks": 7, "batch": 7, "worker": 8, "session_worker": 8, "scene": 9, "web": 9,
     "demo_report": 9, "demo": 10, "cli": 10,
 }
 # inside slicerleap/cli/: common.py < the command groups (every other module) < the package, which assembles the

@@ -71,6 +71,16 @@ class Volume:
         idx = np.stack(np.meshgrid(np.arange(i), np.arange(j), np.arange(k), indexing="ij"), -1).transpose(2, 1, 0, 3)
         return idx @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
 
+    def ras_to_ijk(self, points_ras) -> np.ndarray:
+        """Continuous voxel coordinates (i, j, k) of RAS points (mm), shape (n, 3) for (n, 3) input."""
+        points = np.atleast_2d(np.asarray(points_ras, dtype=np.float64))
+        return (points - self.ijk_to_ras[:3, 3]) @ np.linalg.inv(self.ijk_to_ras[:3, :3]).T
+
+    def ijk_to_ras_points(self, points_ijk) -> np.ndarray:
+        """RAS positions (mm) of voxel coordinates (i, j, k), shape (n, 3) for (n, 3) input."""
+        points = np.atleast_2d(np.asarray(points_ijk, dtype=np.float64))
+        return points @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
+
     def with_array(self, array: np.ndarray, **metadata) -> "Volume":
         """Same geometry, new voxels (e.g. a labelmap or model output on the input grid)."""
         array = np.asarray(array)

@@ -33,6 +33,33 @@ def engine_pythonpath() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def kill_process_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a worker started with start_new_session and every descendant it started."""
+    import psutil  # imported here so the scene layer loads before Slicer has installed psutil
+
+    try:
+        victims = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        victims = []
+    if os.name != "nt":
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.kill()
+    # the worker itself is reaped by Popen (psutil would steal its exit status); descendants here
+    psutil.wait_procs(victims, timeout=5)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class Job:
     """Handle on one worker process. Non-blocking use: `poll()` from a timer; blocking use: `wait()`."""
 
@@ -180,31 +207,8 @@ class Job:
 
     def kill_tree(self) -> None:
         """SIGKILL the worker and every descendant (data loaders, solvers) it started."""
-        import psutil  # imported here so the scene layer loads before Slicer has installed psutil
-
-        if self.process is None:
-            return
-        try:
-            victims = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            victims = []
-        if os.name != "nt":
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for proc in victims:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        self.process.kill()
-        # the worker itself is reaped by Popen (psutil would steal its exit status); descendants here
-        psutil.wait_procs(victims, timeout=5)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        if self.process is not None:
+            kill_process_tree(self.process)
 
     @property
     def elapsed_s(self) -> float:
