@@ -90,6 +90,13 @@ class SKSSegmentationLogic:
 
         return TextPromptLogic(self.ctx)
 
+    @cached_property
+    def interactive(self):
+        """Clicks, boxes and scribbles that build or correct a segment (an InteractiveLogic, interactive_logic.py)."""
+        from .interactive_logic import InteractiveLogic
+
+        return InteractiveLogic(self.ctx)
+
     @staticmethod
     def available_models() -> list[dict]:
         """Cards of the installed segmentation models (bundled and user-registered), newest last."""

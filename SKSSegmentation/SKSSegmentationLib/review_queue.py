@@ -91,14 +91,15 @@ class ReviewQueue:
         return None
 
     # -- decisions -------------------------------------------------------------------------------
-    def accept(self, row: int) -> dict:
+    def accept(self, row: int, how: str | None = None) -> dict:
         """The annotator confirms the (possibly edited) pseudo-label: provenance becomes "corrected" when
-        its voxels changed since the model made it, else stays "pseudo"."""
+        its voxels changed since the model made it, else stays "pseudo". `how` says how it was corrected
+        (e.g. "interactive, 4 clicks"): the queue shows "corrected (interactive, 4 clicks)"."""
         r = self.row(row)
         kind = "corrected" if was_edited(r["segmentation"], r["volume"]) else "pseudo"
         if kind == "corrected":
-            set_provenance(r["segmentation"], "corrected", r["model"])
-        self._set(row, "provenance", kind)
+            set_provenance(r["segmentation"], "corrected", r["model"], detail=how)
+        self._set(row, "provenance", f"{kind} ({how})" if kind == "corrected" and how else kind)
         self._set(row, "status", "accepted")
         return self.row(row)
 

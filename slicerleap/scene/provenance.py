@@ -18,6 +18,7 @@ TAG = "SlicerLeap.provenance"
 MODEL_TAG = "SlicerLeap.model"
 TIME_TAG = "SlicerLeap.time"
 CHECKSUM_TAG = "SlicerLeap.pseudoChecksum"
+DETAIL_TAG = "SlicerLeap.provenanceDetail"  # how, e.g. "interactive, 4 clicks"
 
 
 def _now() -> str:
@@ -29,12 +30,15 @@ def labels_checksum(segmentation_node, reference_node) -> str:
     return hashlib.sha256(np.ascontiguousarray(segmentation_node_to_labels(segmentation_node, reference_node).array).tobytes()).hexdigest()
 
 
-def set_provenance(segmentation_node, kind: str, model_id: str | None = None, reference_node=None) -> None:
+def set_provenance(segmentation_node, kind: str, model_id: str | None = None, reference_node=None,
+                   detail: str | None = None) -> None:
     """Tag every segment (and the node) with `kind`, the model id and the time (UTC). For "pseudo" with a
     reference volume, also the checksum that later tells an edited pseudo-label from an untouched one."""
     if kind not in KINDS:
         raise ValueError(f"provenance kind must be one of {KINDS}")
     tags = {TAG: kind, TIME_TAG: _now()}
+    if detail:
+        tags[DETAIL_TAG] = detail
     if model_id:
         tags[MODEL_TAG] = model_id
     if kind == "pseudo" and reference_node is not None:
@@ -55,7 +59,7 @@ def provenance(segmentation_node) -> dict[str, dict]:
     for n in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(n)
         tags = {}
-        for key in (TAG, MODEL_TAG, TIME_TAG, CHECKSUM_TAG):
+        for key in (TAG, MODEL_TAG, TIME_TAG, CHECKSUM_TAG, DETAIL_TAG):
             value = vtk.reference("")
             if segment.GetTag(key, value):
                 tags[key] = str(value)

@@ -73,7 +73,7 @@ def labels_to_segmentation_node(ctx: SceneContext, labels: Volume, label_specs: 
     if reference_node is not None:
         node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
         node.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
-    layer = _oriented_labelmap(labels)
+    layer = _oriented_labelmap(_in_segmentation_frame(node, labels))  # labels are in world RAS
     segmentation = node.GetSegmentation()
     for spec in label_specs:
         value = int(spec["value"])
@@ -100,6 +100,7 @@ def segmentation_node_to_labels(segmentation_node, reference_node, segment_value
     reference = node_to_volume(reference_node)
     out = np.zeros(reference.array.shape, dtype=np.int16)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
+    # both in world RAS: the reference's grid and (below) each segment's labelmap with its node's parent transform applied
     reference_geometry = logic.CreateOrientedImageDataFromVolumeNode(reference_node)
     segmentation = segmentation_node.GetSegmentation()
     for n in range(segmentation.GetNumberOfSegments()):
@@ -113,11 +114,36 @@ def segmentation_node_to_labels(segmentation_node, reference_node, segment_value
         logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, mask_image)
         on_grid = slicer.vtkOrientedImageData()
         slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-            mask_image, reference_geometry, on_grid, False, True)
+            mask_image, reference_geometry, on_grid, False, False)  # no padding: voxels off the grid are left out
         i, j, k = on_grid.GetDimensions()
         mask = numpy_support.vtk_to_numpy(on_grid.GetPointData().GetScalars()).reshape(k, j, i)
         out[mask == segment.GetLabelValue()] = value  # segments may share one labelmap layer
     return reference.with_array(out, name=segmentation_node.GetName())
+
+
+def _in_segmentation_frame(segmentation_node, volume: Volume) -> Volume:
+    """`volume` (world RAS, as node_to_volume gives it) in the segmentation node's own frame, where its labelmaps
+    live: the inverse of a linear parent transform applied; a non-linear one is refused."""
+    parent = segmentation_node.GetParentTransformNode()
+    if parent is None:
+        return volume
+    if not parent.IsTransformToWorldLinear():
+        raise BadInputError(f"Segmentation '{segmentation_node.GetName()}' is under a non-linear transform.",
+                            "Harden the transform on the segmentation (Data module) and start again.")
+    to_world = vtk.vtkMatrix4x4()
+    parent.GetMatrixTransformToWorld(to_world)
+    return Volume(volume.array, np.linalg.inv(slicer.util.arrayFromVTKMatrix(to_world)) @ volume.ijk_to_ras, dict(volume.metadata))
+
+
+def set_segment_mask(segmentation_node, segment_id: str, mask: Volume) -> None:
+    """Replace a segment's voxels with `mask` (a 0/1 Volume in world RAS, on the reference grid as node_to_volume
+    gives it), as a Segment Editor edit does."""
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    binary = mask.with_array((np.asarray(mask.array) > 0).astype(np.uint8))
+    if not logic.SetBinaryLabelmapToSegment(_oriented_labelmap(_in_segmentation_frame(segmentation_node, binary)),
+                                            segmentation_node, segment_id, logic.MODE_REPLACE):
+        raise BadInputError(f"Could not write into segment '{segment_id}' of '{segmentation_node.GetName()}'.",
+                            "Check that the segment exists and is not locked.")
 
 
 def segment_names(segmentation_node) -> list[str]:
