@@ -88,6 +88,8 @@ class SKSSegmentationParameterNode:
     promptScope - Which axial slices the prompt is about: the Red view's, the template's slab, or all.
     textModelId - Text-prompted model ('' = newest); newTextModelId - the one to train.
     promptTable - Batch: rows of volume (node name), prompt, optional s1/s2 (slab, mm).
+    clickSegmentation, clickSegment - The segmentation and segment that clicks build or correct (none: a new one).
+    clickReachMm - How far one click can change the segment (mm along each axis).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -115,6 +117,9 @@ class SKSSegmentationParameterNode:
     textModelId: str = ""
     promptTable: vtkMRMLTableNode
     newTextModelId: str = "my-mptpn@1.0.0"
+    clickSegmentation: vtkMRMLSegmentationNode
+    clickSegment: str = ""
+    clickReachMm: Annotated[float, WithinRange(5.0, 200.0)] = 30.0
 
 
 #
@@ -149,6 +154,14 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
                                (self.ui.fineTuneButton, "train-student"), (self.ui.segmentWithPromptButton, "segment-text"),
                                (self.ui.runPromptBatchButton, "batch"), (self.ui.trainTextModelButton, "train-mptpn")):
             button.connect("clicked(bool)", lambda checked=False, a=action: self.onJobButton(a))
+        self._correction, self._correctionRow = None, None  # the click session; the queue row it corrects
+        self.ui.startClicksButton.connect("clicked(bool)", lambda: self.onStartClicks(fromQueue=False))
+        self.ui.correctWithClicksButton.connect("clicked(bool)", lambda: self.onStartClicks(fromQueue=True))
+        self.ui.positiveClickButton.connect("clicked(bool)", lambda: self.onPlaceClicks(True))
+        self.ui.negativeClickButton.connect("clicked(bool)", lambda: self.onPlaceClicks(False))
+        for button, action in ((self.ui.boxClickButton, "box"), (self.ui.undoClickButton, "undo"),
+                               (self.ui.finishClicksButton, "finish"), (self.ui.cancelClicksButton, "cancel")):
+            button.connect("clicked(bool)", lambda checked=False, a=action: self.onClickAction(a))
 
     def createLogic(self):
         from SKSSegmentationLib.logic import SKSSegmentationLogic
@@ -251,6 +264,94 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         with slicer.util.tryWithErrorDisplay(_("Could not record the decision.")):
             self.logic.teacher_student.decide(self._reviewRow, decision)
         self.onNextCase()
+
+    # -- clicks, boxes (interactive) -------------------------------------------------------------
+    def onStartClicks(self, fromQueue: bool) -> None:
+        """A click session on the input volume's chosen segment, or on the review queue case being reviewed."""
+        if self._correction is not None:
+            slicer.util.errorDisplay(_("A click session is open: press Done or Cancel first."))
+            return
+        queueRow = self._reviewRow if fromQueue else None
+        if fromQueue and queueRow is None:
+            slicer.util.errorDisplay(_("Load a case with Next case first."))
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start the click session."), waitCursor=True):
+            if queueRow is None:
+                self._correction = self.logic.interactive.start(p.inputVolume, p.clickSegmentation, p.clickSegment or None,
+                                                                reach_mm=p.clickReachMm)
+            else:
+                self._correction = self.logic.interactive.start_on_queue_case(self.logic.teacher_student.review_queue(), queueRow,
+                                                                              reach_mm=p.clickReachMm)
+            self._correctionRow = queueRow
+            p.clickSegmentation = self._correction.segmentation_node
+            for node in self._correction.points.values():
+                self.addObserver(node, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onClickPlaced)
+            self.ui.clicksCollapsibleButton.collapsed = False
+            self.onPlaceClicks(True)
+        self.updateClickStatus()
+
+    def onPlaceClicks(self, positive: bool) -> None:
+        """Persistent place mode on the + or - point list: every click in a view is one interaction."""
+        if self._correction is None:
+            slicer.util.errorDisplay(_("Start a click session first."))
+            return
+        selection = slicer.app.applicationLogic().GetSelectionNode()
+        selection.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
+        selection.SetActivePlaceNodeID(self._correction.points[positive].GetID())
+        interaction = slicer.app.applicationLogic().GetInteractionNode()
+        interaction.SetPlaceModePersistence(1)
+        interaction.SetCurrentInteractionMode(interaction.Place)
+
+    def onClickPlaced(self, caller=None, event=None) -> None:
+        if self._correction is None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The click could not be used.")):
+            self._correction.apply_new_points()
+        self.updateClickStatus()
+
+    def onClickAction(self, action: str) -> None:
+        if self._correction is None:
+            slicer.util.errorDisplay(_("Start a click session first."))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not {action}.").format(action=action), waitCursor=True):
+            if action == "box":
+                self._correction.add_box(self._parameterNode.promptRoi)
+            elif action == "undo":
+                self._correction.undo()
+            else:
+                self.endClickSession(action)
+        self.updateClickStatus()
+
+    def endClickSession(self, how: str) -> None:
+        """Done ("finish") keeps the segment (a queue case is accepted as corrected); "cancel" restores it."""
+        correction, row = self._correction, self._correctionRow
+        self._correction, self._correctionRow = None, None
+        for node in correction.points.values():
+            self.removeObserver(node, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onClickPlaced)
+        slicer.app.applicationLogic().GetInteractionNode().SwitchToViewTransformMode()
+        if how == "cancel":
+            correction.cancel()
+        elif row is None:
+            correction.finish()
+        else:
+            correction.finish(self.logic.teacher_student.review_queue(), row)
+            self.onNextCase()
+
+    def updateClickStatus(self) -> None:
+        c = self._correction
+        self.ui.clickStatusLabel.text = _("no session") if c is None else _("{n} interaction(s); last took {s}").format(
+            n=c.clicks, s="-" if c.last_seconds is None else f"{c.last_seconds:.2f} s")
+
+    def cleanup(self) -> None:
+        if self._correction is not None:  # the worker process and the copy of the scan go with the panel
+            self.endClickSession("cancel")
+        super().cleanup()
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._correction is not None:
+            self.endClickSession("cancel")
+        super().onSceneStartClose(caller, event)
 
     # -- text prompts (MPTPN) -------------------------------------------------------------------
     def onWritePrompt(self, source: str) -> None:

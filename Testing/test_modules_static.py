@@ -368,6 +368,7 @@ def test_slicer_logic_calls_match_the_lib(module):
 @pytest.mark.parametrize("lib_module, lib_class, receiver, at_least", [
     ("teacher_student_logic", "TeacherStudentLogic", "self.logic.teacher_student", 10),
     ("text_prompt_logic", "TextPromptLogic", "self.logic.text_prompt", 5),
+    ("interactive_logic", "InteractiveLogic", "self.logic.interactive", 2),
 ])
 def test_sks_second_lib_classes_calls_match(lib_module, lib_class, receiver, at_least):
     """The panel's teacher–student and text-prompt calls go to further Qt-free classes, attributes of the module's

@@ -159,7 +159,8 @@ class InteractiveLogic:
         session = InteractiveSessionProcess(volume, model, initial_mask=initial, reach_mm=reach_mm, **options)
         return InteractiveCorrection(self.ctx, volume_node, segmentation_node, segment_id, session)
 
-    def start_on_queue_case(self, queue, row: int, segment: str | None = None, **options) -> InteractiveCorrection:
+    def start_on_queue_case(self, queue, row: int, segment: str | None = None, model: str | None = None,
+                            reach_mm: float | None = None, timeout_s: float | None = None) -> InteractiveCorrection:
         """"Correct with clicks" for a review-queue case: its pseudo-label's segment (default the first)."""
         case = queue.row(row)
-        return self.start(case["volume"], case["segmentation"], segment, **options)
+        return self.start(case["volume"], case["segmentation"], segment, model, reach_mm, timeout_s)

@@ -192,6 +192,13 @@ class TeacherStudentLogic:
         return self.create_student_job(strong, queue, teacher_id, student_id, **options)
 
     # -- the scene's review queue (the newest) -------------------------------------------------------
+    def review_queue(self) -> ReviewQueue:
+        """The scene's review queue (the newest one)."""
+        queue = ReviewQueue.find(self.ctx)
+        if queue is None:
+            raise BadInputError("The scene has no review queue.", "Pseudo-label box-labelled cases first.")
+        return queue
+
     def queue_counts(self) -> dict[str, int] | None:
         """Cases per review status; None while the scene has no queue."""
         queue = ReviewQueue.find(self.ctx)
@@ -206,7 +213,4 @@ class TeacherStudentLogic:
         """Record "accept", "skip" or "reject" for the queue's row."""
         if decision not in ("accept", "skip", "reject"):
             raise BadInputError(f"Unknown review decision '{decision}'.", "Use accept, skip or reject.")
-        queue = ReviewQueue.find(self.ctx)
-        if queue is None:
-            raise BadInputError("The scene has no review queue.", "Pseudo-label box-labelled cases first.")
-        return getattr(queue, decision)(row)
+        return getattr(self.review_queue(), decision)(row)
