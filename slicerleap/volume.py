@@ -81,6 +81,13 @@ class Volume:
         points = np.atleast_2d(np.asarray(points_ijk, dtype=np.float64))
         return points @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
 
+    def crop(self, region: tuple[slice, slice, slice]) -> "Volume":
+        """The voxels of a (k, j, i) box of slices, the origin moved so that every voxel keeps its RAS position."""
+        start = [s.start or 0 for s in region]  # k, j, i
+        matrix = self.ijk_to_ras.copy()
+        matrix[:3, 3] = self.ijk_to_ras_points([start[::-1]])[0]
+        return Volume(self.array[tuple(region)], matrix, dict(self.metadata))
+
     def with_array(self, array: np.ndarray, **metadata) -> "Volume":
         """Same geometry, new voxels (e.g. a labelmap or model output on the input grid)."""
         array = np.asarray(array)

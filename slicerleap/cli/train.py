@@ -1,4 +1,4 @@
-"""`slicerleap train sks|registration|segmentation`: train a model on your own cases and register it in the catalog. The
+"""`slicerleap train sks|registration|segmentation|interactive`: train a model on your own cases and register it in the catalog. The
 `train` command's other subcommands come from their method's group (teacher_student.py, text_prompt.py). The
 training options come from the declarations in slicerleap/segmentation/training_methods.py."""
 from __future__ import annotations
@@ -80,6 +80,20 @@ def cmd_train_segmentation(args) -> int:
     return train_and_register("train-segmentation", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
 
 
+def cmd_train_interactive(args) -> int:
+    """The click network on image/labelmap pairs named alike: each label value, and their union, is a structure."""
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
+    names = [n for n in images if n in labels]
+    if not names:
+        raise SlicerLeapError("No image in --images has a labelmap of the same name in --labels.", "Name each labelmap like its image.")
+    if args.iterations < 1 or args.batch_size < 1:
+        raise SlicerLeapError(f"--iterations {args.iterations} and --batch-size {args.batch_size}.", "Give positive numbers.")
+    params = {"model_id": args.id, "modality": args.modality,
+              "config": {"iterations": args.iterations, "batch_size": args.batch_size, "seed": args.seed}}
+    print(f"{len(names)} case(s)", file=sys.stderr)
+    return train_and_register("train-interactive", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+
+
 def add_commands(sub):
     """The `train` command with `sks` and `registration`; returns its subparsers for the other groups' methods."""
     p = sub.add_parser("train", help="train a segmentation model from your own cases")
@@ -123,4 +137,12 @@ def add_commands(sub):
     process_options(t)
     job_options(t)
     t.set_defaults(func=cmd_train_segmentation)
+    t = tsub.add_parser("interactive", help="the click network (interactive segmentation) on your labelled volumes")
+    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
+    t.add_argument("--labels", required=True, help="folder of labelmaps named like their images; each non-zero value is a structure")
+    trained_model_options(t, "my-clicks@1.0.0")
+    t.add_argument("--iterations", type=int, default=1500, help="training iterations (each: --batch-size simulated click sessions)")
+    t.add_argument("--batch-size", type=int, default=4, help="simulated click sessions per iteration")
+    job_options(t)
+    t.set_defaults(func=cmd_train_interactive)
     return tsub

@@ -9,4 +9,5 @@ ARCHITECTURES = {
     "slicerleap.TMDCA": "slicerleap.registration.tm_dca:TMDCA",
     "slicerleap.VoxelMorph": "slicerleap.registration.voxelmorph:PaddedVoxelMorph",
     "slicerleap.E2EVarNet": "slicerleap.reconstruction.varnet:e2e_varnet",
+    "slicerleap.ClickNet": "slicerleap.segmentation.interactive.click_net:click_net_from_card_args",
 }

@@ -8,6 +8,7 @@ from ..lazy_entries import load_entry
 TASKS = {
     "segment": "slicerleap.tasks.segment:run",
     "train-segmentation": "slicerleap.tasks.train_segmentation:run",
+    "train-interactive": "slicerleap.tasks.train_interactive:run",
     "train-sks": "slicerleap.tasks.train_sks:run",
     "segment-text": "slicerleap.tasks.segment_text:run",
     "train-mptpn": "slicerleap.tasks.train_mptpn:run",

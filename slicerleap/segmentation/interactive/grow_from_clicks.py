@@ -3,12 +3,15 @@
 - a positive click (or scribble) adds the voxels connected to it whose intensity is like the click's: SimpleITK's
   confidence-connected region growing (mean ± `multiplier` x SD of the seed neighbourhood, re-estimated
   `iterations` times), inside the interaction's region only;
-- a negative click (or scribble) removes, from the current mask, the region grown the same way from it;
+- a negative click (or scribble) removes, from the current mask, the region grown the same way from it (a tighter
+  interval), only its connected part that holds the click — so the correction stays local;
 - a box keeps the object at its centre: the Otsu class (inside the box) of the centre voxel, the connected part of it
   that holds the centre, holes filled.
 
-Defaults chosen on the MNI template's white and grey matter (never on a test case): multiplier 2.5, 3 iterations,
-a 2-voxel seed neighbourhood."""
+Defaults chosen on the MNI template (never on a test case: 12 blocks of 60 mm of its white and grey matter, 10
+simulated clicks, mean Dice after 1/3/5/10 clicks): multiplier 2.0 for adding, 1.5 for removing (2.5 / 2.5 without the
+connected-part rule oscillated: 0.67 / 0.72 / 0.66 / 0.74 against 0.65 / 0.82 / 0.86 / 0.86), 3 iterations, a 2-voxel
+seed neighbourhood."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +20,8 @@ from scipy import ndimage
 from .prompts import BoxPrompt, Click, Scribble
 
 NAME = "grow-from-clicks"
-MULTIPLIER = 2.5
+MULTIPLIER = 2.0
+REMOVE_MULTIPLIER = 1.5
 ITERATIONS = 3
 SEED_RADIUS = 2
 
@@ -57,9 +61,13 @@ class GrowFromClicks:
     def __init__(self, multiplier: float = MULTIPLIER):
         self.multiplier = multiplier
 
-    def refine(self, image: np.ndarray, mask: np.ndarray, prompt, seeds_kji: np.ndarray) -> np.ndarray:
+    def refine(self, image: np.ndarray, mask: np.ndarray, prompt, seeds_kji: np.ndarray, spacing_kji=None, clicks=()) -> np.ndarray:
+        """`seeds_kji`: the prompt's voxels in the crop; `clicks`: every click in the crop (unused: growing needs none)."""
         if isinstance(prompt, BoxPrompt):
             return object_in_box(image)
         assert isinstance(prompt, (Click, Scribble))
-        region = grown_region(image, seeds_kji, self.multiplier)
-        return mask | region if prompt.positive else mask & ~region
+        if prompt.positive:
+            return mask | grown_region(image, seeds_kji, self.multiplier)
+        parts, _ = ndimage.label(grown_region(image, seeds_kji, REMOVE_MULTIPLIER) & mask)
+        clicked = {int(parts[tuple(s)]) for s in seeds_kji} - {0}
+        return mask & ~np.isin(parts, sorted(clicked))

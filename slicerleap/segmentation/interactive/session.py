@@ -17,7 +17,6 @@ from .grow_from_clicks import GrowFromClicks
 from .prompts import BoxPrompt, Click, Scribble, scribble_voxels, voxels_of
 
 REACH_MM = 30.0
-REFINERS = {GrowFromClicks.name: GrowFromClicks}
 
 
 @dataclass
@@ -26,17 +25,21 @@ class Interaction:
     region: regions.Region
     before: np.ndarray  # the region's mask before the interaction
     seconds: float
+    seeds: np.ndarray  # the prompt's voxels (k, j, i) on the whole image
 
 
-def refiner_for(model: str | None):
+def refiner_for(model: str | None, volume: Volume, force: bool = False):
+    """The classical refiner (None or "grow-from-clicks"), or a click network from the catalog (its domain checked)."""
     if model in (None, GrowFromClicks.name):
         return GrowFromClicks()
-    raise BadInputError(f"There is no interactive model '{model}'.", f"Use one of: {', '.join(REFINERS)}.")
+    from .click_net_refiner import ClickNetRefiner
+
+    return ClickNetRefiner.from_catalog(model, volume, force)
 
 
 class InteractiveSession:
     def __init__(self, volume: Volume, model: str | None = None, initial_mask: Volume | np.ndarray | None = None,
-                 reach_mm: float = REACH_MM):
+                 reach_mm: float = REACH_MM, force: bool = False):
         if volume.components != 1:
             raise BadInputError("Interactive segmentation needs a scalar image; this one has "
                                 f"{volume.components} components.", "Choose a scalar volume (one value per voxel).")
@@ -44,7 +47,7 @@ class InteractiveSession:
             raise BadInputError(f"The reach of a click is {reach_mm} mm.", "Give a positive distance in mm (default 30).")
         self.volume = volume
         self.image = np.asarray(volume.array, dtype=np.float32)
-        self.refiner = refiner_for(model)
+        self.refiner = refiner_for(model, volume, force)
         self.reach_mm = float(reach_mm)
         self.initial = self._initial_mask(initial_mask)
         self._mask = self.initial.copy()
@@ -91,10 +94,19 @@ class InteractiveSession:
         started = time.perf_counter()
         offset = np.array([s.start for s in region])
         before = self._mask[region].copy()
-        after = self.refiner.refine(self.image[region], before, prompt, seeds_kji - offset)
+        after = self.refiner.refine(self.image[region], before, prompt, seeds_kji - offset, self.volume.spacing[::-1],
+                                    self._clicks_in(region, prompt, seeds_kji))
         self._mask[region] = after
-        self.history.append(Interaction(prompt, region, before, time.perf_counter() - started))
+        self.history.append(Interaction(prompt, region, before, time.perf_counter() - started, seeds_kji))
         return region
+
+    def _clicks_in(self, region: regions.Region, prompt, seeds_kji) -> list:
+        """[(voxel in the region, positive)] of every click and scribble so far inside the region, this one last."""
+        low, high = np.array([s.start for s in region]), np.array([s.stop for s in region])
+        signed = [(h.seeds, h.prompt.positive) for h in self.history if not isinstance(h.prompt, BoxPrompt)]
+        if not isinstance(prompt, BoxPrompt):
+            signed.append((seeds_kji, prompt.positive))
+        return [(tuple(v - low), positive) for seeds, positive in signed for v in seeds if np.all((v >= low) & (v < high))]
 
     def undo(self) -> regions.Region | None:
         """Take back the last interaction; the region it changed, or None when there was none."""
