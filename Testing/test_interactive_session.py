@@ -166,3 +166,38 @@ def test_a_hung_or_killed_worker_is_reported_not_waited_for(itk_head, tmp_path, 
     assert not folder.exists() and not remote.running
     with pytest.raises(JobFailed, match="not running"):
         remote.undo()
+
+
+@needs_itk
+@needs_ct
+def test_train_a_click_network_from_the_cli_then_click_with_it(itk_head, tmp_path):
+    """`slicerleap train interactive` registers a click network; a session uses it by id (in this process and in the
+    worker process); on a CT it is refused, naming the classical model as the way out."""
+    import subprocess
+
+    from slicerleap.io import write_volume
+
+    image, white = itk_head
+    region = (slice(15, 45), slice(30, 100), slice(30, 100))
+    for folder, volume in (("images", image.crop(region)), ("labels", image.crop(region).with_array(
+            itk_example_brain()[1].array[region]))):
+        (tmp_path / folder).mkdir()
+        write_volume(volume, tmp_path / folder / "head.nrrd")
+    out = subprocess.run(["slicerleap", "train", "interactive", "--images", str(tmp_path / "images"), "--labels",
+                          str(tmp_path / "labels"), "--out", str(tmp_path / "model"), "--id", "test-clicks@1.0.0",
+                          "--modality", "MR", "--iterations", "3", "--batch-size", "2"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "registered test-clicks@1.0.0" in out.stdout and (tmp_path / "model" / "model.safetensors").is_file()
+    session = InteractiveSession(image, model="test-clicks@1.0.0")
+    click = _ras(image, _deepest_voxel(white))
+    changed = session.add_point(click, positive=True)
+    outside = np.ones(white.shape, bool)
+    outside[changed] = False
+    assert session.refiner.name == "test-clicks@1.0.0" and not session.mask_array[outside].any()
+    with InteractiveSessionProcess(image, model="test-clicks@1.0.0", root=tmp_path) as remote:
+        assert remote.ready["model"] == "test-clicks@1.0.0"
+        remote.add_point(click, positive=True)
+        assert np.array_equal(remote.mask_array, session.mask_array)
+    with pytest.raises(BadInputError, match="grow-from-clicks"):
+        InteractiveSession(head_ct(), model="test-clicks@1.0.0")
