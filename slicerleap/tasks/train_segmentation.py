@@ -5,22 +5,14 @@ failed training leaves the catalog as it was."""
 from __future__ import annotations
 
 
-import numpy as np
-
-from ..errors import BadInputError
-from ..io import read_volume
 from ..models.cards import model_output, trained_model_card
-from ..models.domain import measure_training_case, training_domain
+from ..models.domain import training_domain
 from ..models.weights import save_weights
 from ..segmentation.unet_trainer import UNetTrainingConfig, prepare_pair, train_unet
-from ..transforms import check_scalar_volume
+from .labelled_cases import labelled_cases
 
 
 def run(ctx) -> dict:
-    images, labels = ctx.input_paths("images"), ctx.input_paths("labels")
-    if not images or len(images) != len(labels):
-        raise BadInputError(f"Training needs pairs of images and labels; got {len(images)} images and {len(labels)} labelmaps.",
-                            "Give one segmentation per training volume.")
     p = ctx.params
     label_specs = p.get("labels") or []
     n_classes = 1 + max([int(l["value"]) for l in label_specs] or [1])
@@ -30,16 +22,8 @@ def run(ctx) -> dict:
         iterations_per_epoch=int(p.get("iterations_per_epoch", 10)), batch_size=int(p.get("batch_size", 2)),
         learning_rate=float(p.get("learning_rate", 2e-3)), n_classes=n_classes, seed=int(p.get("seed", 0)),
         normalisation=p.get("normalisation", {"kind": "percentile", "lower": 0.5, "upper": 99.5}))
-    pairs, measured = [], []
-    for n, (image_path, label_path) in enumerate(zip(images, labels)):
-        image, label = read_volume(image_path), read_volume(label_path)
-        check_scalar_volume(image, f"training image {n + 1}", working_spacing=config.spacing_mm)
-        if not np.any(label.array):
-            raise BadInputError(f"Training labelmap {n + 1} ('{label.metadata.get('name')}') is empty.",
-                                "Paint at least one structure, or leave that case out.")
-        ctx.report(0.02 * (n + 1) / len(images), "preparing", f"case {n + 1}/{len(images)}")
-        measured.append(measure_training_case(image, label.array, label_specs))
-        pairs.append(prepare_pair(image, label, config))
+    measured = []
+    pairs = [prepare_pair(image, label, config) for image, label in labelled_cases(ctx, label_specs, measured, config.spacing_mm)]
     n_val = int(p["validation_cases"] if p.get("validation_cases") is not None else 1 if len(pairs) > 2 else 0)
     train, val = pairs[n_val:] or pairs, pairs[:n_val] or pairs
     net, history = train_unet(train, val, config, ctx.device, ctx.report)
