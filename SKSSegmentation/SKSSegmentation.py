@@ -155,6 +155,7 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
                                (self.ui.runPromptBatchButton, "batch"), (self.ui.trainTextModelButton, "train-mptpn")):
             button.connect("clicked(bool)", lambda checked=False, a=action: self.onJobButton(a))
         self._correction, self._correctionRow = None, None  # the click session; the queue row it corrects
+        self._placePersistence = None  # the place-mode persistence before the session switched it on
         self.ui.startClicksButton.connect("clicked(bool)", lambda: self.onStartClicks(fromQueue=False))
         self.ui.correctWithClicksButton.connect("clicked(bool)", lambda: self.onStartClicks(fromQueue=True))
         self.ui.positiveClickButton.connect("clicked(bool)", lambda: self.onPlaceClicks(True))
@@ -300,6 +301,8 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         selection.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
         selection.SetActivePlaceNodeID(self._correction.points[positive].GetID())
         interaction = slicer.app.applicationLogic().GetInteractionNode()
+        if self._placePersistence is None:  # the user's setting, put back when the session ends
+            self._placePersistence = interaction.GetPlaceModePersistence()
         interaction.SetPlaceModePersistence(1)
         interaction.SetCurrentInteractionMode(interaction.Place)
 
@@ -329,7 +332,11 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         self._correction, self._correctionRow = None, None
         for node in correction.points.values():
             self.removeObserver(node, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onClickPlaced)
-        slicer.app.applicationLogic().GetInteractionNode().SwitchToViewTransformMode()
+        interaction = slicer.app.applicationLogic().GetInteractionNode()
+        interaction.SwitchToViewTransformMode()
+        if self._placePersistence is not None:
+            interaction.SetPlaceModePersistence(self._placePersistence)
+            self._placePersistence = None
         if how == "cancel":
             correction.cancel()
         elif row is None:

@@ -14,7 +14,6 @@ from slicerleap.scene.provenance import DETAIL_TAG, TAG, provenance
 from slicerleap.scene.segmentations import segmentation_node_to_labels
 from slicerleap.segmentation.interactive.click_simulator import next_click
 from slicerleap.segmentation.interactive.session import InteractiveSession
-from SKSSegmentationLib.interactive_logic import POINTS_ROLE
 from SKSSegmentationLib.review_queue import ReviewQueue
 
 pytestmark = pytest.mark.skipif(not itk_example_available(), reason="ITK example data not installed")
@@ -25,6 +24,11 @@ WHITE = [{"value": 1, "name": "White matter", "color": "#f2eadb"}]
 def head():
     image, labels = itk_example_brain()
     return image, labels.array == 2
+
+
+def _deepest(mask):
+    depth = ndimage.distance_transform_edt(mask)
+    return np.unravel_index(int(np.argmax(depth)), mask.shape)
 
 
 def _moved_volume(ctx, image):
@@ -72,10 +76,14 @@ def test_markups_clicks_update_the_segment_like_the_engine_and_cancel_restores_i
     local.undo()
     assert np.array_equal(segmentation_node_to_labels(segmentation, volume_node).array > 0, local.mask_array)
     assert sum(n.GetNumberOfControlPoints() for n in correction.points.values()) == 1
-    folder = correction.session.folder
-    correction.cancel()
+    removed = correction.points[True]
+    removed.RemoveNthControlPoint(removed.GetNumberOfControlPoints() - 1)  # the user deletes the last click: undone
+    correction.apply_new_points()
+    assert correction.clicks == 0 and not correction.session.mask_array.any()
     assert not (segmentation_node_to_labels(segmentation, volume_node).array > 0).any()
-    assert not folder.exists() and segmentation.GetNumberOfNodeReferences(POINTS_ROLE[True]) == 0
+    folder = correction.session.folder
+    correction.cancel()  # the segmentation was made for the session: it goes
+    assert segmentation.GetScene() is None and not folder.exists()
     assert scene_ctx.scene.GetNodesByClass("vtkMRMLMarkupsFiducialNode").GetNumberOfItems() == 0
 
 
@@ -87,7 +95,13 @@ def test_a_review_queue_case_corrected_with_clicks(scene_ctx, head):
     segmentation = labels_to_segmentation_node(scene_ctx, pseudo, WHITE, "pseudo-label", reference_node=volume_node)
     queue = ReviewQueue.create(scene_ctx)
     row = queue.add(volume_node, segmentation, 0.3, "some-teacher@1.0.0")
-    correction = SKSSegmentationLogic(scene_ctx).interactive.start_on_queue_case(queue, row)
+    logic = SKSSegmentationLogic(scene_ctx).interactive
+    cancelled = logic.start_on_queue_case(queue, row)
+    cancelled.click(world.ijk_to_ras_points([_deepest(white & ~(pseudo.array > 0))[::-1]])[0])
+    assert not np.array_equal(segmentation_node_to_labels(segmentation, volume_node).array > 0, pseudo.array > 0)
+    cancelled.cancel()  # the pseudo-label exactly as it was
+    assert np.array_equal(segmentation_node_to_labels(segmentation, volume_node).array > 0, pseudo.array > 0)
+    correction = logic.start_on_queue_case(queue, row)
     assert np.array_equal(correction.session.initial, pseudo.array > 0)
     for _ in range(3):  # the simulated annotator, clicking in world RAS
         current = segmentation_node_to_labels(segmentation, volume_node).array > 0
@@ -96,7 +110,7 @@ def test_a_review_queue_case_corrected_with_clicks(scene_ctx, head):
     after = segmentation_node_to_labels(segmentation, volume_node).array > 0
     assert (after & white).sum() > (pseudo.array.astype(bool) & white).sum()
     decided = correction.finish(queue, row)
-    assert decided["status"] == "accepted" and decided["provenance"] == "corrected (interactive, 3 clicks)"
+    assert decided["status"] == "accepted" and decided["provenance"] == "corrected (interactive, 3 clicks, grow-from-clicks)"
     tags = provenance(segmentation)["White matter"]
-    assert tags[TAG] == "corrected" and tags[DETAIL_TAG] == "interactive, 3 clicks"
+    assert tags[TAG] == "corrected" and tags[DETAIL_TAG] == "interactive, 3 clicks, grow-from-clicks"
     assert not correction.session.running

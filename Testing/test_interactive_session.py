@@ -150,7 +150,7 @@ def test_the_worker_process_gives_the_in_process_masks_and_leaves_nothing_behind
         local.undo()
         assert np.array_equal(remote.mask_array, local.mask_array) and remote.running
         folder = remote.folder
-        assert (folder / "image.nrrd").exists()
+        assert folder.exists() and not (folder / "image.nrrd").exists()  # the scan lives in the worker's memory only
     assert not folder.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -201,3 +201,20 @@ def test_train_a_click_network_from_the_cli_then_click_with_it(itk_head, tmp_pat
         assert np.array_equal(remote.mask_array, session.mask_array)
     with pytest.raises(BadInputError, match="grow-from-clicks"):
         InteractiveSession(head_ct(), model="test-clicks@1.0.0")
+
+
+def test_a_box_on_a_tilted_scan_changes_only_the_voxels_inside_it():
+    angle = np.deg2rad(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    k, j, i = np.mgrid[:24, :40, :40]
+    array = np.where((i - 20) ** 2 + (j - 20) ** 2 + (k - 12) ** 2 < 8 ** 2, 200.0, 20.0) + np.random.default_rng(0).normal(0, 5, k.shape)
+    image = Volume.from_geometry(array.astype(np.float32), spacing=(1.0, 1.0, 1.5), directions=rotation)
+    centre = image.ijk_to_ras_points([[20, 20, 12]])[0]
+    session = InteractiveSession(image)
+    region = session.add_box(centre - 10, centre + 10)
+    positions = image.voxel_positions_ras()
+    inside = np.all((positions >= centre - 10 - 1e-6) & (positions <= centre + 10 + 1e-6), axis=-1)
+    outside_box = np.zeros(inside.shape, bool)
+    outside_box[region] = ~inside[region]
+    assert outside_box.any() and not session.mask_array[outside_box].any()  # the grid-aligned region is larger
+    assert session.mask_array[tuple(np.array([12, 20, 20]))]

@@ -4,6 +4,7 @@ stdin closes or it is asked to close."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -36,20 +37,33 @@ def _answer(session, request: dict) -> dict:
     return reply
 
 
+def _protocol_stream():
+    """The protocol's own copy of stdout; file descriptor 1 then goes to stderr (the log), so whatever a library prints
+    cannot mix with the replies."""
+    sys.stdout.flush()
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    return protocol
+
+
 def main(folder: str) -> int:
     from .segmentation.interactive.session import InteractiveSession
 
+    out = _protocol_stream()
     folder_path = Path(folder)
     started = time.perf_counter()
     spec = json.loads((folder_path / "session.json").read_text(encoding="utf-8"))
     volume = read_volume(folder_path / "image.nrrd")
     initial = read_volume(folder_path / "initial.nrrd") if (folder_path / "initial.nrrd").exists() else None
+    for name in ("image.nrrd", "initial.nrrd"):  # in memory now: no copy of the scan left on disk
+        (folder_path / name).unlink(missing_ok=True)
     try:
         session = InteractiveSession(volume, spec.get("model"), initial, **({"reach_mm": spec["reach_mm"]} if "reach_mm" in spec else {}))
     except SlicerLeapError as exc:
-        print(json.dumps({"ready": False, "ok": False, "kind": "bad-input", "problem": exc.problem, "fix": exc.fix}), flush=True)
+        print(json.dumps({"ready": False, "ok": False, "kind": "bad-input", "problem": exc.problem, "fix": exc.fix}), file=out, flush=True)
         return 2
-    print(json.dumps({"ready": True, "model": session.refiner.name, "seconds": time.perf_counter() - started}), flush=True)
+    print(json.dumps({"ready": True, "model": session.refiner.name, "seconds": time.perf_counter() - started,
+                      "warnings": getattr(session.refiner, "warnings", [])}), file=out, flush=True)
     for line in sys.stdin:
         try:
             request = json.loads(line)
@@ -66,7 +80,7 @@ def main(folder: str) -> int:
             traceback.print_exc(file=sys.stderr)
             reply = {"ok": False, "kind": "internal", "problem": f"{type(exc).__name__}: {exc}"}
         reply.update(id=request.get("id"), seconds=time.perf_counter() - started)
-        print(json.dumps(reply), flush=True)
+        print(json.dumps(reply), file=out, flush=True)
     return 0
 
 

@@ -4,9 +4,9 @@ or corrects a pseudo-label, one interaction at a time.
 A correction session owns a long-lived worker process (slicerleap.jobs.interactive_process: the model loaded once)
 and two Markups point lists, "+ clicks" (green) and "- clicks" (red), referenced from the segmentation. Each control
 point placed in a list is one click: `apply_new_points()` (the panel calls it when a point is placed) sends it and
-writes the changed region into the segment. `undo()` takes back the last interaction and its point; `cancel()` puts
-the segment back as it was when the session started; `finish()` keeps it, records provenance ("corrected
-(interactive, N clicks)" in the review queue) and removes the point lists. From Slicer's Python console:
+writes the segment. `undo()` takes back the last interaction and its point (deleting the last point does too);
+`cancel()` puts the segment back exactly as it was when the session started; `finish()` keeps it, records provenance
+on that segment ("corrected (interactive, N clicks, model)" in the review queue) and removes the point lists. From Slicer's Python console:
 
     correction = slicer.util.getModuleLogic("SKSSegmentation").interactive.start(getNode("MRHead"))
     correction.click([10.0, -20.0, 35.0])             # or place points in the "+ clicks" list
@@ -20,7 +20,8 @@ from slicerleap.errors import BadInputError
 from slicerleap.jobs.interactive_process import InteractiveSessionProcess
 from slicerleap.scene import get_scene_context
 from slicerleap.scene.provenance import set_provenance
-from slicerleap.scene.segmentations import labels_to_segmentation_node, set_segment_mask, segmentation_node_to_labels
+from slicerleap.scene.segmentations import (copy_segment_labelmap, labels_to_segmentation_node, restore_segment_labelmap,
+                                            segmentation_node_to_labels, set_segment_mask)
 from slicerleap.scene.volumes import node_to_volume, require_scalar_volume_node
 
 POINTS_ROLE = {True: "SlicerLeap.positiveClicks", False: "SlicerLeap.negativeClicks"}
@@ -29,15 +30,18 @@ DEFAULT_SEGMENT = {"value": 1, "name": "Segment", "color": "#e6194b", "keep_empt
 
 
 class InteractiveCorrection:
-    """One segment of one segmentation node, corrected by clicks on one volume."""
+    """One segment of one segmentation node, corrected by clicks on one volume. The session works on the volume's
+    grid: the segment is rasterised there at the start and written back there after each interaction; cancel()
+    restores the segment's original labelmap exactly."""
 
-    def __init__(self, ctx, volume_node, segmentation_node, segment_id: str, session: InteractiveSessionProcess):
+    def __init__(self, ctx, volume_node, segmentation_node, segment_id: str, session: InteractiveSessionProcess,
+                 created_segmentation: bool = False):
         self.ctx, self.volume_node, self.segmentation_node, self.segment_id = ctx, volume_node, segmentation_node, segment_id
         self.session = session
-        self.before = session.initial.copy()  # what cancel() restores
+        self.created_segmentation = created_segmentation  # made for this session: cancel() removes it
+        self.original = copy_segment_labelmap(segmentation_node, segment_id)  # what cancel() restores
         self.points = {sign: self._point_list(sign) for sign in (True, False)}
-        self._used = {True: 0, False: 0}  # control points of each list already sent
-        self._order: list = []  # which list each interaction came from (None: a box or a scribble)
+        self._sent: list = []  # per interaction, oldest first: (positive, control point id), or None for a box / scribble
         self.last_seconds: float | None = None
 
     def _point_list(self, positive: bool):
@@ -50,26 +54,38 @@ class InteractiveCorrection:
         return node
 
     # -- interactions ---------------------------------------------------------------------------
-    def _write(self, region) -> None:
-        if region is not None:  # the whole mask: a segment's labelmap is replaced, not patched
+    def _interact(self, call, sent) -> None:
+        """One interaction: the session's answer, then the segment; `sent` recorded only once both worked."""
+        region = call()
+        self._sent.append(sent)  # the session has it now: undo must be able to take it back
+        if region is not None:  # the whole mask on the volume's grid (a segment's labelmap is replaced, not patched)
             volume = self.session.volume.with_array(self.session.mask_array.astype(np.uint8))
             set_segment_mask(self.segmentation_node, self.segment_id, volume)
         self.last_seconds = self.session.last_seconds
 
+    def _sent_ids(self) -> set:
+        return {entry[1] for entry in self._sent if entry is not None}
+
     def apply_new_points(self) -> int:
-        """Send every control point placed since the last call (one click each); the number sent."""
-        sent = 0
+        """Send every control point placed since the last call (one click each; points still being placed are left
+        for later); the number sent. A sent point that was deleted since is taken back when it is the last click."""
+        last = self._sent[-1] if self._sent else None
+        if last is not None and self.points[last[0]].GetControlPointIndexByID(last[1]) < 0:
+            self.undo()  # the user deleted the last click (Delete in place mode, the Markups module)
+        sent, known = 0, self._sent_ids()
         for positive, node in self.points.items():
-            while self._used[positive] < node.GetNumberOfControlPoints():
-                ras = np.array(node.GetNthControlPointPositionWorld(self._used[positive]))
-                self._used[positive] += 1
+            for n in range(node.GetNumberOfControlPoints()):
+                point_id = node.GetNthControlPointID(n)
+                if point_id in known or node.GetNthControlPointPositionStatus(n) != node.PositionDefined:
+                    continue
+                ras = np.array(node.GetNthControlPointPositionWorld(n))
                 try:
-                    self._write(self.session.add_point(ras, positive))
-                except BadInputError:
-                    node.RemoveNthControlPoint(self._used[positive] - 1)  # a point off the image is not kept
-                    self._used[positive] -= 1
+                    self._interact(lambda: self.session.add_point(ras, positive), (positive, point_id))
+                except Exception:
+                    if (positive, point_id) not in self._sent:  # refused or failed: the point does not stay
+                        node.RemoveNthControlPoint(node.GetControlPointIndexByID(point_id))
                     raise
-                self._order.append(positive)
+                known.add(point_id)
                 sent += 1
         return sent
 
@@ -79,30 +95,33 @@ class InteractiveCorrection:
         self.apply_new_points()
 
     def add_box(self, roi_node) -> None:
-        """The object at the centre of a Markups ROI (its world bounds)."""
+        """The object at the centre of a Markups ROI (its world bounds; the voxels inside them change)."""
         bounds = np.zeros(6)
         roi_node.GetRASBounds(bounds)
-        self._write(self.session.add_box(bounds[0::2], bounds[1::2]))
-        self._order.append(None)
+        self._interact(lambda: self.session.add_box(bounds[0::2], bounds[1::2]), None)
 
     def add_scribble(self, ras_points, positive: bool = True) -> None:
-        self._write(self.session.add_scribble(ras_points, positive))
-        self._order.append(None)
+        self._interact(lambda: self.session.add_scribble(ras_points, positive), None)
 
     def undo(self) -> bool:
         """Take back the last interaction (and remove its point); False when there is none."""
-        if not self._order:
+        if not self._sent:
             return False
-        self._write(self.session.undo())
-        sign = self._order.pop()
-        if sign is not None:
-            self._used[sign] -= 1
-            self.points[sign].RemoveNthControlPoint(self._used[sign])
+        region = self.session.undo()
+        entry = self._sent.pop()
+        if region is not None:
+            volume = self.session.volume.with_array(self.session.mask_array.astype(np.uint8))
+            set_segment_mask(self.segmentation_node, self.segment_id, volume)
+        if entry is not None:
+            node = self.points[entry[0]]
+            index = node.GetControlPointIndexByID(entry[1])
+            if index >= 0:
+                node.RemoveNthControlPoint(index)
         return True
 
     @property
     def clicks(self) -> int:
-        return len(self._order)
+        return len(self._sent)
 
     # -- end ------------------------------------------------------------------------------------
     def _close(self) -> None:
@@ -113,23 +132,30 @@ class InteractiveCorrection:
                 self.ctx.scene.RemoveNode(node)
 
     def cancel(self) -> None:
-        """The segment as it was before the session; the worker and the point lists gone."""
-        whole = self.session.volume.with_array(self.before.astype(np.uint8))
+        """The segment exactly as it was before the session (a segmentation made for it removed); the worker and the
+        point lists gone."""
         try:
-            set_segment_mask(self.segmentation_node, self.segment_id, whole)
+            if self.created_segmentation:
+                self.ctx.scene.RemoveNode(self.segmentation_node)
+            else:
+                restore_segment_labelmap(self.segmentation_node, self.segment_id, self.original)
         finally:
             self._close()
 
     def finish(self, queue=None, row: int | None = None) -> dict:
-        """Keep the segment. With a review queue row: accept it as "corrected (interactive, N clicks)"; else tag the
-        segmentation "corrected" (when it started from a mask) or "manual" (drawn from nothing) with that detail."""
-        how = f"interactive, {self.clicks} click{'s' if self.clicks != 1 else ''}"
-        model = self.session.ready.get("model")
+        """Keep the segment. With a review queue row: accept it as "corrected (interactive, N clicks)". Else, when the
+        clicks changed it, tag this segment "corrected" (it started from a mask) or "manual" (drawn from nothing)."""
+        how = f"interactive, {self.clicks} click{'s' if self.clicks != 1 else ''}, {self.session.ready.get('model')}"
+        changed = not np.array_equal(self.session.mask_array, self.session.initial)
+        started_from_mask = bool(self.session.initial.any())
         self._close()
         if queue is not None and row is not None:
             return queue.accept(row, how=how)
-        set_provenance(self.segmentation_node, "corrected" if self.before.any() else "manual", model, detail=how)
-        return {"provenance": "corrected" if self.before.any() else "manual", "how": how}
+        if not changed:
+            return {"provenance": None, "how": "unchanged"}
+        kind = "corrected" if started_from_mask else "manual"
+        set_provenance(self.segmentation_node, kind, detail=how, segment_ids=[self.segment_id])
+        return {"provenance": kind, "how": how}
 
 
 class InteractiveLogic:
@@ -142,7 +168,8 @@ class InteractiveLogic:
         segmentation of `volume_node` when none is given."""
         require_scalar_volume_node(volume_node, "The volume to click on")
         volume = node_to_volume(volume_node)
-        if segmentation_node is None:
+        created = segmentation_node is None
+        if created:
             empty = volume.with_array(np.zeros(volume.array.shape, np.uint8))
             segmentation_node = labels_to_segmentation_node(self.ctx, empty, [DEFAULT_SEGMENT],
                                                             f"{volume_node.GetName()} clicks", reference_node=volume_node)
@@ -156,8 +183,17 @@ class InteractiveLogic:
         segment_id = segmentation.GetSegmentIdBySegmentName(segment)
         initial = segmentation_node_to_labels(segmentation_node, volume_node, {segment: 1})
         options = {"timeout_s": timeout_s} if timeout_s else {}
-        session = InteractiveSessionProcess(volume, model, initial_mask=initial, reach_mm=reach_mm, **options)
-        return InteractiveCorrection(self.ctx, volume_node, segmentation_node, segment_id, session)
+        try:
+            session = InteractiveSessionProcess(volume, model, initial_mask=initial, reach_mm=reach_mm, **options)
+        except Exception:
+            if created:
+                self.ctx.scene.RemoveNode(segmentation_node)
+            raise
+        try:
+            return InteractiveCorrection(self.ctx, volume_node, segmentation_node, segment_id, session, created)
+        except Exception:
+            session.close()
+            raise
 
     def start_on_queue_case(self, queue, row: int, segment: str | None = None, model: str | None = None,
                             reach_mm: float | None = None, timeout_s: float | None = None) -> InteractiveCorrection:

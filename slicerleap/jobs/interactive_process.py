@@ -3,7 +3,8 @@
 Protocol (JSON lines; the folder is a job folder, removed when the session closes):
 - the parent writes `image.nrrd`, optionally `initial.nrrd` (the mask to correct) and `session.json`
   ({"model", "reach_mm"}), then starts `python -m slicerleap.session_worker <folder>`;
-- the worker loads them and prints {"ready": true, "model": ..., "seconds": ...};
+- the worker loads them, deletes the image files (the scan stays in its memory only) and prints {"ready": true,
+  "model": ..., "seconds": ..., "warnings": [the model's domain warnings]};
 - each request is one line on the worker's stdin: {"id": n, "op": "point", "ras": [r, a, s], "positive": true} |
   {"op": "box", "ras_min", "ras_max"} | {"op": "scribble", "ras_points", "positive"} | {"op": "undo"} |
   {"op": "reset"} | {"op": "close"};
@@ -36,7 +37,7 @@ from .job_folders import new_job_folder
 from .protocol import LOG_FILE
 
 START_TIMEOUT_S = 120.0
-REPLY_TIMEOUT_S = 30.0
+REPLY_TIMEOUT_S = 60.0
 
 
 def encode_mask(mask: np.ndarray) -> str:
@@ -107,8 +108,10 @@ class InteractiveSessionProcess:
             try:
                 reply = json.loads(line)
             except ValueError:
-                continue  # a library printed to stdout
-            if request_id is None or reply.get("id") == request_id:
+                continue  # not a protocol line (the worker keeps its stdout for the protocol; this is a guard)
+            if not isinstance(reply, dict):
+                continue
+            if (request_id is None and "ready" in reply) or (request_id is not None and reply.get("id") == request_id):
                 return reply
 
     def _fail(self, problem: str, fix: str) -> None:

@@ -31,8 +31,8 @@ def labels_checksum(segmentation_node, reference_node) -> str:
 
 
 def set_provenance(segmentation_node, kind: str, model_id: str | None = None, reference_node=None,
-                   detail: str | None = None) -> None:
-    """Tag every segment (and the node) with `kind`, the model id and the time (UTC). For "pseudo" with a
+                   detail: str | None = None, segment_ids: list[str] | None = None) -> None:
+    """Tag every segment (and the node), or only `segment_ids`, with `kind`, the model id, how (`detail`) and the time (UTC). For "pseudo" with a
     reference volume, also the checksum that later tells an edited pseudo-label from an untouched one."""
     if kind not in KINDS:
         raise ValueError(f"provenance kind must be one of {KINDS}")
@@ -44,12 +44,16 @@ def set_provenance(segmentation_node, kind: str, model_id: str | None = None, re
     if kind == "pseudo" and reference_node is not None:
         tags[CHECKSUM_TAG] = labels_checksum(segmentation_node, reference_node)
     segmentation = segmentation_node.GetSegmentation()
-    for n in range(segmentation.GetNumberOfSegments()):
-        segment = segmentation.GetNthSegment(n)
+    ids = segment_ids if segment_ids is not None else [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
+    for segment_id in ids:
+        segment = segmentation.GetSegment(segment_id)
         for key, value in tags.items():
             segment.SetTag(key, value)
-    for key, value in tags.items():
-        segmentation_node.SetAttribute(key, value)
+        if not detail:
+            segment.RemoveTag(DETAIL_TAG)  # an earlier "how" no longer describes it
+    if segment_ids is None:  # the node's own tags describe every segment
+        for key, value in tags.items():
+            segmentation_node.SetAttribute(key, value)
 
 
 def provenance(segmentation_node) -> dict[str, dict]:

@@ -146,6 +146,28 @@ def set_segment_mask(segmentation_node, segment_id: str, mask: Volume) -> None:
                             "Check that the segment exists and is not locked.")
 
 
+def copy_segment_labelmap(segmentation_node, segment_id: str):
+    """A deep copy of a segment's labelmap (its own grid and extent), for restore_segment_labelmap."""
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    copy = slicer.vtkOrientedImageData()
+    logic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, copy)  # world RAS, as set_segment_mask
+    return copy
+
+
+def restore_segment_labelmap(segmentation_node, segment_id: str, labelmap) -> None:
+    """Put back a labelmap taken by copy_segment_labelmap (the segment's voxels as they were, off-grid parts included)."""
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    matrix = vtk.vtkMatrix4x4()
+    labelmap.GetImageToWorldMatrix(matrix)
+    local = slicer.vtkOrientedImageData()
+    local.DeepCopy(labelmap)
+    frame = _in_segmentation_frame(segmentation_node, Volume(np.zeros((1, 1, 1)), slicer.util.arrayFromVTKMatrix(matrix)))
+    local.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(frame.ijk_to_ras))
+    if not logic.SetBinaryLabelmapToSegment(local, segmentation_node, segment_id, logic.MODE_REPLACE):
+        raise BadInputError(f"Could not restore segment '{segment_id}' of '{segmentation_node.GetName()}'.",
+                            "Check that the segment exists and is not locked.")
+
+
 def segment_names(segmentation_node) -> list[str]:
     segmentation = segmentation_node.GetSegmentation()
     return [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]

@@ -80,6 +80,7 @@ def network_input(image: np.ndarray, mask: np.ndarray, clicks, spacing_kji) -> t
     shape = working_shape(image.shape, spacing_kji)
     both = torch.from_numpy(np.stack([normalise_region(image), mask.astype(np.float32)]))[None]
     both = F.interpolate(both, size=shape, mode="trilinear", align_corners=False)
+    both[:, 1] = (both[:, 1] >= 0.5).float()  # a mask, as in training, not its blurred resampling
     return torch.cat([both, torch.from_numpy(click_maps(shape, clicks, image.shape))[None]], dim=1)
 
 

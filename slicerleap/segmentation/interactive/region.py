@@ -1,5 +1,6 @@
 """Where an interaction acts: a click reaches `reach_mm` along every axis around it (a cube, clipped to the image);
-a box acts inside itself; a scribble in its bounding box grown by the reach. Nothing outside the region changes."""
+a box acts inside itself (the grid-aligned region around it, then only the voxels whose centres lie in the
+box: on a tilted scan the two differ); a scribble in its bounding box grown by the reach. Nothing outside the region changes."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,13 @@ def inside_box(volume: Volume, ras_min, ras_max) -> Region:
     low = np.maximum(np.ceil(ijk.min(axis=0) - 1e-6), 0).astype(int)[::-1]
     high = np.minimum(np.floor(ijk.max(axis=0) + 1e-6) + 1, volume.shape_ijk).astype(int)[::-1]
     return tuple(slice(int(a), int(max(b, a))) for a, b in zip(low, high))
+
+
+def voxels_in_box(crop: Volume, ras_min, ras_max) -> np.ndarray:
+    """Bool (k, j, i) of the crop's voxel centres inside the RAS box (two opposite corners, any order)."""
+    low, high = np.minimum(ras_min, ras_max), np.maximum(ras_min, ras_max)
+    positions = crop.voxel_positions_ras()
+    return np.all((positions >= low - 1e-6) & (positions <= high + 1e-6), axis=-1)
 
 
 def size_of(region: Region) -> int:

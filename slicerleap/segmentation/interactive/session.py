@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import BadInputError
+from ...transforms.input_checks import check_volume_content
 from ...volume import Volume
 from . import region as regions
 from .grow_from_clicks import GrowFromClicks
@@ -40,11 +41,9 @@ def refiner_for(model: str | None, volume: Volume, force: bool = False):
 class InteractiveSession:
     def __init__(self, volume: Volume, model: str | None = None, initial_mask: Volume | np.ndarray | None = None,
                  reach_mm: float = REACH_MM, force: bool = False):
-        if volume.components != 1:
-            raise BadInputError("Interactive segmentation needs a scalar image; this one has "
-                                f"{volume.components} components.", "Choose a scalar volume (one value per voxel).")
         if not np.isfinite(reach_mm) or reach_mm <= 0:
             raise BadInputError(f"The reach of a click is {reach_mm} mm.", "Give a positive distance in mm (default 30).")
+        check_volume_content(volume, "image to click on", min_size=2)  # vector, NaN or constant images refused
         self.volume = volume
         self.image = np.asarray(volume.array, dtype=np.float32)
         self.refiner = refiner_for(model, volume, force)
@@ -79,7 +78,8 @@ class InteractiveSession:
         if regions.size_of(region) == 0:
             raise BadInputError("The box holds no voxel of the image.", "Draw the box over the structure, on the image.")
         centre = np.array([[(s.start + s.stop - 1) // 2 for s in region]])
-        return self._apply(BoxPrompt(tuple(map(float, ras_min)), tuple(map(float, ras_max))), region, centre)
+        inside = regions.voxels_in_box(self.volume.crop(region), ras_min, ras_max)  # on a tilted grid: not the whole region
+        return self._apply(BoxPrompt(tuple(map(float, ras_min)), tuple(map(float, ras_max))), region, centre, inside)
 
     def add_scribble(self, ras_points, positive: bool = True) -> regions.Region:
         """A stroke through RAS points: every voxel it crosses is a click of the same sign."""
@@ -90,13 +90,14 @@ class InteractiveSession:
         prompt = Scribble(tuple(map(tuple, points.tolist())), positive)
         return self._apply(prompt, regions.around_voxels(self.volume, seeds, self.reach_mm), seeds)
 
-    def _apply(self, prompt, region: regions.Region, seeds_kji: np.ndarray) -> regions.Region:
+    def _apply(self, prompt, region: regions.Region, seeds_kji: np.ndarray, inside: np.ndarray | None = None) -> regions.Region:
+        """`inside`: the region's voxels the prompt may change (default all)."""
         started = time.perf_counter()
         offset = np.array([s.start for s in region])
         before = self._mask[region].copy()
         after = self.refiner.refine(self.image[region], before, prompt, seeds_kji - offset, self.volume.spacing[::-1],
                                     self._clicks_in(region, prompt, seeds_kji))
-        self._mask[region] = after
+        self._mask[region] = after if inside is None else np.where(inside, after, before)
         self.history.append(Interaction(prompt, region, before, time.perf_counter() - started, seeds_kji))
         return region
 
