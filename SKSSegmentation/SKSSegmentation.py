@@ -90,6 +90,7 @@ class SKSSegmentationParameterNode:
     promptTable - Batch: rows of volume (node name), prompt, optional s1/s2 (slab, mm).
     clickSegmentation, clickSegment - The segmentation and segment that clicks build or correct (none: a new one).
     clickReachMm - How far one click can change the segment (mm along each axis).
+    clickModel - The interactive model: empty for the default, grow-from-clicks, or a catalog id.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -120,6 +121,7 @@ class SKSSegmentationParameterNode:
     clickSegmentation: vtkMRMLSegmentationNode
     clickSegment: str = ""
     clickReachMm: Annotated[float, WithinRange(5.0, 200.0)] = 30.0
+    clickModel: str = ""
 
 
 #
@@ -280,10 +282,10 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         with slicer.util.tryWithErrorDisplay(_("Could not start the click session."), waitCursor=True):
             if queueRow is None:
                 self._correction = self.logic.interactive.start(p.inputVolume, p.clickSegmentation, p.clickSegment or None,
-                                                                reach_mm=p.clickReachMm)
+                                                                model=p.clickModel or None, reach_mm=p.clickReachMm)
             else:
                 self._correction = self.logic.interactive.start_on_queue_case(self.logic.teacher_student.review_queue(), queueRow,
-                                                                              reach_mm=p.clickReachMm)
+                                                                              model=p.clickModel or None, reach_mm=p.clickReachMm)
             self._correctionRow = queueRow
             p.clickSegmentation = self._correction.segmentation_node
             for node in self._correction.points.values():
@@ -347,8 +349,9 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
 
     def updateClickStatus(self) -> None:
         c = self._correction
-        self.ui.clickStatusLabel.text = _("no session") if c is None else _("{n} interaction(s); last took {s}").format(
-            n=c.clicks, s="-" if c.last_seconds is None else f"{c.last_seconds:.2f} s")
+        self.ui.clickStatusLabel.text = _("no session") if c is None else _("{model}: {n} interaction(s); last took {s}{warn}").format(
+            model=c.session.ready.get("model"), n=c.clicks, s="-" if c.last_seconds is None else f"{c.last_seconds:.2f} s",
+            warn="".join("\n" + w for w in c.session.ready.get("warnings", [])))
 
     def cleanup(self) -> None:
         if self._correction is not None:  # the worker process and the copy of the scan go with the panel

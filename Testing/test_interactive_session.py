@@ -218,3 +218,22 @@ def test_a_box_on_a_tilted_scan_changes_only_the_voxels_inside_it():
     outside_box[region] = ~inside[region]
     assert outside_box.any() and not session.mask_array[outside_box].any()  # the grid-aligned region is larger
     assert session.mask_array[tuple(np.array([12, 20, 20]))]
+
+
+@needs_itk
+@needs_ct
+def test_the_default_model_is_the_classical_one_unless_a_click_network_is_chosen_and_fits_the_scan(itk_head, tmp_path, monkeypatch):
+    """No default click network (the bundled one is not: it did no better on held-out scans) -> grow-from-clicks. A
+    network made the default is used on an MR scan; on a CT it would be refused, so the session falls back to the
+    classical model and says why (not silently)."""
+    from slicerleap.models import get_catalog
+
+    image, _ = itk_head
+    monkeypatch.setenv("SLICERLEAP_HOME", str(tmp_path))
+    assert InteractiveSession(image).refiner.name == "grow-from-clicks"
+    get_catalog().set_default("brain-clicks@1.0.0")
+    chosen = InteractiveSession(image)
+    assert chosen.refiner.name == "brain-clicks@1.0.0"
+    fallback = InteractiveSession(head_ct())
+    assert fallback.refiner.name == "grow-from-clicks"
+    assert fallback.warnings and "grow-from-clicks instead" in fallback.warnings[0] and "CT" in fallback.warnings[0]

@@ -63,7 +63,7 @@ def main(folder: str) -> int:
         print(json.dumps({"ready": False, "ok": False, "kind": "bad-input", "problem": exc.problem, "fix": exc.fix}), file=out, flush=True)
         return 2
     print(json.dumps({"ready": True, "model": session.refiner.name, "seconds": time.perf_counter() - started,
-                      "warnings": getattr(session.refiner, "warnings", [])}), file=out, flush=True)
+                      "warnings": session.warnings}), file=out, flush=True)
     for line in sys.stdin:
         try:
             request = json.loads(line)

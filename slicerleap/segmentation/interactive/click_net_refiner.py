@@ -33,7 +33,26 @@ class ClickNetRefiner:
 
         card = get_catalog().get(model, task=TASK, needed_by="interactive segmentation")
         check = require_domain(volume, card, force, alternative="Use the classical model (grow-from-clicks), which needs no training")
-        return cls(card, select_device("auto"), list(check.findings))
+        return cls(card, select_device("auto"), list(check.findings) if check.outcome != "fine" else [])
+
+    @classmethod
+    def default_or_classical(cls, volume: Volume):
+        """The default click network (the user's choice, else a bundled card marked default) when the image is inside
+        its domain; else grow-from-clicks, with a warning that says why."""
+        from ...device import select_device
+        from ...models import get_catalog
+        from ...models.domain import check_domain
+        from .grow_from_clicks import GrowFromClicks
+
+        catalog = get_catalog()
+        cards = [c for c in catalog.cards() if c["task"] == TASK]
+        if not catalog.user_defaults().get(TASK) and not any(c.get("default") for c in cards):
+            return GrowFromClicks()
+        card = catalog.default_for(TASK)
+        check = check_domain(volume, card)
+        if check.outcome == "refused":
+            return GrowFromClicks(warnings=[f"{' '.join(check.findings)} Clicks use grow-from-clicks instead (no training, any modality)."])
+        return cls(card, select_device("auto"), list(check.findings) if check.outcome != "fine" else [])
 
     def refine(self, image: np.ndarray, mask: np.ndarray, prompt, seeds_kji: np.ndarray, spacing_kji, clicks) -> np.ndarray:
         if isinstance(prompt, BoxPrompt):

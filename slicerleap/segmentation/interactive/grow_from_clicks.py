@@ -58,8 +58,9 @@ class GrowFromClicks:
     name = NAME
     needs_training = False
 
-    def __init__(self, multiplier: float = MULTIPLIER):
+    def __init__(self, multiplier: float = MULTIPLIER, warnings: list[str] | None = None):
         self.multiplier = multiplier
+        self.warnings = warnings or []
 
     def refine(self, image: np.ndarray, mask: np.ndarray, prompt, seeds_kji: np.ndarray, spacing_kji=None, clicks=()) -> np.ndarray:
         """`seeds_kji`: the prompt's voxels in the crop; `clicks`: every click in the crop (unused: growing needs none)."""

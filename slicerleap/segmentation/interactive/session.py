@@ -30,12 +30,13 @@ class Interaction:
 
 
 def refiner_for(model: str | None, volume: Volume, force: bool = False):
-    """The classical refiner (None or "grow-from-clicks"), or a click network from the catalog (its domain checked)."""
-    if model in (None, GrowFromClicks.name):
+    """"grow-from-clicks" (classical), a click network from the catalog by id (its domain checked), or, for None, the
+    catalog's default click network when the image is inside its domain, else grow-from-clicks (a warning says why)."""
+    if model == GrowFromClicks.name:
         return GrowFromClicks()
     from .click_net_refiner import ClickNetRefiner
 
-    return ClickNetRefiner.from_catalog(model, volume, force)
+    return ClickNetRefiner.default_or_classical(volume) if model is None else ClickNetRefiner.from_catalog(model, volume, force)
 
 
 class InteractiveSession:
@@ -47,6 +48,7 @@ class InteractiveSession:
         self.volume = volume
         self.image = np.asarray(volume.array, dtype=np.float32)
         self.refiner = refiner_for(model, volume, force)
+        self.warnings: list[str] = list(self.refiner.warnings)
         self.reach_mm = float(reach_mm)
         self.initial = self._initial_mask(initial_mask)
         self._mask = self.initial.copy()
