@@ -52,6 +52,13 @@ boxes. Segments keep their provenance (manual, pseudo, corrected; model; time) i
 upper left"), or have the prompt written from clicks or a box; it segments the current slice, the template's
 slab or every slice into a new segmentation node. A table (volume, prompt, s1, s2) runs one prompt per case.
 Train a text-prompted model on the checked cases with segmentations: prompts are written from the masks.
+<br><b>Clicks, boxes (interactive)</b>: Start, then place + clicks on what belongs to the segment and - clicks on what
+does not (or a box, from an ROI); each changes the segment only within the reach of the click (30 mm along each axis
+by default), Undo takes it back, Cancel restores the segment, Done keeps it. In the review queue, "Correct with
+clicks" opens the case's pseudo-label this way. The default model grows the clicked region by intensity (no training,
+any scan); a click network from the catalog can be chosen (the bundled one: MR brains only). Measured on held-out
+brains, clicks do not yet improve a good tissue pseudo-label and do not work on lesions: use Segment Editor's brush for
+fine corrections (benchmarks/RESULTS.md).
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
