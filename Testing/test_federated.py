@@ -257,6 +257,8 @@ def test_site_cases_are_cached_between_clientapp_processes(site_dirs, tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 4
 
 
+# slow (about 4 min): two federations; the federation itself runs in every CI (3 sites over TLS); `pytest -m slow`
+@pytest.mark.slow
 def test_differential_privacy_bounds_the_central_update_and_local_noise_reaches_the_model(site_dirs, tmp_path):
     """Flower's DP on the updates. Central (server-side clipping, noise multiplier 0 so the bound is exact): one
     round moves the global weights by at most the clipping norm. Local (each site's LocalDpMod): the run

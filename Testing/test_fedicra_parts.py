@@ -133,6 +133,8 @@ def test_adaptive_aggregation_interpolates_and_learns_toward_the_better_decoder(
     assert loss_with(weights) < loss_with(ones)
 
 
+# slow (about 1.5 min, three seeded trainings); the FedICRA round itself runs in every CI; `pytest -m slow`
+@pytest.mark.slow
 def test_a_site_learns_from_box_labels_alone():
     """train_fedicra_round on box labels only (an inner block foreground, outside the box background; no full mask
     seen): Dice on the full masks rises well above the untrained network's in at least 2 of 3 seeded runs. (One

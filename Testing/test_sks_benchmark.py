@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sks_label_efficiency as bench  # noqa: E402
 
@@ -17,6 +19,9 @@ def run(monkeypatch, results):
     return json.loads(results.read_text(encoding="utf-8"))
 
 
+# slow (about 2.5 min): the benchmark script's machinery, not the product (its resume logic also in
+# test_teacher_student_benchmark_resume.py, the SKS trainers in test_sks.py); `pytest -m slow`
+@pytest.mark.slow
 def test_validation_selects_weights_and_a_second_run_resumes(tmp_path, monkeypatch):
     results = tmp_path / "results.json"
     first = run(monkeypatch, results)
