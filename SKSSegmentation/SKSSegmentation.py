@@ -57,8 +57,9 @@ does not (or a box, from an ROI); each changes the segment only within the reach
 by default), Undo takes it back, Cancel restores the segment, Done keeps it. In the review queue, "Correct with
 clicks" opens the case's pseudo-label this way. The default model grows the clicked region by intensity (no training,
 any scan); a click network from the catalog can be chosen (the bundled one: MR brains only). Measured on held-out
-brains, clicks do not yet improve a good tissue pseudo-label and do not work on lesions: use Segment Editor's brush for
-fine corrections (benchmarks/RESULTS.md).
+brains, clicks do not yet improve a good tissue pseudo-label and work poorly on lesions (set the reach to about 10 mm
+for small structures; even then Dice stays near 0.4): use Segment Editor's brush for fine corrections
+(benchmarks/RESULTS.md).
 """)
         self.parent.acknowledgementText = _("""
 Built on MONAI, PyTorch, SimpleITK and 3D Slicer. The module layout follows Slicer's scripted-module
