@@ -17,6 +17,7 @@ means. A second part times one interaction through the session's worker process 
 256^3 volume (the MNI T1 resampled), median of 10 clicks, network and classical.
 
     python benchmarks/interactive_clicks.py [--seeds 0 1 2] [--clicks 10]
+    python benchmarks/interactive_clicks.py --add-method brain-clicks@1.1.0   # one more model, same items and seeds
     python benchmarks/interactive_clicks.py --table
 """
 from __future__ import annotations
@@ -95,7 +96,7 @@ def run_item(method, image, truth, start, clicks, rng, reach_mm=30.0):
             "start_dice": None if start is None else float(2 * (start & truth).sum() / max(start.sum() + truth.sum(), 1))}
 
 
-def accuracy(seeds, clicks) -> list[dict]:
+def accuracy(seeds, clicks, methods=(CLASSICAL, NETWORK)) -> list[dict]:
     image, labels = itk_example_brain()
     pseudo = {v: pseudo_label_itk_head(image, v) for v in (1, 2)}
     ct_image = head_ct()
@@ -104,7 +105,7 @@ def accuracy(seeds, clicks) -> list[dict]:
     rows = []
     for seed in seeds:
         for n, (case, start_name, volume, truth, start) in enumerate(items_for_seed(seed, (image, labels), pseudo, (ct_image, bone))):
-            for method in (CLASSICAL, NETWORK):
+            for method in methods:
                 started = time.time()
                 row = {"seed": seed, "item": n, "case": case, "start": start_name, "method": method,
                        **run_item(method, volume, truth, start, clicks, np.random.default_rng([seed, n]),
@@ -117,7 +118,7 @@ def accuracy(seeds, clicks) -> list[dict]:
     return rows
 
 
-def latency(repeats: int = 10) -> dict:
+def latency(repeats: int = 10, methods=(CLASSICAL, NETWORK)) -> dict:
     """Seconds per interaction through the worker process on a 256^3 MR volume (median of `repeats` clicks)."""
     from slicerleap.data import mni_t1
     from slicerleap.jobs.interactive_process import InteractiveSessionProcess
@@ -130,7 +131,7 @@ def latency(repeats: int = 10) -> dict:
     rng = np.random.default_rng(0)
     brain = np.argwhere(big.array > np.percentile(big.array, 70))
     out = {"shape": list(big.array.shape), "spacing_mm": [round(float(s), 3) for s in big.spacing]}
-    for method in (CLASSICAL, NETWORK):
+    for method in methods:
         with InteractiveSessionProcess(big, model=method) as session:
             round_trips, computes = [], []
             for kji in brain[rng.choice(len(brain), repeats, replace=False)]:
@@ -148,8 +149,9 @@ def table(results: dict) -> str:
     rows = [r for r in results["rows"] if "dice" in r]
     lines = ["| structure (start) | method | Dice @1 | @3 | @5 | @10 | NoC@85 | NoC@90 | s / click |", "|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["case"], r["start"]) for r in results["rows"]}, key=lambda k: (k[0], k[1] != "empty"))
+    methods = sorted({r["method"] for r in results["rows"]}, key=lambda m: (m == CLASSICAL, m))
     for case, start in keys:
-        for method in (NETWORK, CLASSICAL):
+        for method in methods:
             mine = [r for r in rows if r["case"] == case and r["start"] == start and r["method"] == method]
             if not mine:
                 refused = [r for r in results["rows"] if r["case"] == case and r["method"] == method and "refused" in r]
@@ -172,7 +174,7 @@ def table(results: dict) -> str:
     lines.append(f"\n{len(n)} seeds; NoC = {results['clicks'] + 1} when never reached. Latency on "
                  f"{'x'.join(map(str, results['latency']['shape']))} voxels through the worker process: "
                  + "; ".join(f"{m} {results['latency'][m]['round_trip_s_median']} s median round trip "
-                             f"({results['latency'][m]['worker_compute_s_median']} s in the worker)" for m in (NETWORK, CLASSICAL)))
+                             f"({results['latency'][m]['worker_compute_s_median']} s in the worker)" for m in methods if m in results['latency']))
     return "\n".join(lines)
 
 
@@ -182,6 +184,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--latency-only", action="store_true", help="time the worker again, keep the click curves")
+    parser.add_argument("--add-method", default=None, help="run one more model (catalog id) on the same items and add its rows")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(RESULTS.read_text(encoding="utf-8"))))
@@ -192,6 +195,12 @@ def main() -> None:
     if args.latency_only:
         results = json.loads(RESULTS.read_text(encoding="utf-8"))
         results["latency"] = latency()
+    elif args.add_method:
+        results = json.loads(RESULTS.read_text(encoding="utf-8"))
+        results["rows"] = [r for r in results["rows"] if r["method"] != args.add_method]
+        results["rows"] += accuracy(args.seeds, args.clicks, methods=(args.add_method,))
+        results["latency"].update(latency(methods=(args.add_method,)))
+        results.setdefault("added", []).append(f"python benchmarks/interactive_clicks.py --add-method {args.add_method}")
     else:
         results = {"command": f"python benchmarks/interactive_clicks.py --seeds {' '.join(map(str, args.seeds))} --clicks {args.clicks}",
                    "clicks": args.clicks, "threads": "click curves: 1 thread in this process; latency: the worker's default (all cores)",

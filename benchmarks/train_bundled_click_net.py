@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from slicerleap.data import mni_t1, mni_tissue_labels
+from slicerleap.data.lesion_cases import make_lesion_case
 from slicerleap.models.catalog import add_bundled_card
 from slicerleap.models.weights import save_weights, sha256_of
 from slicerleap.segmentation.interactive.click_net import CLICK_RADIUS_MM, WORKING_MM
@@ -26,6 +27,7 @@ from slicerleap.segmentation.interactive.click_training import ClickTrainingConf
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ID = "brain-clicks@1.0.0"
+LESION_MODEL_ID = "brain-clicks@1.1.0"
 
 
 def main() -> None:
@@ -33,21 +35,26 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--card-only", action="store_true", help="write the card again for the weights and history already there")
+    parser.add_argument("--lesion-cases", type=int, default=0,
+                        help="also train on N synthetic-lesion cases in the MNI template (seeds 2000..; brain and lesion labels): "
+                             f"registered as {LESION_MODEL_ID}")
     args = parser.parse_args()
+    model_id = LESION_MODEL_ID if args.lesion_cases else MODEL_ID
     torch.set_num_threads(args.threads)
     config = ClickTrainingConfig(iterations=args.iterations)
-    weights = ROOT / "Resources" / "models" / (MODEL_ID.replace("@", "-") + ".safetensors")
-    history_file = ROOT / "benchmarks" / "click_net_training.json"
+    weights = ROOT / "Resources" / "models" / (model_id.replace("@", "-") + ".safetensors")
+    history_file = ROOT / "benchmarks" / f"click_net_training{'_lesions' if args.lesion_cases else ''}.json"
     started = time.time()
     if args.card_only:
         history = json.loads(history_file.read_text(encoding="utf-8"))
         started -= history[-1]["seconds"]
     else:
-        case = prepare_case(mni_t1(), mni_tissue_labels())
-        net, history = train_click_net([case], config, "cpu", report=lambda p, s, m, **k: print(f"[{time.time() - started:7.0f} s] {m}", flush=True))
+        cases = [prepare_case(mni_t1(), mni_tissue_labels())]
+        cases += [prepare_case(*make_lesion_case(2000 + n, anatomy="mni")) for n in range(args.lesion_cases)]
+        net, history = train_click_net(cases, config, "cpu", report=lambda p, s, m, **k: print(f"[{time.time() - started:7.0f} s] {m}", flush=True))
         save_weights(net, weights)
     card = {
-        "id": MODEL_ID,
+        "id": model_id,
         "title": "Interactive brain MRI segmentation from clicks (3D click network)",
         "description": ("Positive / negative clicks (and a previous mask to correct) -> the structure around the click, inside "
                         "the click's reach; 3D U-Net (MONAI) + SPPNet's light local branch, PE-MED's inputs and self-loop, "
@@ -59,8 +66,10 @@ def main() -> None:
         "labels": [],
         "licence": "Apache-2.0 (weights); training data: MNI ICBM152 2009a template, see nilearn's licence notice",
         "training_data": ("ONE real brain: the MNI ICBM152 2009a symmetric T1 template (nilearn 0.13.1 wheel) with grey / white "
-                          "matter labels from its probability maps; structures: grey matter, white matter, the whole brain. "
-                          f"{args.iterations} iterations of {config.batch_size} simulated click sessions (40 mm patches, up to "
+                          "matter labels from its probability maps; structures: grey matter, white matter, the whole brain"
+                          + (f"; and {args.lesion_cases} synthetic-lesion cases made from the same template (data/lesion_cases.py, "
+                             "seeds 2000.., warped copies with inserted lesions): structures brain and lesion. " if args.lesion_cases else ". ")
+                          + f"{args.iterations} iterations of {config.batch_size} simulated click sessions (40 mm patches, up to "
                           f"{config.max_extra_clicks + 1} clicks, {config.corrupted_start:.0%} starting from a corrupted mask) on CPU. "
                           "Never trained on another subject, another contrast or CT; not validated for clinical or research use."),
         "training": config_dict(config),
@@ -76,7 +85,7 @@ def main() -> None:
     }
     add_bundled_card(card)
     history_file.write_text(json.dumps(history, indent=1), encoding="utf-8")
-    print(f"registered {MODEL_ID}")
+    print(f"registered {model_id}")
 
 
 if __name__ == "__main__":
