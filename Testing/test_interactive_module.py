@@ -72,6 +72,15 @@ def test_markups_clicks_update_the_segment_like_the_engine_and_cancel_restores_i
         correction.click((900.0, 0.0, 0.0))
     assert correction.clicks == 2 and sum(n.GetNumberOfControlPoints() for n in correction.points.values()) == 2
 
+    curve = scene_ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsCurveNode")  # a stroke drawn as a curve
+    for d in (-3, 3):
+        curve.AddControlPointWorld(*_world(image, matrix, (inside[0], inside[1], inside[2] + d)))
+    correction.add_curve(curve, positive=True)
+    local.add_scribble([image.ijk_to_ras_points([(inside[2] + d, inside[1], inside[0])])[0] for d in (-3, 3)], True)
+    assert np.array_equal(segmentation_node_to_labels(segmentation, volume_node).array > 0, local.mask_array)
+    assert correction.clicks == 3 and correction.undo() and correction.clicks == 2
+    local.undo()
+
     assert correction.undo()
     local.undo()
     assert np.array_equal(segmentation_node_to_labels(segmentation, volume_node).array > 0, local.mask_array)

@@ -101,7 +101,13 @@ class InteractiveCorrection:
         self._interact(lambda: self.session.add_box(bounds[0::2], bounds[1::2]), None)
 
     def add_scribble(self, ras_points, positive: bool = True) -> None:
+        """A stroke through world RAS points (mm): every voxel it crosses is a click of that sign."""
         self._interact(lambda: self.session.add_scribble(ras_points, positive), None)
+
+    def add_curve(self, curve_node, positive: bool = True) -> None:
+        """A stroke drawn as a Markups curve (or open curve): its control points in world RAS."""
+        points = [curve_node.GetNthControlPointPositionWorld(n) for n in range(curve_node.GetNumberOfControlPoints())]
+        self.add_scribble(np.array(points, dtype=float).reshape(-1, 3), positive)
 
     def undo(self) -> bool:
         """Take back the last interaction (and remove its point); False when there is none."""
