@@ -13,8 +13,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
-                    vtkMRMLTableNode)
+from slicer import (vtkMRMLMarkupsCurveNode, vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode,
+                    vtkMRMLSegmentationNode, vtkMRMLTableNode)
 
 import SlicerLeapCommonLib  # makes the SlicerLeap engine importable; imports nothing heavy
 from SlicerLeapCommonLib.job_panel import JobPanelMixin
@@ -99,6 +99,7 @@ class SKSSegmentationParameterNode:
     clickSegmentation, clickSegment - The segmentation and segment that clicks build or correct (none: a new one).
     clickReachMm - How far one click can change the segment (mm along each axis).
     clickModel - The interactive model: empty for the default, grow-from-clicks, or a catalog id.
+    clickCurve - A Markups curve used as one stroke (+ or -) in the click session.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -130,6 +131,7 @@ class SKSSegmentationParameterNode:
     clickSegment: str = ""
     clickReachMm: Annotated[float, WithinRange(5.0, 200.0)] = 30.0
     clickModel: str = ""
+    clickCurve: vtkMRMLMarkupsCurveNode
 
 
 #
@@ -171,6 +173,7 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         self.ui.positiveClickButton.connect("clicked(bool)", lambda: self.onPlaceClicks(True))
         self.ui.negativeClickButton.connect("clicked(bool)", lambda: self.onPlaceClicks(False))
         for button, action in ((self.ui.boxClickButton, "box"), (self.ui.undoClickButton, "undo"),
+                               (self.ui.positiveStrokeButton, "+stroke"), (self.ui.negativeStrokeButton, "-stroke"),
                                (self.ui.finishClicksButton, "finish"), (self.ui.cancelClicksButton, "cancel")):
             button.connect("clicked(bool)", lambda checked=False, a=action: self.onClickAction(a))
 
@@ -330,6 +333,8 @@ class SKSSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObse
         with slicer.util.tryWithErrorDisplay(_("Could not {action}.").format(action=action), waitCursor=True):
             if action == "box":
                 self._correction.add_box(self._parameterNode.promptRoi)
+            elif action.endswith("stroke"):
+                self._correction.add_curve(self._parameterNode.clickCurve, positive=action.startswith("+"))
             elif action == "undo":
                 self._correction.undo()
             else:
