@@ -36,6 +36,7 @@ from slicerleap.data.lesion_cases import LESION_VALUE, make_lesion_case
 from slicerleap.errors import BadInputError
 from slicerleap.segmentation.interactive.click_simulator import clicks_to_reach, simulate_clicks
 from slicerleap.segmentation.interactive.session import InteractiveSession
+from slicerleap.segmentation.metrics import overlap_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "interactive_clicks.json"
@@ -93,7 +94,7 @@ def run_item(method, image, truth, start, clicks, rng, reach_mm=30.0):
         return {"refused": exc.problem}
     scores = simulate_clicks(session, truth, clicks, rng)
     return {"dice": scores, "seconds": [h.seconds for h in session.history],
-            "start_dice": None if start is None else float(2 * (start & truth).sum() / max(start.sum() + truth.sum(), 1))}
+            "start_dice": None if start is None else overlap_metrics(start, truth)["dice"]}
 
 
 def accuracy(seeds, clicks, methods=(CLASSICAL, NETWORK)) -> list[dict]:

@@ -58,10 +58,15 @@ class InteractiveCorrection:
         """One interaction: the session's answer, then the segment; `sent` recorded only once both worked."""
         region = call()
         self._sent.append(sent)  # the session has it now: undo must be able to take it back
-        if region is not None:  # the whole mask on the volume's grid (a segment's labelmap is replaced, not patched)
+        self._write_segment(region)
+        self.last_seconds = self.session.last_seconds
+
+    def _write_segment(self, region) -> None:
+        """After a change in `region` (None: nothing changed): the session's whole mask, on the volume's grid, into
+        the segment (a segment's labelmap is replaced, not patched)."""
+        if region is not None:
             volume = self.session.volume.with_array(self.session.mask_array.astype(np.uint8))
             set_segment_mask(self.segmentation_node, self.segment_id, volume)
-        self.last_seconds = self.session.last_seconds
 
     def _sent_ids(self) -> set:
         return {entry[1] for entry in self._sent if entry is not None}
@@ -113,11 +118,8 @@ class InteractiveCorrection:
         """Take back the last interaction (and remove its point); False when there is none."""
         if not self._sent:
             return False
-        region = self.session.undo()
+        self._write_segment(self.session.undo())
         entry = self._sent.pop()
-        if region is not None:
-            volume = self.session.volume.with_array(self.session.mask_array.astype(np.uint8))
-            set_segment_mask(self.segmentation_node, self.segment_id, volume)
         if entry is not None:
             node = self.points[entry[0]]
             index = node.GetControlPointIndexByID(entry[1])

@@ -55,6 +55,22 @@ def cmd_train_registration(args) -> int:
     return train_and_register("train-registration", inputs, params, args)
 
 
+def paired_cases(args) -> dict:
+    """{"images", "labels"}: the --images that have a labelmap of the same name in --labels (refused when none has)."""
+    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
+    names = [n for n in images if n in labels]
+    if not names:
+        raise SlicerLeapError("No image in --images has a labelmap of the same name in --labels.", "Name each labelmap like its image.")
+    return {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}
+
+
+def add_labelled_folders(parser, default_id: str, what_a_label_is: str) -> None:
+    """--images and --labels (folders of files named alike) and the trained model's options."""
+    parser.add_argument("--images", required=True, help="folder of volumes (one case per file)")
+    parser.add_argument("--labels", required=True, help=f"folder of labelmaps named like their images; {what_a_label_is}")
+    trained_model_options(parser, default_id)
+
+
 def cmd_train_segmentation(args) -> int:
     """A 3D U-Net on image/labelmap pairs named alike; each label value found becomes a class."""
     import numpy as np
@@ -67,31 +83,25 @@ def cmd_train_segmentation(args) -> int:
     processes = processes_of(args)
     if processes:
         check_batch_divides(args.batch_size, processes["nproc_per_node"] * processes["nnodes"])
-    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
-    names = [n for n in images if n in labels]
-    if not names:
-        raise SlicerLeapError("No image in --images has a labelmap of the same name in --labels.", "Name each labelmap like its image.")
-    values = sorted({int(v) for n in names for v in np.unique(read_volume(labels[n]).array) if v > 0})
+    inputs = paired_cases(args)
+    values = sorted({int(v) for path in inputs["labels"] for v in np.unique(read_volume(path).array) if v > 0})
     params = {"labels": numbered_label_specs(values), "model_id": args.id, "modality": args.modality,
               "seed": args.seed, "epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
               "batch_size": args.batch_size, "patch": args.patch, "channels": args.channels, "spacing_mm": args.spacing,
               "validation_cases": args.validation_cases}
-    print(f"{len(names)} case(s), label values {values}", file=sys.stderr)
-    return train_and_register("train-segmentation", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+    print(f"{len(inputs['images'])} case(s), label values {values}", file=sys.stderr)
+    return train_and_register("train-segmentation", inputs, params, args)
 
 
 def cmd_train_interactive(args) -> int:
     """The click network on image/labelmap pairs named alike: each label value, and their union, is a structure."""
-    images, labels = volume_files(Path(args.images)), volume_files(Path(args.labels))
-    names = [n for n in images if n in labels]
-    if not names:
-        raise SlicerLeapError("No image in --images has a labelmap of the same name in --labels.", "Name each labelmap like its image.")
+    inputs = paired_cases(args)
     if args.iterations < 1 or args.batch_size < 1:
         raise SlicerLeapError(f"--iterations {args.iterations} and --batch-size {args.batch_size}.", "Give positive numbers.")
     params = {"model_id": args.id, "modality": args.modality,
               "config": {"iterations": args.iterations, "batch_size": args.batch_size, "seed": args.seed}}
-    print(f"{len(names)} case(s)", file=sys.stderr)
-    return train_and_register("train-interactive", {"images": [images[n] for n in names], "labels": [labels[n] for n in names]}, params, args)
+    print(f"{len(inputs['images'])} case(s)", file=sys.stderr)
+    return train_and_register("train-interactive", inputs, params, args)
 
 
 def add_commands(sub):
@@ -124,9 +134,7 @@ def add_commands(sub):
     job_options(t)
     t.set_defaults(func=cmd_train_registration)
     t = tsub.add_parser("segmentation", help="a 3D U-Net (MONAI) on fully labelled volumes; several processes with --nproc-per-node")
-    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
-    t.add_argument("--labels", required=True, help="folder of labelmaps named like their images; each non-zero value is a class")
-    trained_model_options(t, "my-unet@1.0.0")
+    add_labelled_folders(t, "my-unet@1.0.0", "each non-zero value is a class")
     t.add_argument("--epochs", type=int, default=10, help="training epochs (validation Dice after each; the best weights kept)")
     t.add_argument("--iterations-per-epoch", type=int, default=10, help="gradient steps per epoch, each on --batch-size random patches")
     t.add_argument("--batch-size", type=int, default=2, help="patches per step, over all processes together")
@@ -138,9 +146,7 @@ def add_commands(sub):
     job_options(t)
     t.set_defaults(func=cmd_train_segmentation)
     t = tsub.add_parser("interactive", help="the click network (interactive segmentation) on your labelled volumes")
-    t.add_argument("--images", required=True, help="folder of volumes (one case per file)")
-    t.add_argument("--labels", required=True, help="folder of labelmaps named like their images; each non-zero value is a structure")
-    trained_model_options(t, "my-clicks@1.0.0")
+    add_labelled_folders(t, "my-clicks@1.0.0", "each non-zero value is a structure")
     t.add_argument("--iterations", type=int, default=1500, help="training iterations (each: --batch-size simulated click sessions)")
     t.add_argument("--batch-size", type=int, default=4, help="simulated click sessions per iteration")
     job_options(t)

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import BadInputError
 from ..io.image_io import write_volume
 from ..volume import Volume
-from .job import JobFailed, engine_pythonpath, kill_process_tree
+from .job import JobFailed, kill_process_tree, worker_environment
 from .job_folders import new_job_folder
 from .protocol import LOG_FILE
 
@@ -80,8 +80,7 @@ class InteractiveSessionProcess:
         self.clicks = 0
 
     def _start(self, python: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
-               "PYTHONPATH": os.pathsep.join(p for p in (engine_pythonpath(), os.environ.get("PYTHONPATH", "")) if p)}
+        env = worker_environment()
         with open(self.folder / LOG_FILE, "ab") as log:
             self.process = subprocess.Popen([python, "-m", "slicerleap.session_worker", str(self.folder)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.folder,

@@ -33,6 +33,16 @@ def engine_pythonpath() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def worker_environment(extra: dict | None = None) -> dict:
+    """A worker process's environment: ours (plus `extra`), the engine importable, output unbuffered and UTF-8 (worker
+    messages may carry non-ASCII text whatever the locale)."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (engine_pythonpath(), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
 def kill_process_tree(process: subprocess.Popen) -> None:
     """SIGKILL a worker started with start_new_session and every descendant it started."""
     import psutil  # imported here so the scene layer loads before Slicer has installed psutil
@@ -83,10 +93,7 @@ class Job:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Job":
-        env = {**os.environ, **self.extra_env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (engine_pythonpath(), env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONIOENCODING"] = "utf-8"  # worker messages may carry non-ASCII text whatever the locale
+        env = worker_environment(self.extra_env)
         log = open(self.job_dir / LOG_FILE, "ab")
         try:
             processes = JobSpec.load(self.job_dir).processes

@@ -121,18 +121,23 @@ def segmentation_node_to_labels(segmentation_node, reference_node, segment_value
     return reference.with_array(out, name=segmentation_node.GetName())
 
 
-def _in_segmentation_frame(segmentation_node, volume: Volume) -> Volume:
-    """`volume` (world RAS, as node_to_volume gives it) in the segmentation node's own frame, where its labelmaps
-    live: the inverse of a linear parent transform applied; a non-linear one is refused."""
+def _world_to_segmentation_frame(segmentation_node) -> np.ndarray:
+    """4x4 from world RAS to the segmentation node's own frame, where its labelmaps live: the inverse of a linear parent
+    transform (identity without one); a non-linear one is refused."""
     parent = segmentation_node.GetParentTransformNode()
     if parent is None:
-        return volume
+        return np.eye(4)
     if not parent.IsTransformToWorldLinear():
         raise BadInputError(f"Segmentation '{segmentation_node.GetName()}' is under a non-linear transform.",
                             "Harden the transform on the segmentation (Data module) and start again.")
     to_world = vtk.vtkMatrix4x4()
     parent.GetMatrixTransformToWorld(to_world)
-    return Volume(volume.array, np.linalg.inv(slicer.util.arrayFromVTKMatrix(to_world)) @ volume.ijk_to_ras, dict(volume.metadata))
+    return np.linalg.inv(slicer.util.arrayFromVTKMatrix(to_world))
+
+
+def _in_segmentation_frame(segmentation_node, volume: Volume) -> Volume:
+    """`volume` (world RAS, as node_to_volume gives it) in the segmentation node's own frame."""
+    return Volume(volume.array, _world_to_segmentation_frame(segmentation_node) @ volume.ijk_to_ras, dict(volume.metadata))
 
 
 def set_segment_mask(segmentation_node, segment_id: str, mask: Volume) -> None:
@@ -161,8 +166,8 @@ def restore_segment_labelmap(segmentation_node, segment_id: str, labelmap) -> No
     labelmap.GetImageToWorldMatrix(matrix)
     local = slicer.vtkOrientedImageData()
     local.DeepCopy(labelmap)
-    frame = _in_segmentation_frame(segmentation_node, Volume(np.zeros((1, 1, 1)), slicer.util.arrayFromVTKMatrix(matrix)))
-    local.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(frame.ijk_to_ras))
+    to_local = _world_to_segmentation_frame(segmentation_node) @ slicer.util.arrayFromVTKMatrix(matrix)
+    local.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(to_local))
     if not logic.SetBinaryLabelmapToSegment(local, segmentation_node, segment_id, logic.MODE_REPLACE):
         raise BadInputError(f"Could not restore segment '{segment_id}' of '{segmentation_node.GetName()}'.",
                             "Check that the segment exists and is not locked.")

@@ -16,7 +16,6 @@ TASK = "interactive-segmentation"
 
 
 class ClickNetRefiner:
-    needs_training = True
 
     def __init__(self, card: dict, device, warnings: list[str] | None = None):
         from ...models.networks import load_model
@@ -26,20 +25,24 @@ class ClickNetRefiner:
         self.warnings = warnings or []
 
     @classmethod
-    def from_catalog(cls, model: str, volume: Volume, force: bool = False) -> "ClickNetRefiner":
+    def loaded(cls, card: dict, check) -> "ClickNetRefiner":
+        """The card's network on the auto-selected device, with its domain check's findings as warnings."""
         from ...device import select_device
+
+        return cls(card, select_device("auto"), list(check.findings) if check.outcome != "fine" else [])
+
+    @classmethod
+    def from_catalog(cls, model: str, volume: Volume, force: bool = False) -> "ClickNetRefiner":
         from ...models import get_catalog
         from ...models.domain import require_domain
 
         card = get_catalog().get(model, task=TASK, needed_by="interactive segmentation")
-        check = require_domain(volume, card, force, alternative="Use the classical model (grow-from-clicks), which needs no training")
-        return cls(card, select_device("auto"), list(check.findings) if check.outcome != "fine" else [])
+        return cls.loaded(card, require_domain(volume, card, force, alternative="Use the classical model (grow-from-clicks), which needs no training"))
 
     @classmethod
     def default_or_classical(cls, volume: Volume):
         """The default click network (the user's choice, else a bundled card marked default) when the image is inside
         its domain; else grow-from-clicks, with a warning that says why."""
-        from ...device import select_device
         from ...models import get_catalog
         from ...models.domain import check_domain
         from .grow_from_clicks import GrowFromClicks
@@ -52,7 +55,7 @@ class ClickNetRefiner:
         check = check_domain(volume, card)
         if check.outcome == "refused":
             return GrowFromClicks(warnings=[f"{' '.join(check.findings)} Clicks use grow-from-clicks instead (no training, any modality)."])
-        return cls(card, select_device("auto"), list(check.findings) if check.outcome != "fine" else [])
+        return cls.loaded(card, check)
 
     def refine(self, image: np.ndarray, mask: np.ndarray, prompt, seeds_kji: np.ndarray, spacing_kji, clicks) -> np.ndarray:
         if isinstance(prompt, BoxPrompt):

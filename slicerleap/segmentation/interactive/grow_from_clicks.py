@@ -56,7 +56,6 @@ class GrowFromClicks:
     """Refiner: the crop's new mask from one prompt (image, mask and seeds all on the crop)."""
 
     name = NAME
-    needs_training = False
 
     def __init__(self, multiplier: float = MULTIPLIER, warnings: list[str] | None = None):
         self.multiplier = multiplier
